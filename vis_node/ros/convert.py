@@ -1,0 +1,193 @@
+"""NumPy <-> VSIS / sensor_msgs messages.
+
+Pure functions (no node, no graph), so they are tested on messages alone and the
+nodes stay thin. Masks travel either cropped to their box (mono8, 0 / 255) or as COCO
+compressed RLE of the full image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pycocotools import mask as mask_utils
+from sensor_msgs.msg import Image, RegionOfInterest
+from std_msgs.msg import Header
+from vis_msgs.msg import BoundingBox2D, ClassLabel, LabelMap, SalientInstance
+
+from vis_node.io.image_codec import RawImage, decode_labels, decode_rgb, encode
+
+MASK_ENCODINGS = {
+    "none": SalientInstance.MASK_NONE,
+    "cropped": SalientInstance.MASK_CROPPED,
+    "rle": SalientInstance.MASK_RLE,
+}
+"""Names of the per-instance mask encodings, as accepted by :func:`instance_to_msg`."""
+
+
+def raw_from_msg(msg: Image) -> RawImage:
+    """The pixel description of a ``sensor_msgs/Image`` (no copy of the checks)."""
+    return RawImage(
+        height=int(msg.height),
+        width=int(msg.width),
+        encoding=str(msg.encoding),
+        is_bigendian=bool(msg.is_bigendian),
+        step=int(msg.step),
+        data=bytes(msg.data),
+    )
+
+
+def image_to_msg(pixels: np.ndarray, encoding: str, header: Header) -> Image:
+    """Build a ``sensor_msgs/Image``.
+
+    Parameters
+    ----------
+    pixels:
+        ``uint8[H, W, 3]`` RGB for rgb8 / bgr8, ``[H, W]`` for mono8 / mono16.
+    encoding:
+        ``rgb8``, ``bgr8``, ``mono8`` (e.g. semantic class ids) or ``mono16``
+        (e.g. instance / track ids).
+    header:
+        Copied into the message (stamp and frame_id of the source image).
+    """
+    raw = encode(pixels, encoding)
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = raw.height, raw.width
+    msg.encoding = raw.encoding
+    msg.is_bigendian = int(raw.is_bigendian)
+    msg.step = raw.step
+    msg.data = raw.data
+    return msg
+
+
+def msg_to_rgb(msg: Image) -> np.ndarray:
+    """Decode a camera image message to ``uint8[H, W, 3]`` RGB.
+
+    Raises
+    ------
+    vis_node.io.image_codec.ImageEncodingError
+        Unsupported encoding or malformed buffer.
+    """
+    return decode_rgb(raw_from_msg(msg))
+
+
+def msg_to_labels(msg: Image) -> np.ndarray:
+    """Decode a mono8 / mono16 label image message to ``uint16[H, W]``."""
+    return decode_labels(raw_from_msg(msg))
+
+
+def box_from_mask(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Tight integer box ``(x1, y1, x2, y2)`` of a ``bool[H, W]`` mask, end-exclusive.
+
+    Returns ``(0, 0, 0, 0)`` for an empty mask.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return (0, 0, 0, 0)
+    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+
+
+def instance_to_msg(
+    *,
+    mask: np.ndarray | None,
+    box: Sequence[float],
+    track_id: int,
+    class_scores: Sequence[float],
+    class_names: Sequence[str],
+    saliency: float,
+    embedding: Sequence[float] = (),
+    mask_encoding: str = "cropped",
+) -> SalientInstance:
+    """Build one ``vis_msgs/SalientInstance``.
+
+    Parameters
+    ----------
+    mask:
+        ``bool[H, W]`` full-image mask, or ``None`` (then ``mask_encoding`` must be ``"none"``).
+    box:
+        ``(x1, y1, x2, y2)`` in pixels.
+    track_id:
+        Track identity, 0 = not yet tracked.
+    class_scores:
+        ``[C]`` probabilities over the label map (index = class id, 0 = background).
+        The instance's class is their argmax over ids >= 1.
+    class_names:
+        ``[C]`` names of the label map.
+    saliency:
+        Saliency score in [0, 1].
+    embedding:
+        ``[D]`` appearance embedding (may be empty).
+    mask_encoding:
+        ``"cropped"`` (mono8 crop of the mask's tight box), ``"rle"`` or ``"none"``.
+    """
+    if mask_encoding not in MASK_ENCODINGS:
+        raise ValueError(f"mask_encoding must be one of {sorted(MASK_ENCODINGS)}, got '{mask_encoding}'")
+    scores = np.asarray(class_scores, dtype=np.float32)
+    if scores.ndim != 1 or scores.size != len(class_names):
+        raise ValueError(
+            f"class_scores has shape {scores.shape} but the label map has {len(class_names)} classes"
+        )
+    msg = SalientInstance()
+    msg.track_id = int(track_id)
+    if scores.size > 1:
+        class_id = int(np.argmax(scores[1:]) + 1)
+        msg.class_id = class_id
+        msg.class_name = str(class_names[class_id])
+        msg.class_score = float(scores[class_id])
+    msg.class_scores = scores.tolist()
+    msg.saliency_score = float(saliency)
+    x1, y1, x2, y2 = (float(v) for v in box)
+    msg.bbox = BoundingBox2D(
+        center_x=(x1 + x2) / 2.0, center_y=(y1 + y2) / 2.0, size_x=x2 - x1, size_y=y2 - y1
+    )
+    msg.embedding = np.asarray(embedding, dtype=np.float32).tolist()
+    msg.mask_encoding = MASK_ENCODINGS[mask_encoding]
+    if mask_encoding == "none":
+        return msg
+    if mask is None:
+        raise ValueError(f"mask_encoding '{mask_encoding}' needs a mask")
+    mask = np.asarray(mask, dtype=bool)
+    if mask_encoding == "rle":
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        msg.mask_rle = rle["counts"].decode("ascii")
+        return msg
+    mx1, my1, mx2, my2 = box_from_mask(mask)
+    msg.mask_roi = RegionOfInterest(x_offset=mx1, y_offset=my1, width=mx2 - mx1, height=my2 - my1)
+    crop = mask[my1:my2, mx1:mx2].astype(np.uint8) * 255
+    if crop.size:
+        msg.mask = image_to_msg(crop, "mono8", Header())
+    return msg
+
+
+def msg_to_mask(msg: SalientInstance, height: int, width: int) -> np.ndarray | None:
+    """Decode an instance's mask to ``bool[height, width]``, or ``None`` if none was sent.
+
+    Parameters
+    ----------
+    msg:
+        The instance.
+    height, width:
+        Size of the source image (from ``SalientInstanceArray.image_height / image_width``).
+    """
+    if msg.mask_encoding == SalientInstance.MASK_NONE:
+        return None
+    if msg.mask_encoding == SalientInstance.MASK_RLE:
+        rle = {"size": [height, width], "counts": msg.mask_rle.encode("ascii")}
+        return mask_utils.decode(rle).astype(bool)
+    full = np.zeros((height, width), dtype=bool)
+    roi = msg.mask_roi
+    if roi.width and roi.height:
+        crop = msg_to_labels(msg.mask) > 0
+        full[roi.y_offset : roi.y_offset + roi.height, roi.x_offset : roi.x_offset + roi.width] = crop
+    return full
+
+
+def label_map_to_msg(class_names: Sequence[str], header: Header, model_name: str) -> LabelMap:
+    """Build a ``vis_msgs/LabelMap``; ``class_names[i]`` is the name of class id ``i``."""
+    msg = LabelMap()
+    msg.header = header
+    msg.model_name = model_name
+    msg.classes = [ClassLabel(class_id=i, class_name=str(n)) for i, n in enumerate(class_names)]
+    return msg
