@@ -10,7 +10,7 @@
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential cmake git make \
+ && apt-get install -y --no-install-recommends build-essential cmake git make libgl1 libglib2.0-0 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/vsis

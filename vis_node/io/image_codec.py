@@ -84,24 +84,44 @@ def _as_array(raw: RawImage) -> np.ndarray:
     return pixels.reshape(raw.height, raw.width, channels)
 
 
-def decode_rgb(raw: RawImage) -> np.ndarray:
-    """Decode a camera image to ``uint8[H, W, 3]`` RGB.
+def decode(raw: RawImage) -> np.ndarray:
+    """Decode a buffer to pixels in its natural form.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8[H, W, 3]`` RGB for colour encodings (alpha dropped), ``uint8[H, W]`` for
+        mono8 and ``uint16[H, W]`` for mono16.
 
     Raises
     ------
     ImageEncodingError
-        Unknown or non-colour encoding, zero size, or a step / data length mismatch.
+        Unknown encoding, zero size, or a step / data length mismatch.
+    """
+    pixels = _as_array(raw)
+    order = _ENCODINGS[raw.encoding][2]
+    if order is None:
+        return pixels
+    return np.ascontiguousarray(pixels[:, :, list(order)])
+
+
+def decode_rgb(raw: RawImage) -> np.ndarray:
+    """Decode a camera image to ``uint8[H, W, 3]`` RGB (mono8 is repeated to grey RGB).
+
+    Raises
+    ------
+    ImageEncodingError
+        Unknown or non-camera encoding, zero size, or a step / data length mismatch.
     """
     if raw.encoding not in COLOR_ENCODINGS:
         raise ImageEncodingError(
             f"unsupported encoding '{raw.encoding}' for a camera image; "
             f"use one of {', '.join(COLOR_ENCODINGS)}"
         )
-    pixels = _as_array(raw)
-    order = _ENCODINGS[raw.encoding][2]
-    if order is None:
+    pixels = decode(raw)
+    if pixels.ndim == 2:
         return np.repeat(pixels[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(pixels[:, :, list(order)])
+    return pixels
 
 
 def decode_labels(raw: RawImage) -> np.ndarray:
@@ -123,16 +143,20 @@ def encode(pixels: np.ndarray, encoding: str) -> RawImage:
     Parameters
     ----------
     pixels:
-        ``uint8[H, W, 3]`` for rgb8 / bgr8 (given as RGB, swapped for bgr8), ``uint8[H, W]``
-        for mono8, ``uint16[H, W]`` (or any int array within range) for mono16.
+        ``uint8[H, W, 3]`` RGB for rgb8 / bgr8 / rgba8 / bgra8 (channels reordered, alpha
+        set to 255), ``uint8[H, W]`` for mono8, ``uint16[H, W]`` (or any int array within
+        range) for mono16.
     encoding:
-        Target encoding: ``rgb8``, ``bgr8``, ``mono8`` or ``mono16``.
+        Target encoding: ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``mono8`` or ``mono16``.
     """
     pixels = np.asarray(pixels)
-    if encoding in ("rgb8", "bgr8"):
+    if encoding in ("rgb8", "bgr8", "rgba8", "bgra8"):
         if pixels.ndim != 3 or pixels.shape[2] != 3:
-            raise ValueError(f"{encoding} needs [H, W, 3] pixels, got shape {pixels.shape}")
-        data = pixels[:, :, ::-1] if encoding == "bgr8" else pixels
+            raise ValueError(f"{encoding} needs RGB [H, W, 3] pixels, got shape {pixels.shape}")
+        data = pixels[:, :, ::-1] if encoding.startswith("bgr") else pixels
+        if encoding.endswith("a8"):
+            alpha = np.full(pixels.shape[:2] + (1,), 255, dtype=np.uint8)
+            data = np.concatenate([data, alpha], axis=2)
         data = np.ascontiguousarray(data, dtype=np.uint8)
     elif encoding in ("mono8", "mono16"):
         if pixels.ndim != 2:
@@ -143,7 +167,9 @@ def encode(pixels: np.ndarray, encoding: str) -> RawImage:
             raise ValueError(f"{encoding} values must lie in 0..{limit}")
         data = np.ascontiguousarray(pixels.astype(dtype))
     else:
-        raise ValueError(f"cannot encode to '{encoding}'; use rgb8, bgr8, mono8 or mono16")
+        raise ValueError(
+            f"cannot encode to '{encoding}'; use rgb8, bgr8, rgba8, bgra8, mono8 or mono16"
+        )
     height, width = data.shape[:2]
     return RawImage(
         height=height,

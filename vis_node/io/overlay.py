@@ -1,0 +1,185 @@
+"""Draw instance masks, ids and labels onto frames; save overlays as PNG or mp4.
+
+Each instance id has a fixed colour (golden-ratio hue steps), so a track keeps its
+colour across frames and runs.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+
+_GOLDEN = 0.618033988749895
+
+
+@dataclass(frozen=True)
+class InstanceLabel:
+    """Text shown next to an instance.
+
+    Attributes
+    ----------
+    class_name:
+        Semantic class name.
+    score:
+        Confidence in [0, 1], or ``None`` to omit it.
+    """
+
+    class_name: str
+    score: float | None = None
+
+
+def instance_color(instance_id: int) -> tuple[int, int, int]:
+    """Stable RGB colour of an instance id.
+
+    Parameters
+    ----------
+    instance_id:
+        Positive instance / track id.
+
+    Returns
+    -------
+    tuple[int, int, int]
+        ``(r, g, b)`` in 0..255; the same id always gives the same colour.
+    """
+    hue = (instance_id * _GOLDEN) % 1.0
+    red, green, blue = colorsys.hsv_to_rgb(hue, 0.75, 0.95)
+    return round(red * 255), round(green * 255), round(blue * 255)
+
+
+def _tag_text(instance_id: int, label: InstanceLabel | None) -> str:
+    """``"id class score"`` (parts omitted when unknown)."""
+    parts = [str(instance_id)]
+    if label is not None:
+        parts.append(label.class_name)
+        if label.score is not None:
+            parts.append(f"{label.score:.2f}")
+    return " ".join(parts)
+
+
+def draw_overlay(
+    image: np.ndarray,
+    ids: np.ndarray,
+    labels: Mapping[int, InstanceLabel] | None = None,
+    *,
+    alpha: float = 0.5,
+) -> np.ndarray:
+    """Draw translucent instance masks, their contours and text tags.
+
+    Parameters
+    ----------
+    image:
+        ``uint8[H, W, 3]`` RGB frame (not modified).
+    ids:
+        ``int[H, W]`` instance ids, 0 = background.
+    labels:
+        Optional instance id -> :class:`InstanceLabel`; the tag reads
+        ``"id class score"`` above the instance's box.
+    alpha:
+        Mask opacity in [0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint8[H, W, 3]`` RGB overlay.
+    """
+    if image.shape[:2] != ids.shape:
+        raise ValueError(f"image {image.shape[:2]} and ids {ids.shape} differ in size")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    labels = labels or {}
+    out = image.astype(np.float32)
+    present = [int(i) for i in np.unique(ids) if i != 0]
+    for instance_id in present:
+        mask = ids == instance_id
+        out[mask] = (1.0 - alpha) * out[mask] + alpha * np.array(instance_color(instance_id))
+    canvas = np.ascontiguousarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
+    for instance_id in present:
+        mask = (ids == instance_id).astype(np.uint8)
+        color = instance_color(instance_id)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(canvas, contours, -1, color, 2)
+        x, y, _, _ = cv2.boundingRect(mask)
+        text = _tag_text(instance_id, labels.get(instance_id))
+        (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+        top = max(y - height - baseline - 2, 0)
+        cv2.rectangle(canvas, (x, top), (x + width + 4, top + height + baseline + 2), color, -1)
+        cv2.putText(
+            canvas,
+            text,
+            (x + 2, top + height + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
+    return canvas
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Save an ``uint8[H, W, 3]`` RGB image (PNG, JPEG, ... by suffix); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{path}: OpenCV could not write this image; check the suffix and folder")
+    return path
+
+
+class OverlayVideoWriter:
+    """Write RGB frames to an mp4 file (OpenCV ``mp4v`` codec).
+
+    Use as a context manager; the frame size is fixed by the first frame.
+
+    Parameters
+    ----------
+    path:
+        Output ``.mp4`` file; parent folders are created.
+    fps:
+        Frame rate in frames per second.
+    """
+
+    def __init__(self, path: str | Path, *, fps: float = 30.0) -> None:
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.path = Path(path)
+        self.fps = fps
+        self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
+
+    def __enter__(self) -> OverlayVideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def write(self, image: np.ndarray) -> None:
+        """Append one ``uint8[H, W, 3]`` RGB frame (same size as the first)."""
+        height, width = image.shape[:2]
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
+            if not self._writer.isOpened():
+                self._writer = None
+                raise OSError(f"{self.path}: OpenCV cannot write mp4v video here")
+            self._size = (width, height)
+        elif (width, height) != self._size:
+            raise ValueError(f"frame size {(width, height)} differs from the first {self._size}")
+        self._writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        """Finish the file."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
