@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 from vis_msgs.msg import BoundingBox2D, ClassLabel, LabelMap, SalientInstance
 
 from vis_node.io.image_codec import RawImage, decode_labels, decode_rgb, encode
+from vis_node.io.ytvis_json import decode_rle, encode_rle
 
 MASK_ENCODINGS = {
     "none": SalientInstance.MASK_NONE,
@@ -150,8 +150,7 @@ def instance_to_msg(
         raise ValueError(f"mask_encoding '{mask_encoding}' needs a mask")
     mask = np.asarray(mask, dtype=bool)
     if mask_encoding == "rle":
-        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-        msg.mask_rle = rle["counts"].decode("ascii")
+        msg.mask_rle = str(encode_rle(mask)["counts"])
         return msg
     mx1, my1, mx2, my2 = box_from_mask(mask)
     msg.mask_roi = RegionOfInterest(x_offset=mx1, y_offset=my1, width=mx2 - mx1, height=my2 - my1)
@@ -174,8 +173,7 @@ def msg_to_mask(msg: SalientInstance, height: int, width: int) -> np.ndarray | N
     if msg.mask_encoding == SalientInstance.MASK_NONE:
         return None
     if msg.mask_encoding == SalientInstance.MASK_RLE:
-        rle = {"size": [height, width], "counts": msg.mask_rle.encode("ascii")}
-        return mask_utils.decode(rle).astype(bool)
+        return decode_rle({"size": [height, width], "counts": msg.mask_rle})
     full = np.zeros((height, width), dtype=bool)
     roi = msg.mask_roi
     if roi.width and roi.height:

@@ -1,0 +1,55 @@
+"""``vsis eval``: score predicted label folders against ground truth."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``eval`` sub-command to the ``vsis`` parser."""
+    from vis_node.evaluation import PROTOCOLS
+
+    parser = subparsers.add_parser(
+        "eval",
+        help="score predictions (DAVIS J/F, SESIV, YouTube-VIS AP, HOTA/IDF1)",
+        description=(
+            "Score <PRED>/<seq>/<frame>.png instance-id maps against <GT>/<seq>/<frame>.png. "
+            "GT frames missing from PRED count as empty predictions. For ytvis, PRED and GT "
+            "may also be a YouTube-VIS results JSON and annotation JSON."
+        ),
+    )
+    parser.add_argument("--pred", type=Path, required=True, help="prediction folder (or JSON)")
+    parser.add_argument("--gt", type=Path, required=True, help="ground-truth folder (or JSON)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, required=True, help="metric protocol")
+    parser.add_argument("--out", type=Path, required=True, help="report JSON to write")
+    parser.add_argument(
+        "--pred-semantics", type=Path, help="predicted class-id PNG folder (sesiv, ytvis)"
+    )
+    parser.add_argument(
+        "--gt-semantics", type=Path, help="ground-truth class-id PNG folder (sesiv, ytvis)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, write ``args.out`` and print the table; returns the exit code."""
+    from vis_node.evaluation import evaluate
+    from vis_node.evaluation.report import print_report, write_report
+
+    try:
+        report = evaluate(
+            args.protocol,
+            args.pred,
+            args.gt,
+            pred_semantics=args.pred_semantics,
+            gt_semantics=args.gt_semantics,
+        )
+    except ValueError as exc:
+        print(f"vsis eval: error: {exc}", file=sys.stderr)
+        return 2
+    write_report(report, args.out)
+    print_report(report)
+    print(f"report written to {args.out}")
+    return 0
