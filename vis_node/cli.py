@@ -19,6 +19,7 @@ from vis_node.io.errors import InputDataError
 COMMAND_MODULES: tuple[str, ...] = (
     "vis_node.synth.cli",
     "vis_node.evaluation.cli",
+    "vis_node.tracking.cli",
 )
 
 

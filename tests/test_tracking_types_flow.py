@@ -1,0 +1,98 @@
+"""Instances record, optical flow, mask warping and the colour embedding."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vis_node.tracking.embedding import ColourHistogramEmbedder
+from vis_node.tracking.flow import DISFlow, FarnebackFlow, warp_masks
+from vis_node.tracking.types import Instances, boxes_from_masks
+
+
+def _texture(height: int, width: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(noise, (0, 0), 2.0)
+
+
+def test_boxes_from_masks_exclusive_end() -> None:
+    masks = np.zeros((2, 8, 10), bool)
+    masks[0, 2:5, 3:7] = True
+    np.testing.assert_array_equal(boxes_from_masks(masks), [[3, 2, 7, 5], [0, 0, 0, 0]])
+
+
+def test_instances_defaults_and_validation() -> None:
+    masks = np.zeros((2, 4, 4), bool)
+    inst = Instances.from_masks(masks, class_probs=np.array([[0.2, 0.8], [0.6, 0.4]]))
+    np.testing.assert_array_equal(inst.track_ids, [0, 0])
+    np.testing.assert_allclose(inst.scores, [0.8, 0.6])
+    np.testing.assert_array_equal(inst.labels, [1, 0])
+    assert len(inst.select(np.array([1]))) == 1
+    with pytest.raises(ValueError, match="saliency"):
+        Instances(masks, np.zeros((2, 4)), np.ones((2, 1)), np.ones(3))
+    with pytest.raises(ValueError, match="class_probs"):
+        Instances(masks, np.zeros((2, 4)), np.ones((3, 1)), np.ones(2))
+
+
+def test_id_map_paints_higher_score_on_top() -> None:
+    masks = np.zeros((2, 3, 3), bool)
+    masks[0, :, :2] = True
+    masks[1, :, 1:] = True
+    inst = Instances.from_masks(masks, scores=np.array([0.9, 0.5])).with_track_ids(np.array([4, 7]))
+    np.testing.assert_array_equal(inst.id_map(), [[4, 4, 7]] * 3)
+
+
+def test_warp_masks_translation_and_border() -> None:
+    masks = np.zeros((9, 6, 8), bool)  # 9 masks: more than one 8-bit plane
+    masks[:, 1:3, 0:2] = True
+    masks[8, 1:3, 0:2] = False
+    masks[8, 4, 7] = True
+    flow = np.zeros((6, 8, 2), np.float32)
+    flow[..., 0] = -2.0  # out[y, x] = mask[y, x - 2]: content moves 2 px right
+    warped = warp_masks(masks, flow)
+    expected = np.zeros((6, 8), bool)
+    expected[1:3, 2:4] = True
+    for k in range(8):
+        np.testing.assert_array_equal(warped[k], expected)
+    assert not warped[8].any()  # its pixel moved out of the image
+
+
+@pytest.mark.parametrize("estimator", [DISFlow(), FarnebackFlow(), DISFlow(max_side=32)])
+def test_flow_recovers_a_shift(estimator: object) -> None:
+    big = _texture(120, 160)
+    previous = big[10:106, 10:138]
+    current = big[10:106, 13:141]  # scene moves 3 px left: current[x] = previous[x + 3]
+    flow = estimator(current, previous)
+    assert flow.shape == (96, 128, 2)
+    centre = flow[24:72, 32:96]
+    assert np.median(centre[..., 0]) == pytest.approx(3.0, abs=0.5)
+    assert np.median(centre[..., 1]) == pytest.approx(0.0, abs=0.5)
+
+
+def test_flow_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="preset"):
+        DISFlow(preset="slowest")
+    with pytest.raises(ValueError, match="max_side"):
+        FarnebackFlow(max_side=4)
+    with pytest.raises(ValueError, match="differ"):
+        DISFlow()(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8))
+
+
+def test_colour_embedding_separates_colours() -> None:
+    image = np.zeros((20, 30, 3), np.uint8)
+    image[:, :10] = (255, 0, 0)
+    image[:, 10:20] = (250, 10, 5)
+    image[:, 20:] = (0, 0, 255)
+    masks = np.zeros((4, 20, 30), bool)
+    masks[0, :, :10] = True
+    masks[1, :, 10:20] = True
+    masks[2, :, 20:] = True
+    embedder = ColourHistogramEmbedder()
+    vectors = embedder(image, masks)
+    assert vectors.shape == (4, embedder.dim)
+    np.testing.assert_allclose(np.linalg.norm(vectors[:3], axis=1), 1.0, rtol=1e-6)
+    assert float(vectors[0] @ vectors[1]) == pytest.approx(1.0)
+    assert float(vectors[0] @ vectors[2]) == pytest.approx(0.0)
+    assert not vectors[3].any()  # empty mask

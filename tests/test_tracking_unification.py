@@ -1,0 +1,81 @@
+"""Semantic unification: online hysteresis and the offline SISO / vote rules."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from vis_node.tracking.unification import OnlineUnifier, unify_offline
+
+
+def test_hysteresis_switch_timing_hand_computed() -> None:
+    # 4 frames of class 1 (0.8), then class 2 (0.9). After n frames of class 2 the mean
+    # lead of class 2 is (0.8 n - 2.4) / (4 + n): 0.1 at n = 4, 0.178 at n = 5, so it
+    # leads by the margin 0.15 from n = 5; with patience 3 the label switches at n = 7.
+    unifier = OnlineUnifier(margin=0.15, patience=3)
+    published = []
+    for t in range(12):
+        probs = [0.0, 0.8, 0.2] if t < 4 else [0.0, 0.1, 0.9]
+        labels, confidence = unifier.update(np.array([5]), np.array([probs]))
+        published.append(int(labels[0]))
+    assert published == [1] * 10 + [2] * 2
+    assert confidence[0] == pytest.approx((0.8 + 0.9 * 8) / 12)
+
+
+def test_noisy_labels_end_with_one_label() -> None:
+    rng = np.random.default_rng(7)
+    unifier = OnlineUnifier()
+    per_frame, published = [], []
+    for _ in range(100):
+        probs = rng.dirichlet(np.ones(5) * 0.5)
+        if rng.random() < 0.6:
+            probs = 0.5 * probs + 0.5 * np.eye(5)[3]
+        per_frame.append(int(np.argmax(probs)))
+        labels, _ = unifier.update(np.array([1]), probs[None])
+        published.append(int(labels[0]))
+    raw_changes = sum(a != b for a, b in itertools.pairwise(per_frame))
+    assert len(set(per_frame)) == 5 and raw_changes == 53  # the raw labels really are noisy
+    assert published == [3] * 100
+    frames = [(np.array([1]), np.array([p])) for p in np.eye(5)[per_frame]]
+    assert unify_offline(frames, "vote")[1][0] == 3
+
+
+def test_untracked_instances_use_their_own_argmax() -> None:
+    unifier = OnlineUnifier()
+    labels, confidence = unifier.update(np.array([0, 0]), np.array([[0.3, 0.7], [0.6, 0.4]]))
+    assert labels.tolist() == [1, 0]
+    np.testing.assert_allclose(confidence, [0.7, 0.6])
+    assert len(unifier) == 0
+
+
+def test_online_memory_is_bounded() -> None:
+    unifier = OnlineUnifier(max_tracks=3)
+    for track_id in range(1, 11):
+        unifier.update(np.array([track_id]), np.array([[0.2, 0.8]]))
+    assert len(unifier) == 3
+
+
+def test_offline_sum_versus_vote() -> None:
+    frames = [
+        (np.array([4, 9]), np.array([[0.0, 0.45, 0.55], [0.0, 0.0, 1.0]])),
+        (np.array([4, 0]), np.array([[0.0, 0.45, 0.55], [1.0, 0.0, 0.0]])),
+        (np.array([4]), np.array([[0.0, 0.95, 0.05]])),
+    ]
+    by_sum = unify_offline(frames, "sum")
+    by_vote = unify_offline(frames, "vote")
+    assert by_sum[4] == (1, pytest.approx(1.85 / 3))
+    assert by_vote[4] == (2, pytest.approx(1.15 / 3))
+    assert set(by_sum) == {4, 9}  # id 0 is ignored
+    with pytest.raises(ValueError, match="rule"):
+        unify_offline(frames, "median")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"margin": 1.5}, "margin"), ({"patience": 0}, "patience"), ({"max_tracks": 0}, "max_tracks")],
+)
+def test_unifier_validates(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        OnlineUnifier(**kwargs)

@@ -1,0 +1,113 @@
+"""Inference post-processing: proposals from anchor scores, masks pasted into the image."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.models.detection._utils import BoxCoder
+from torchvision.ops import clip_boxes_to_image, nms, remove_small_boxes
+
+
+def select_proposals(
+    logits: torch.Tensor,
+    deltas: torch.Tensor,
+    anchors: torch.Tensor,
+    image_size: tuple[int, int],
+    box_coder: BoxCoder,
+    *,
+    pre_nms_top_k: int,
+    nms_iou_threshold: float,
+    num_proposals: int,
+    score_threshold: float,
+    min_box_size: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode, filter and suppress the anchors of one image.
+
+    Parameters
+    ----------
+    logits:
+        ``float[A]`` objectness logits.
+    deltas:
+        ``float[A, 4]`` encoded box deltas.
+    anchors:
+        ``float[A, 4]`` x1y1x2y2 anchors in input pixels.
+    image_size:
+        ``(H, W)`` of the input; boxes are clipped to it.
+    box_coder:
+        Decoder of the deltas.
+    pre_nms_top_k:
+        Highest-scoring anchors decoded.
+    nms_iou_threshold:
+        Class-agnostic NMS IoU threshold.
+    num_proposals:
+        Boxes kept after NMS (highest scores first).
+    score_threshold:
+        Boxes whose objectness probability is below this are dropped.
+    min_box_size:
+        Boxes narrower or shorter than this (pixels) are dropped.
+
+    Returns
+    -------
+    boxes:
+        ``float[N, 4]`` x1y1x2y2 in input pixels, ``N <= num_proposals``, by decreasing
+        score.
+    scores:
+        ``float[N]`` objectness probabilities.
+    """
+    scores = logits.sigmoid()
+    top = scores.topk(min(pre_nms_top_k, scores.numel())).indices
+    scores = scores[top]
+    boxes = box_coder.decode_single(deltas[top], anchors[top])
+    boxes = clip_boxes_to_image(boxes, image_size)
+    keep = remove_small_boxes(boxes, min_box_size)
+    keep = keep[scores[keep] >= score_threshold]
+    boxes, scores = boxes[keep], scores[keep]
+    keep = nms(boxes, scores, nms_iou_threshold)
+    keep = keep[:num_proposals]
+    return boxes[keep], scores[keep]
+
+
+def paste_masks_in_image(
+    probs: torch.Tensor,
+    windows: torch.Tensor,
+    boxes: torch.Tensor,
+    image_size: tuple[int, int],
+) -> torch.Tensor:
+    """Resample crop-grid mask probabilities to the input image, inside each box.
+
+    Parameters
+    ----------
+    probs:
+        ``float[N, S, S]`` probabilities on the crop grids.
+    windows:
+        ``float[N, 4]`` x1y1x2y2 in input pixels covered by each crop grid.
+    boxes:
+        ``float[N, 4]`` x1y1x2y2 in input pixels; the result is 0 at pixels whose centre
+        lies outside the box.
+    image_size:
+        ``(H, W)`` of the result.
+
+    Returns
+    -------
+    torch.Tensor
+        ``float[N, H, W]``: bilinear interpolation of ``probs`` at every pixel centre
+        (edge values continue past the window's outer half-cell), 0 outside the box.
+    """
+    height, width = image_size
+    count = probs.shape[0]
+    if count == 0:
+        return probs.new_zeros((0, height, width))
+    xs = torch.arange(width, dtype=probs.dtype, device=probs.device) + 0.5
+    ys = torch.arange(height, dtype=probs.dtype, device=probs.device) + 0.5
+    gx = 2.0 * (xs[None, :] - windows[:, 0:1]) / (windows[:, 2:3] - windows[:, 0:1]) - 1.0
+    gy = 2.0 * (ys[None, :] - windows[:, 1:2]) / (windows[:, 3:4] - windows[:, 1:2]) - 1.0
+    grid = torch.stack(
+        [gx[:, None, :].expand(count, height, width), gy[:, :, None].expand(count, height, width)],
+        dim=-1,
+    )
+    pasted = F.grid_sample(
+        probs[:, None], grid, mode="bilinear", padding_mode="border", align_corners=False
+    )[:, 0]
+    in_x = (xs[None, :] >= boxes[:, 0:1]) & (xs[None, :] <= boxes[:, 2:3])
+    in_y = (ys[None, :] >= boxes[:, 1:2]) & (ys[None, :] <= boxes[:, 3:4])
+    return pasted * (in_y[:, :, None] & in_x[:, None, :])

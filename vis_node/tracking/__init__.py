@@ -1,0 +1,50 @@
+"""Instance tracking and semantic unification (no ROS).
+
+* :class:`OnlineTracker` gives per-frame instances stable track ids (SISO identity
+  propagation by optical flow + MaskTrack R-CNN style re-identification memory).
+* :class:`OnlineUnifier` / :func:`unify_offline` give each track one class label.
+* :func:`sequential_fusion` / :func:`fuse_instances` keep the salient instances (SISO
+  Algorithm 1); :func:`motion_saliency` makes a saliency map from optical flow.
+* :func:`recurrent_propagation` (SISO 4.3) and :func:`sequence_nms` (Propose-Reduce)
+  refine whole videos offline.
+
+Names are imported lazily so that ``vsis --help`` does not load OpenCV.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CueFusionScore": "association",
+    "IoUTrackerPlusScore": "association",
+    "MatchCues": "association",
+    "ColourHistogramEmbedder": "embedding",
+    "DISFlow": "flow",
+    "FarnebackFlow": "flow",
+    "warp_masks": "flow",
+    "FusionResult": "fusion",
+    "binarise_saliency": "fusion",
+    "confidence_score": "fusion",
+    "fuse_instances": "fusion",
+    "motion_saliency": "fusion",
+    "sequential_fusion": "fusion",
+    "OnlineTracker": "tracker",
+    "Track": "tracker",
+    "TrackState": "tracker",
+    "Instances": "types",
+    "boxes_from_masks": "types",
+    "recurrent_propagation": "offline",
+    "sequence_nms": "offline",
+    "OnlineUnifier": "unification",
+    "unify_offline": "unification",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

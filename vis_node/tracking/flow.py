@@ -1,0 +1,213 @@
+"""Dense optical flow on downscaled grey frames, and mask warping by remapping.
+
+Convention: ``flow = estimator(source, target)`` is ``float32[H, W, 2]`` (``dx, dy`` in
+full-resolution pixels) such that ``source[y, x]`` matches
+``target[y + dy, x + dx]``. To carry masks of the previous frame into the current one,
+call ``estimator(current, previous)`` and :func:`warp_masks` (backward warping).
+"""
+
+from __future__ import annotations
+
+import functools
+from abc import ABC, abstractmethod
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+_DIS_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+
+class FlowEstimator(Protocol):
+    """Anything that maps two RGB frames to a dense flow field."""
+
+    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Flow from ``source`` to ``target``.
+
+        Parameters
+        ----------
+        source, target:
+            ``uint8[H, W, 3]`` RGB frames of equal size.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``float32[H, W, 2]`` displacement in pixels.
+        """
+        ...
+
+
+class _DownscaledFlow(ABC):
+    """Shared downscale -> grey -> flow -> upscale logic."""
+
+    def __init__(self, max_side: int) -> None:
+        if int(max_side) != max_side or max_side < 16:
+            raise ValueError(f"max_side must be an integer >= 16, got {max_side}")
+        self.max_side = int(max_side)
+
+    def _grey(self, image: np.ndarray) -> np.ndarray:
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(
+                f"frames must be uint8[H, W, 3] RGB, got {image.dtype}{list(image.shape)}"
+            )
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        height, width = grey.shape
+        scale = self.max_side / max(height, width)
+        if scale >= 1.0:
+            return grey
+        size = (max(8, round(width * scale)), max(8, round(height * scale)))
+        return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+    @abstractmethod
+    def _compute(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Flow ``float32[h, w, 2]`` between two grey ``uint8[h, w]`` frames."""
+
+    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Flow from ``source`` to ``target`` (see :class:`FlowEstimator`)."""
+        if np.shape(source) != np.shape(target):
+            raise ValueError(f"frames differ in size: {np.shape(source)} vs {np.shape(target)}")
+        small = self._compute(self._grey(source), self._grey(target))
+        height, width = np.shape(source)[:2]
+        if small.shape[:2] == (height, width):
+            return small
+        flow = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+        flow[..., 0] *= width / small.shape[1]
+        flow[..., 1] *= height / small.shape[0]
+        return flow
+
+
+class DISFlow(_DownscaledFlow):
+    """OpenCV DIS optical flow (Kroeger et al. 2016) on downscaled grey frames.
+
+    Parameters
+    ----------
+    max_side:
+        Frames whose longer side exceeds this many pixels are downscaled to it.
+    preset:
+        ``"ultrafast"`` (default), ``"fast"`` or ``"medium"``.
+    finest_scale:
+        Finest pyramid level DIS refines to (0 = full resolution of the downscaled
+        frame); ``None`` keeps the preset's (2 for ultrafast). On synthetic 320 x 240
+        videos the default 1 halves the warped masks with IoU below 0.7 (26 instead of
+        55 of 343) for about 1.7 ms more per frame.
+
+    Examples
+    --------
+    >>> flow = DISFlow()(frame_t, frame_t_minus_1)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, max_side: int = 320, preset: str = "ultrafast", finest_scale: int | None = 1
+    ) -> None:
+        super().__init__(max_side)
+        if preset not in _DIS_PRESETS:
+            raise ValueError(f"preset must be one of {sorted(_DIS_PRESETS)}, got {preset!r}")
+        if finest_scale is not None and (int(finest_scale) != finest_scale or finest_scale < 0):
+            raise ValueError(f"finest_scale must be an integer >= 0 or None, got {finest_scale}")
+        self.preset = preset
+        self._dis = cv2.DISOpticalFlow.create(_DIS_PRESETS[preset])
+        if finest_scale is not None:
+            self._dis.setFinestScale(int(finest_scale))
+
+    def _compute(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return self._dis.calc(source, target, None)
+
+
+class FarnebackFlow(_DownscaledFlow):
+    """OpenCV Farneback optical flow on downscaled grey frames.
+
+    Parameters
+    ----------
+    max_side:
+        Frames whose longer side exceeds this many pixels are downscaled to it.
+    levels, window:
+        Pyramid levels and averaging window size (pixels at the reduced scale).
+    """
+
+    def __init__(self, max_side: int = 320, levels: int = 3, window: int = 15) -> None:
+        super().__init__(max_side)
+        if levels < 1:
+            raise ValueError(f"levels must be >= 1, got {levels}")
+        if window < 3:
+            raise ValueError(f"window must be >= 3, got {window}")
+        self.levels = int(levels)
+        self.window = int(window)
+
+    def _compute(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return cv2.calcOpticalFlowFarneback(
+            source, target, None, 0.5, self.levels, self.window, 3, 5, 1.2, 0
+        )
+
+
+FLOW_ESTIMATORS = {"dis": DISFlow, "farneback": FarnebackFlow}
+"""Flow estimators by name (for command-line and config use)."""
+
+
+def warp_masks(masks: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Backward-warp masks with a dense flow field (nearest-neighbour remapping).
+
+    Parameters
+    ----------
+    masks:
+        ``bool[N, H, W]`` masks in the *target* frame of ``flow``.
+    flow:
+        ``float32[H, W, 2]`` from :func:`FlowEstimator` called as ``(current, previous)``
+        when ``masks`` belong to the previous frame.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``bool[N, H, W]``: ``out[k, y, x] = masks[k, y + dy, x + dx]``; samples outside
+        the image are ``False``.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    flow = np.asarray(flow, dtype=np.float32)
+    if masks.ndim != 3 or flow.shape != (*masks.shape[1:], 2):
+        raise ValueError(
+            f"need masks bool[N, H, W] and flow float32[H, W, 2]; got {masks.shape} "
+            f"and {flow.shape}"
+        )
+    n, height, width = masks.shape
+    out = np.zeros_like(masks)
+    if n == 0:
+        return out
+    grid_x, grid_y = _pixel_grid(height, width)
+    map_x = grid_x + flow[..., 0]
+    map_y = grid_y + flow[..., 1]
+    bits = np.arange(8, dtype=np.uint8)
+    for start in range(0, n, 8):
+        chunk = masks[start : start + 8]
+        packed = np.zeros((height, width), dtype=np.uint8)
+        for bit, mask in enumerate(chunk):
+            packed |= mask.view(np.uint8) << np.uint8(bit)
+        warped = np.asarray(
+            cv2.remap(
+                packed,
+                map_x,
+                map_y,
+                cv2.INTER_NEAREST,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            ),
+            dtype=np.uint8,
+        )
+        out[start : start + len(chunk)] = (
+            (warped[None] >> bits[: len(chunk), None, None]) & 1
+        ).astype(bool)
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only ``float32[H, W]`` pixel x and y coordinates (cached per size)."""
+    grid_x, grid_y = np.meshgrid(
+        np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+    )
+    grid_x.flags.writeable = False
+    grid_y.flags.writeable = False
+    return grid_x, grid_y

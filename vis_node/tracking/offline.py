@@ -1,0 +1,231 @@
+"""Offline (whole-video) refinements.
+
+* :func:`recurrent_propagation`: SISO 4.3, recurrent instance propagation. Instances of
+  frames with a higher frame confidence (Algorithm 1) are flow-warped into their
+  neighbours; a neighbour adopts them when that raises its frame confidence. Sweeps
+  repeat until the mean frame confidence stops rising.
+* :func:`sequence_nms`: Propose-Reduce (paper 004, section 3.2) sequence reduction, i.e.
+  non-maximum suppression over whole instance sequences with the sequence score of
+  Eq. 2 and the sequence mask IoU of Eq. 3.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vis_node.tracking.flow import FlowEstimator, warp_masks
+from vis_node.tracking.fusion import sequential_fusion
+from vis_node.tracking.types import Instances, boxes_from_masks
+
+
+@dataclass(frozen=True)
+class PropagationResult:
+    """Output of :func:`recurrent_propagation`.
+
+    Attributes
+    ----------
+    instances:
+        Per frame, the instance set after propagation (own and adopted instances, full
+        regions ``R_i``).
+    confident:
+        Per frame, the confident instances of Algorithm 1 on that set, masks cut to the
+        salient region and ``saliency`` = their IoU score.
+    frame_confidence:
+        ``float64[T]`` final frame confidences.
+    mean_confidence:
+        Mean frame confidence before the first sweep and after each sweep.
+    """
+
+    instances: list[Instances]
+    confident: list[Instances]
+    frame_confidence: np.ndarray
+    mean_confidence: list[float]
+
+
+def _fuse(
+    instances: Instances, salient: np.ndarray, theta: float, beta2: float
+) -> tuple[Instances, float, np.ndarray]:
+    """Algorithm 1: confident instances, frame confidence and their indices."""
+    result = sequential_fusion(
+        salient, instances.masks, instances.labels, instances.scores, theta, beta2
+    )
+    confident = dataclasses.replace(
+        instances.select(result.selected),
+        masks=result.regions,
+        boxes=boxes_from_masks(result.regions),
+        saliency=result.seg_scores.astype(np.float32),
+    )
+    return confident, result.frame_confidence, result.selected
+
+
+def _concat(a: Instances, b: Instances) -> Instances:
+    """Instances of ``a`` followed by those of ``b`` (embeddings dropped if either lacks them)."""
+    embeddings = (
+        None
+        if a.embeddings is None or b.embeddings is None
+        else np.concatenate([a.embeddings, b.embeddings])
+    )
+    return Instances(
+        masks=np.concatenate([a.masks, b.masks]),
+        boxes=np.concatenate([a.boxes, b.boxes]),
+        class_probs=np.concatenate([a.class_probs, b.class_probs]),
+        saliency=np.concatenate([a.saliency, b.saliency]),
+        embeddings=embeddings,
+        track_ids=np.concatenate([a.track_ids, b.track_ids]),
+        scores=np.concatenate([a.scores, b.scores]),
+    )
+
+
+def recurrent_propagation(
+    frames: Sequence[np.ndarray],
+    instances: Sequence[Instances],
+    salient: Sequence[np.ndarray],
+    flow: FlowEstimator,
+    theta: float = 0.1,
+    beta2: float = 0.3,
+    max_sweeps: int = 5,
+    tolerance: float = 1e-4,
+) -> PropagationResult:
+    """SISO recurrent instance propagation (section 4.3).
+
+    Frames are visited in descending order of frame confidence. A frame whose
+    confidence exceeds that of a neighbour (``t - 1`` or ``t + 1``) sends its confident
+    instances (their full regions, warped by optical flow) to that neighbour; the
+    neighbour re-runs Algorithm 1 on its instances plus the propagated ones and keeps
+    them if its frame confidence increases. Sweeps repeat until the mean frame
+    confidence rises by less than ``tolerance`` or after ``max_sweeps`` sweeps (the
+    paper observes about five).
+
+    Parameters
+    ----------
+    frames:
+        ``T`` RGB frames ``uint8[H, W, 3]``.
+    instances:
+        ``T`` per-frame semantic instances (``labels`` and ``scores`` are ``C_i`` and
+        ``S_cls``).
+    salient:
+        ``T`` salient-region masks ``bool[H, W]``.
+    flow:
+        Optical-flow estimator; ``2 (T - 1)`` flows are computed once.
+    theta, beta2:
+        Algorithm 1 parameters (paper: 0.1 and 0.3).
+    max_sweeps:
+        Most propagation sweeps.
+    tolerance:
+        Smallest rise of the mean frame confidence that continues the sweeps.
+
+    Returns
+    -------
+    PropagationResult
+    """
+    count = len(frames)
+    if not count == len(instances) == len(salient):
+        raise ValueError(
+            f"need as many instance sets and salient masks as frames, got {count}, "
+            f"{len(instances)} and {len(salient)}"
+        )
+    if max_sweeps < 1:
+        raise ValueError(f"max_sweeps must be >= 1, got {max_sweeps}")
+    # warp_from[(s, t)]: flow on frame t's grid pointing into frame s (backward warping).
+    warp_from = {}
+    for t in range(count - 1):
+        warp_from[(t, t + 1)] = flow(frames[t + 1], frames[t])
+        warp_from[(t + 1, t)] = flow(frames[t], frames[t + 1])
+    current = list(instances)
+    fused = [_fuse(inst, sal, theta, beta2) for inst, sal in zip(current, salient)]
+    confident = [c for c, _, _ in fused]
+    confidence = np.array([fc for _, fc, _ in fused], dtype=np.float64)
+    selected = [sel for _, _, sel in fused]
+    history = [float(confidence.mean()) if count else 0.0]
+    for _ in range(max_sweeps):
+        for source in np.argsort(-confidence, kind="stable").tolist():
+            for target in (source - 1, source + 1):
+                if not 0 <= target < count or confidence[source] <= confidence[target]:
+                    continue
+                sent = current[source].select(selected[source])
+                moved = warp_masks(sent.masks, warp_from[(source, target)])
+                present = moved.any(axis=(1, 2))
+                if not present.any():
+                    continue
+                sent = dataclasses.replace(
+                    sent.select(present),
+                    masks=moved[present],
+                    boxes=boxes_from_masks(moved[present]),
+                )
+                merged = _concat(current[target], sent)
+                new_confident, new_confidence, new_selected = _fuse(
+                    merged, salient[target], theta, beta2
+                )
+                if new_confidence > confidence[target]:
+                    current[target] = merged
+                    confident[target] = new_confident
+                    confidence[target] = new_confidence
+                    selected[target] = new_selected
+        history.append(float(confidence.mean()))
+        if history[-1] - history[-2] < tolerance:
+            break
+    return PropagationResult(current, confident, confidence, history)
+
+
+def sequence_score(class_scores: np.ndarray) -> float:
+    """Propose-Reduce Eq. 2: the largest class score averaged over all ``T`` frames.
+
+    Parameters
+    ----------
+    class_scores:
+        ``float[T, C]`` per-frame class scores of one sequence (zeros where absent).
+    """
+    class_scores = np.asarray(class_scores, dtype=np.float64)
+    return float(class_scores.mean(axis=0).max()) if class_scores.size else 0.0
+
+
+def sequence_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Propose-Reduce Eq. 3: summed intersections over summed unions of two sequences.
+
+    Parameters
+    ----------
+    a, b:
+        ``bool[T, H, W]`` mask sequences (empty frames where an instance is absent).
+    """
+    a = np.asarray(a, dtype=bool)
+    b = np.asarray(b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"sequence shapes differ: {a.shape} vs {b.shape}")
+    union = int(np.count_nonzero(a | b))
+    return int(np.count_nonzero(a & b)) / union if union else 0.0
+
+
+def sequence_nms(
+    masks: Sequence[np.ndarray], class_scores: Sequence[np.ndarray], iou_threshold: float = 0.5
+) -> np.ndarray:
+    """Propose-Reduce sequence reduction: NMS over instance sequences.
+
+    Parameters
+    ----------
+    masks:
+        ``K`` mask sequences ``bool[T, H, W]``.
+    class_scores:
+        ``K`` class-score sequences ``float[T, C]``.
+    iou_threshold:
+        A sequence is suppressed when its :func:`sequence_iou` with a kept,
+        higher-scoring sequence exceeds this.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64[K']`` indices of the kept sequences, best score first.
+    """
+    if len(masks) != len(class_scores):
+        raise ValueError(f"got {len(masks)} mask sequences but {len(class_scores)} score sequences")
+    if not 0.0 <= iou_threshold <= 1.0:
+        raise ValueError(f"iou_threshold must lie in [0, 1], got {iou_threshold}")
+    scores = np.array([sequence_score(c) for c in class_scores])
+    kept: list[int] = []
+    for index in np.argsort(-scores, kind="stable").tolist():
+        if all(sequence_iou(masks[index], masks[k]) <= iou_threshold for k in kept):
+            kept.append(index)
+    return np.array(kept, dtype=np.int64)

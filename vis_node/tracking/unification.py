@@ -1,0 +1,185 @@
+"""Semantic unification: one class label per track.
+
+* Online: per track, a running sum of class-probability vectors; the published label
+  switches only when another class's mean probability leads it by ``margin`` for
+  ``patience`` consecutive updates (hysteresis).
+* Offline: SISO 4.4.3 (argmax of the class scores summed over the video) or the
+  majority vote of per-frame labels (MaskTrack R-CNN).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+UNIFICATION_RULES = ("sum", "vote")
+"""Offline rules: ``"sum"`` (SISO) and ``"vote"`` (majority of per-frame labels)."""
+
+
+@dataclass
+class _TrackClasses:
+    total: np.ndarray
+    count: int
+    label: int
+    challenger: int
+    streak: int
+
+
+class OnlineUnifier:
+    """Per-track running class scores with a hysteresis on the published label.
+
+    Parameters
+    ----------
+    margin:
+        How far (in mean probability) a challenger class must lead the published one.
+    patience:
+        Consecutive updates the challenger must lead by ``margin`` before the label
+        switches.
+    max_tracks:
+        Most tracks remembered; the least recently updated are forgotten first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> unifier = OnlineUnifier()
+    >>> labels, confidence = unifier.update(np.array([7]), np.array([[0.2, 0.8]]))
+    >>> labels.tolist(), [round(c, 3) for c in confidence.tolist()]
+    ([1], [0.8])
+    """
+
+    def __init__(self, margin: float = 0.1, patience: int = 3, max_tracks: int = 1024) -> None:
+        if not 0.0 <= margin < 1.0:
+            raise ValueError(f"margin must lie in [0, 1), got {margin}")
+        if int(patience) != patience or patience < 1:
+            raise ValueError(f"patience must be an integer >= 1, got {patience}")
+        if int(max_tracks) != max_tracks or max_tracks < 1:
+            raise ValueError(f"max_tracks must be an integer >= 1, got {max_tracks}")
+        self.margin = float(margin)
+        self.patience = int(patience)
+        self.max_tracks = int(max_tracks)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track."""
+        self._tracks: OrderedDict[int, _TrackClasses] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def update(
+        self, track_ids: np.ndarray, class_probs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Add one frame's class probabilities and return the published labels.
+
+        Parameters
+        ----------
+        track_ids:
+            ``int64[N]`` track ids; 0 = untracked (labelled from its own probabilities,
+            not remembered).
+        class_probs:
+            ``float32[N, C]`` class probabilities.
+
+        Returns
+        -------
+        labels, confidence:
+            ``int64[N]`` published class ids and ``float32[N]`` their mean probability
+            over the track's frames so far.
+        """
+        track_ids = np.asarray(track_ids, dtype=np.int64)
+        class_probs = np.asarray(class_probs, dtype=np.float64)
+        if class_probs.ndim != 2 or class_probs.shape[0] != track_ids.shape[0]:
+            raise ValueError(
+                f"class_probs must be [N={track_ids.shape[0]}, C], got {class_probs.shape}"
+            )
+        labels = np.zeros(track_ids.shape[0], dtype=np.int64)
+        confidence = np.zeros(track_ids.shape[0], dtype=np.float32)
+        for k, (track_id, probs) in enumerate(zip(track_ids.tolist(), class_probs)):
+            if track_id == 0:
+                labels[k] = int(np.argmax(probs))
+                confidence[k] = probs[labels[k]]
+                continue
+            state = self._update_track(track_id, probs)
+            labels[k] = state.label
+            confidence[k] = state.total[state.label] / state.count
+        return labels, confidence
+
+    def _update_track(self, track_id: int, probs: np.ndarray) -> _TrackClasses:
+        state = self._tracks.get(track_id)
+        if state is None:
+            leader = int(np.argmax(probs))
+            state = _TrackClasses(probs.copy(), 1, leader, leader, 0)
+            self._tracks[track_id] = state
+            while len(self._tracks) > self.max_tracks:
+                self._tracks.popitem(last=False)
+            return state
+        if state.total.shape != probs.shape:
+            raise ValueError(
+                f"track {track_id} had {state.total.shape[0]} classes, now {probs.shape[0]}"
+            )
+        self._tracks.move_to_end(track_id)
+        state.total += probs
+        state.count += 1
+        mean = state.total / state.count
+        leader = int(np.argmax(mean))
+        if leader != state.label and mean[leader] - mean[state.label] >= self.margin:
+            state.streak = state.streak + 1 if leader == state.challenger else 1
+            state.challenger = leader
+            if state.streak >= self.patience:
+                state.label = leader
+                state.streak = 0
+        else:
+            state.challenger = state.label
+            state.streak = 0
+        return state
+
+
+def unify_offline(
+    frames: Iterable[tuple[np.ndarray, np.ndarray]], rule: str = "sum"
+) -> dict[int, tuple[int, float]]:
+    """One label per track over a whole video.
+
+    Parameters
+    ----------
+    frames:
+        Per frame ``(track_ids int64[N], class_probs float32[N, C])``; id 0 is ignored.
+    rule:
+        ``"sum"``: argmax of the class probabilities summed over the video (SISO
+        4.4.3). ``"vote"``: the most frequent per-frame argmax label (MaskTrack R-CNN);
+        ties go to the class with the larger summed probability.
+
+    Returns
+    -------
+    dict
+        Track id -> ``(label, confidence)``, the confidence being the mean over the
+        track's frames of the chosen class's probability.
+    """
+    if rule not in UNIFICATION_RULES:
+        raise ValueError(f"rule must be one of {UNIFICATION_RULES}, got {rule!r}")
+    totals: dict[int, np.ndarray] = {}
+    votes: dict[int, np.ndarray] = {}
+    counts: dict[int, int] = {}
+    for track_ids, class_probs in frames:
+        class_probs = np.asarray(class_probs, dtype=np.float64)
+        for track_id, probs in zip(np.asarray(track_ids, dtype=np.int64).tolist(), class_probs):
+            if track_id == 0:
+                continue
+            if track_id not in totals:
+                totals[track_id] = np.zeros_like(probs)
+                votes[track_id] = np.zeros_like(probs)
+                counts[track_id] = 0
+            totals[track_id] += probs
+            votes[track_id][int(np.argmax(probs))] += 1
+            counts[track_id] += 1
+    result: dict[int, tuple[int, float]] = {}
+    for track_id, total in totals.items():
+        if rule == "sum":
+            label = int(np.argmax(total))
+        else:
+            tally = votes[track_id]
+            tied = np.flatnonzero(tally == tally.max())
+            label = int(tied[np.argmax(total[tied])])
+        result[track_id] = (label, float(total[label] / counts[track_id]))
+    return result
