@@ -1,0 +1,86 @@
+"""Shipped-checkpoint save / load / resolve and the eager predictor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vis_node.io.errors import InputDataError
+from vis_node.perception.checkpoint import load_model, resolve_model, save_model
+from vis_node.perception.config import ModelConfig
+from vis_node.perception.model import build_model
+from vis_node.perception.predictor import TorchPredictor, postprocess, preprocess
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    config = ModelConfig(
+        input_size=128, fpn_channels=32, head_channels=32, seg_crop_size=12,
+        pretrained_backbone=False,
+        score_threshold=0.0,
+    )
+    return build_model(config).eval()
+
+
+def test_save_load_round_trip_in_half_precision(tiny_model, tmp_path):
+    path = save_model(tiny_model, tmp_path / "m" / "model.pt", meta={"steps": 3})
+    loaded, meta = load_model(tmp_path / "m")
+    assert meta == {"steps": 3}
+    assert loaded.config.input_size == 128 and not loaded.training
+    for key, value in tiny_model.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(loaded.state_dict()[key], value.half().float())
+    assert resolve_model(path) == path
+
+
+def test_model_dir_lookup_by_name(tiny_model, tmp_path, monkeypatch):
+    save_model(tiny_model, tmp_path / "mini" / "model.pt")
+    monkeypatch.setenv("VSIS_MODELS_DIR", str(tmp_path))
+    assert resolve_model("mini") == tmp_path / "mini" / "model.pt"
+    with pytest.raises(InputDataError, match=r"shipped model name \(mini\)"):
+        resolve_model("nope")
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"not a zip")
+    with pytest.raises(InputDataError, match="not a readable VSIS checkpoint"):
+        load_model(tmp_path / "bad.pt")
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(InputDataError, match="not a VSIS model checkpoint"):
+        load_model(tmp_path / "foreign.pt")
+
+
+def test_preprocess_shape_and_range():
+    image = np.full((48, 64, 3), 255, np.uint8)
+    batch = preprocess(image, 32)
+    assert batch.shape == (1, 3, 32, 32) and batch.dtype == np.float32
+    assert batch.max() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="uint8"):
+        preprocess(image.astype(np.float32), 32)
+
+
+def test_postprocess_maps_back_to_frame():
+    mask = np.zeros((1, 32, 32), bool)
+    mask[0, 8:16, 4:12] = True
+    detections = {
+        "masks": mask, "boxes": np.array([[4, 8, 12, 16]], np.float32),
+        "scores": np.array([0.9], np.float32), "class_probs": np.array([[0.1, 0.9]], np.float32),
+        "embeddings": np.ones((1, 4), np.float32),
+    }
+    instances = postprocess(detections, (64, 96), 32)
+    np.testing.assert_allclose(instances.boxes, [[12, 16, 36, 32]])
+    assert instances.masks.shape == (1, 64, 96)
+    rows, cols = np.nonzero(instances.masks[0])
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (16, 31, 12, 35)
+
+
+def test_torch_predictor_outputs_frame_resolution(tiny_model):
+    predictor = TorchPredictor(tiny_model)
+    image = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    instances = predictor(image)
+    n = len(instances.saliency)
+    assert instances.masks.shape == (n, 90, 120)
+    assert instances.class_probs.shape == (n, len(tiny_model.config.class_names))
+    assert predictor.class_names[0] == "background"
