@@ -70,8 +70,9 @@ def test_fuse_instances_keeps_salient_cut_instances() -> None:
     instances = Instances.from_masks(
         masks, class_probs=np.array([[0.1, 0.9], [0.5, 0.5], [0.0, 1.0], [0.0, 1.0]])
     )
-    kept, confidence = fuse_instances(instances, salient)
+    kept, confidence, selected = fuse_instances(instances, salient)
     assert len(kept) == 2
+    assert selected.tolist() == [0, 1]
     np.testing.assert_array_equal(kept.boxes, [[0, 0, 4, 10], [4, 0, 6, 10]])
     np.testing.assert_allclose(kept.saliency, [40 / 60, 20 / 50], rtol=1e-6)
     assert confidence == pytest.approx((0.78 / 1.1 + 0.26 / 0.62) / 2)

@@ -42,6 +42,18 @@ def _davis_palette() -> list[int]:
 DAVIS_PALETTE = _davis_palette()
 
 
+def _read_png(path: Path) -> tuple[str, np.ndarray]:
+    """PIL mode and pixel array of a PNG; unreadable files raise :class:`InputDataError`."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.mode, np.array(image)
+    except FileNotFoundError:
+        raise InputDataError(path, "file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise InputDataError(path, f"not a readable PNG ({exc})") from None
+
+
 def read_label_png(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Read an instance-id PNG.
 
@@ -62,15 +74,7 @@ def read_label_png(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         If the file is missing, corrupt, or is a colour (RGB) image.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            array = np.array(image)
-    except FileNotFoundError:
-        raise InputDataError(path, "file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputDataError(path, f"not a readable PNG ({exc})") from None
+    mode, array = _read_png(path)
     if array.ndim != 2:
         raise InputDataError(
             path, f"label PNGs must be single-channel (palette or greyscale), got mode {mode}"
@@ -121,13 +125,7 @@ def write_instance_png(path: str | Path, ids: np.ndarray) -> None:
 def read_semantic_png(path: str | Path) -> np.ndarray:
     """Read a semantic class-id PNG as ``uint8[H, W]`` (palette indices or grey values)."""
     path = Path(path)
-    try:
-        with Image.open(path) as image:
-            array = np.array(image)
-    except FileNotFoundError:
-        raise InputDataError(path, "file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputDataError(path, f"not a readable PNG ({exc})") from None
+    _, array = _read_png(path)
     if array.ndim != 2:
         raise InputDataError(path, "semantic PNGs must be single-channel class-id images")
     return array.astype(np.uint8)

@@ -170,7 +170,7 @@ def sequential_fusion(
 
 def fuse_instances(
     instances: Instances, salient: np.ndarray, theta: float = 0.1, beta2: float = 0.3
-) -> tuple[Instances, float]:
+) -> tuple[Instances, float, np.ndarray]:
     """Keep only the salient instances, cut to the salient region (Algorithm 1).
 
     Parameters
@@ -185,9 +185,10 @@ def fuse_instances(
 
     Returns
     -------
-    instances, frame_confidence:
+    instances, frame_confidence, selected:
         The selected instances in selection order with masks ``R_j ∩ M``, recomputed
-        boxes and ``saliency`` set to ``S_seg``; and the frame confidence.
+        boxes and ``saliency`` set to ``S_seg``; the frame confidence; and ``int[K]``
+        indices of the selected instances in the input.
     """
     result = sequential_fusion(
         salient, instances.masks, instances.labels, instances.scores, theta, beta2
@@ -198,7 +199,7 @@ def fuse_instances(
         boxes=boxes_from_masks(result.regions),
         saliency=result.seg_scores.astype(np.float32),
     )
-    return kept, result.frame_confidence
+    return kept, result.frame_confidence, result.selected
 
 
 def motion_saliency(

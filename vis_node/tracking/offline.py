@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vis_node.tracking.flow import FlowEstimator, warp_masks
-from vis_node.tracking.fusion import sequential_fusion
+from vis_node.tracking.fusion import fuse_instances
 from vis_node.tracking.types import Instances, boxes_from_masks
 
 
@@ -44,22 +44,6 @@ class PropagationResult:
     confident: list[Instances]
     frame_confidence: np.ndarray
     mean_confidence: list[float]
-
-
-def _fuse(
-    instances: Instances, salient: np.ndarray, theta: float, beta2: float
-) -> tuple[Instances, float, np.ndarray]:
-    """Algorithm 1: confident instances, frame confidence and their indices."""
-    result = sequential_fusion(
-        salient, instances.masks, instances.labels, instances.scores, theta, beta2
-    )
-    confident = dataclasses.replace(
-        instances.select(result.selected),
-        masks=result.regions,
-        boxes=boxes_from_masks(result.regions),
-        saliency=result.seg_scores.astype(np.float32),
-    )
-    return confident, result.frame_confidence, result.selected
 
 
 def _concat(a: Instances, b: Instances) -> Instances:
@@ -136,7 +120,7 @@ def recurrent_propagation(
         warp_from[(t, t + 1)] = flow(frames[t + 1], frames[t])
         warp_from[(t + 1, t)] = flow(frames[t], frames[t + 1])
     current = list(instances)
-    fused = [_fuse(inst, sal, theta, beta2) for inst, sal in zip(current, salient)]
+    fused = [fuse_instances(inst, sal, theta, beta2) for inst, sal in zip(current, salient)]
     confident = [c for c, _, _ in fused]
     confidence = np.array([fc for _, fc, _ in fused], dtype=np.float64)
     selected = [sel for _, _, sel in fused]
@@ -157,7 +141,7 @@ def recurrent_propagation(
                     boxes=boxes_from_masks(moved[present]),
                 )
                 merged = _concat(current[target], sent)
-                new_confident, new_confidence, new_selected = _fuse(
+                new_confident, new_confidence, new_selected = fuse_instances(
                     merged, salient[target], theta, beta2
                 )
                 if new_confidence > confidence[target]:
