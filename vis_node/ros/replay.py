@@ -1,0 +1,395 @@
+"""Replay rosbag2 image topics through the live VSIS graph and record what it publishes.
+
+:class:`Replayer` is a plain rclpy node: it publishes each bag frame on ``image``
+(``sensor_msgs/Image`` rgb8, reliable QoS), listens to every VSIS output topic,
+records them raw into an output bag (``OUT/record``), rebuilds the ``vsis run``
+output layout from the unified instances and label images, and keeps a
+:class:`~vis_node.replay.latency.LatencyLog` from the header stamps.
+
+Pacing: ``max`` publishes the next frame as soon as the graph delivered the previous
+one (as fast as it keeps up, nothing dropped by design); ``recorded`` follows the bag's
+clock, so a slow graph drops frames as a live robot would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from ament_index_python import get_package_share_directory
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore, get_types_from_msg
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vis_msgs.msg import LabelMap, SalientInstanceArray
+
+from vis_node.io.frames import Frame
+from vis_node.io.labels import write_instance_png, write_semantic_png
+from vis_node.io.rosbag import image_topics, read_bag_frames, read_bag_labels
+from vis_node.pipeline.online import FrameResult
+from vis_node.replay.bag_make import GT_IDS_TOPIC, GT_SEMANTICS_TOPIC
+from vis_node.replay.latency import LatencyLog
+from vis_node.ros import qos
+from vis_node.ros.cli import default_params_files
+from vis_node.ros.convert import image_to_msg, msg_to_labels
+from vis_node.tracking.types import Instances
+
+STAGES = ("instances", "tracked_instances", "unified_instances")
+"""Output topics in pipeline order (latency stages)."""
+
+LABEL_TOPICS = ("instance_ids", "semantic")
+"""Label images of the semantic node, recorded and written as PNGs."""
+
+_MSG_TYPES: dict[str, Any] = {
+    "instances": SalientInstanceArray,
+    "tracked_instances": SalientInstanceArray,
+    "unified_instances": SalientInstanceArray,
+    "instance_ids": Image,
+    "semantic": Image,
+    "label_map": LabelMap,
+    "/diagnostics": DiagnosticArray,
+}
+_ROS_TYPE_NAMES = {
+    SalientInstanceArray: "vis_msgs/msg/SalientInstanceArray",
+    Image: "sensor_msgs/msg/Image",
+    LabelMap: "vis_msgs/msg/LabelMap",
+    DiagnosticArray: "diagnostic_msgs/msg/DiagnosticArray",
+}
+
+
+def stamp_ns(header: Header) -> int:
+    """Header stamp in nanoseconds."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def _typestore() -> Any:
+    """A rosbags typestore that knows the ROS 2 Jazzy and ``vis_msgs`` definitions."""
+    store = get_typestore(Stores.ROS2_JAZZY)
+    msg_dir = Path(get_package_share_directory("vis_msgs")) / "msg"
+    types: dict[str, Any] = {}
+    for path in sorted(msg_dir.glob("*.msg")):
+        types.update(get_types_from_msg(path.read_text(), f"vis_msgs/msg/{path.stem}"))
+    store.register(types)
+    return store
+
+
+def bag_sequences(path: Path) -> list[Path]:
+    """The bags to replay: ``path`` itself, or every bag folder directly inside it."""
+    if (path / "metadata.yaml").is_file() or path.is_file():
+        return [path]
+    bags = sorted(p for p in path.iterdir() if (p / "metadata.yaml").is_file())
+    if not bags:
+        from vis_node.io.errors import InputDataError
+
+        raise InputDataError(path, "no rosbag2 here; pass a bag or a folder of bags")
+    return bags
+
+
+@dataclass
+class _Pending:
+    """Messages of one frame gathered until its outputs are complete."""
+
+    frame: Frame
+    messages: dict[str, Any] = field(default_factory=dict)
+
+    def complete(self) -> bool:
+        return all(t in self.messages for t in ("unified_instances", *LABEL_TOPICS))
+
+
+class Replayer(Node):
+    """Publishes frames into the graph and collects its outputs.
+
+    Parameters
+    ----------
+    record_path:
+        Output bag folder for every received VSIS topic (mcap).
+    """
+
+    def __init__(self, record_path: Path, **kwargs: Any) -> None:
+        super().__init__("vsis_replay", **kwargs)
+        self.image_pub = self.create_publisher(Image, "image", qos.RELIABLE)
+        self.latency = LatencyLog(stages=STAGES)
+        self.pending: dict[int, _Pending] = {}
+        self.class_names: tuple[str, ...] = ()
+        self._store = _typestore()
+        self._writer = Writer(record_path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        self._connections: dict[str, Any] = {}
+        for topic, msg_type in _MSG_TYPES.items():
+            profile = qos.LATCHED if topic == "label_map" else qos.RELIABLE
+            if topic == "/diagnostics":
+                profile = 10
+            self._connections[topic] = self._writer.add_connection(
+                topic if topic.startswith("/") else f"/{topic}",
+                _ROS_TYPE_NAMES[msg_type],
+                typestore=self._store,
+            )
+            self.create_subscription(
+                msg_type, topic, self._callback(topic, msg_type), profile, raw=True
+            )
+
+    def _callback(self, topic: str, msg_type: Any) -> Any:
+        def receive(raw: bytes) -> None:
+            now = time.monotonic()
+            msg = deserialize_message(raw, msg_type)
+            stamp = stamp_ns(msg.header)
+            self._writer.write(self._connections[topic], stamp or time.time_ns(), raw)
+            if topic == "label_map":
+                self.class_names = tuple(c.class_name for c in msg.classes)
+                return
+            if topic == "/diagnostics":
+                return
+            if topic in STAGES:
+                self.latency.arrive(topic, stamp, now)
+            pending = self.pending.get(stamp)
+            if pending is not None and topic in ("unified_instances", *LABEL_TOPICS):
+                pending.messages.setdefault(topic, msg)
+
+        return receive
+
+    def graph_ready(self) -> bool:
+        """Whether the perception node listens and the semantic node publishes."""
+        return (
+            self.image_pub.get_subscription_count() >= 1
+            and self.count_publishers("unified_instances") >= 1
+            and self.count_publishers("instance_ids") >= 1
+            and bool(self.class_names)
+        )
+
+    def publish(self, frame: Frame, stamp: int) -> None:
+        """Publish one frame stamped ``stamp`` ns and start waiting for its outputs."""
+        header = Header(frame_id="camera")
+        header.stamp.sec, header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+        self.pending[stamp] = _Pending(frame)
+        self.latency.publish(stamp, time.monotonic())
+        self.image_pub.publish(image_to_msg(frame.image, "rgb8", header))
+
+    def close(self) -> None:
+        """Finish the recorded bag."""
+        self._writer.close()
+
+
+def frame_result(pending: _Pending) -> FrameResult:
+    """Rebuild the ``vsis run`` per-frame record from the graph's messages."""
+    unified = pending.messages["unified_instances"]
+    id_map = msg_to_labels(pending.messages["instance_ids"])
+    semantic = msg_to_labels(pending.messages["semantic"]).astype(np.uint8)
+    items = [i for i in unified.instances if i.track_id > 0]
+    masks = np.stack([id_map == i.track_id for i in items]) if items else None
+    height, width = id_map.shape
+    num_classes = max((len(i.class_scores) for i in items), default=1)
+    probs = np.zeros((len(items), max(num_classes, 1)), dtype=np.float32)
+    for k, item in enumerate(items):
+        if len(item.class_scores):
+            probs[k, : len(item.class_scores)] = item.class_scores
+    saliency = np.array([i.saliency_score for i in items], dtype=np.float32)
+    instances = (
+        Instances.from_masks(masks, class_probs=probs, saliency=saliency, scores=saliency)
+        if items
+        else Instances.empty(height, width)
+    ).with_track_ids(np.array([i.track_id for i in items], dtype=np.int64))
+    return FrameResult(
+        frame=pending.frame,
+        instances=instances,
+        labels=np.array([i.class_id for i in items], dtype=np.int64),
+        confidences=np.array([i.class_score for i in items], dtype=np.float32),
+        id_map=id_map.astype(np.uint16),
+        semantic_map=semantic,
+    )
+
+
+def replay_frames(bag: Path, topic: str | None) -> Iterator[Frame]:
+    """Frames of one bag, named by index and with the bag folder as sequence.
+
+    Without ``topic``, the bag's one image topic that is not ground truth is used.
+    """
+    if topic is None:
+        cameras = [t for t in image_topics(bag) if t not in (GT_IDS_TOPIC, GT_SEMANTICS_TOPIC)]
+        topic = cameras[0] if len(cameras) == 1 else None
+    for index, frame in enumerate(read_bag_frames(bag, topic=topic)):
+        yield Frame(frame.image, frame.stamp_ns, index, f"{index:05d}", bag.name)
+
+
+def write_ground_truth(bag: Path, out: Path) -> bool:
+    """Write the bag's ground-truth topics as ``out/gt[_semantics]/<seq>/<frame>.png``."""
+    topics = image_topics(bag)
+    if GT_IDS_TOPIC not in topics:
+        return False
+    for index, (_, ids) in enumerate(read_bag_labels(bag, topic=GT_IDS_TOPIC)):
+        write_instance_png(out / "gt" / bag.name / f"{index:05d}.png", ids)
+    if GT_SEMANTICS_TOPIC in topics:
+        for index, (_, classes) in enumerate(read_bag_labels(bag, topic=GT_SEMANTICS_TOPIC)):
+            write_semantic_png(out / "gt_semantics" / bag.name / f"{index:05d}.png", classes)
+    return True
+
+
+def graph_params(out: Path, model: str) -> Path:
+    """A params YAML for replay: reliable QoS everywhere and the chosen model."""
+    params = {
+        "/**": {"ros__parameters": {"qos": "reliable"}},
+        "vsis_perception": {"ros__parameters": {"model": model}},
+    }
+    path = out / "replay_params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def start_graph(kind: str, params: list[Path]) -> subprocess.Popen:
+    """Start the VSIS graph (``composed`` or ``processes``) as a child process."""
+    command = "pipeline" if kind == "composed" else "up"
+    args = [sys.executable, "-m", "vis_node.cli", "ros", command]
+    for path in params:
+        args += ["--params", str(path)]
+    return subprocess.Popen(args, env=dict(os.environ), start_new_session=True)
+
+
+def params_files(user_params: list[Path] | None, override: Path) -> list[Path]:
+    """The checkout's defaults (or the user's files) followed by the replay overrides."""
+    return [*(user_params or default_params_files()), override]
+
+
+@dataclass(frozen=True)
+class ReplaySettings:
+    """How to run a replay.
+
+    Attributes
+    ----------
+    model:
+        Model for the perception node (shipped name, ``model.pt`` path, or
+        ``gt:<DAVIS root>`` oracle).
+    graph:
+        ``composed`` (one process), ``processes`` (three) or ``external`` (a graph the
+        user started, e.g. with ``ros2 launch``; its QoS must be ``reliable``).
+    pace:
+        ``max`` (next frame once the previous is delivered) or ``recorded`` (bag clock).
+    topic:
+        Image topic of the bag (needed when it has several).
+    params:
+        Params YAMLs for the graph (default: the checkout's ``launch/config``).
+    frame_timeout_s:
+        Longest wait for one frame's outputs, seconds.
+    startup_timeout_s:
+        Longest wait for the graph to come up (model loading included), seconds.
+    """
+
+    model: str = "synth"
+    graph: str = "composed"
+    pace: str = "max"
+    topic: str | None = None
+    params: tuple[Path, ...] = ()
+    frame_timeout_s: float = 30.0
+    startup_timeout_s: float = 180.0
+
+
+def _spin_until(executor: Any, done: Any, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.01)
+    return bool(done())
+
+
+def _stop(child: subprocess.Popen | None) -> None:
+    """Stop the graph process: SIGINT, then terminate / kill if it lingers."""
+    if child is None or child.poll() is not None:
+        return
+    child.send_signal(2)
+    try:
+        child.wait(timeout=15.0)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(timeout=5.0)
+
+
+def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]:
+    """Replay ``bag`` (or a folder of bags) through the graph; write outputs to ``out``.
+
+    Writes ``out/instances``, ``out/semantics``, ``out/results.json``,
+    ``out/overlay/<seq>.mp4`` (the ``vsis run`` layout), ``out/gt`` (and
+    ``out/gt_semantics``) when the bag carries ground truth, ``out/record`` (every
+    output topic, mcap) and ``out/latency.json``.
+
+    Returns
+    -------
+    dict
+        The latency report (see :meth:`LatencyLog.report`) plus ``"frames_written"``.
+
+    Raises
+    ------
+    RuntimeError
+        When the graph does not come up or exits early; the message says how to see why.
+    """
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    from vis_node.io.ytvis_json import write_json
+    from vis_node.pipeline.outputs import OutputWriter
+
+    bags = bag_sequences(bag)
+    out.mkdir(parents=True, exist_ok=True)
+    child = None
+    if settings.graph != "external":
+        override = graph_params(out, settings.model)
+        child = start_graph(settings.graph, params_files(list(settings.params), override))
+    context = Context()
+    rclpy.init(context=context)
+    node = Replayer(out / "record", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        up = _spin_until(
+            executor,
+            lambda: node.graph_ready() or (child is not None and child.poll() is not None),
+            settings.startup_timeout_s,
+        )
+        if not up or not node.graph_ready():
+            raise RuntimeError(
+                "the VSIS graph did not come up (no label map / subscribers within "
+                f"{settings.startup_timeout_s:.0f} s); run `vsis ros pipeline` by hand to see its log"
+            )
+        writer = OutputWriter(out, node.class_names, metadata={"source": str(bag), "graph": settings.graph})
+        last_stamp = 0
+        for path in bags:
+            write_ground_truth(path, out)
+            frames = list(replay_frames(path, settings.topic))
+            shift = max(0, last_stamp + 1 - frames[0].stamp_ns)
+            stamps = [f.stamp_ns + shift for f in frames]
+            start = time.monotonic()
+            for frame, stamp in zip(frames, stamps):
+                if settings.pace == "recorded":
+                    due = start + (stamp - stamps[0]) / 1e9
+                    _spin_until(executor, lambda: time.monotonic() >= due, due - time.monotonic() + 1)
+                node.publish(frame, stamp)
+                if settings.pace == "max":
+                    _spin_until(executor, node.pending[stamp].complete, settings.frame_timeout_s)
+            _spin_until(
+                executor,
+                lambda: all(node.pending[s].complete() for s in stamps),
+                settings.frame_timeout_s,
+            )
+            for stamp in stamps:
+                pending = node.pending.pop(stamp)
+                if pending.complete():
+                    writer.write(frame_result(pending))
+            last_stamp = stamps[-1]
+        writer.close()
+        report = {**node.latency.report(), "frames_written": writer.frames_written}
+        write_json(out / "latency.json", report)
+        return report
+    finally:
+        node.close()
+        node.destroy_node()
+        executor.shutdown()
+        context.try_shutdown()
+        _stop(child)
