@@ -1,12 +1,16 @@
-# VSIS container (desktop x86-64). It runs the same scripts/setup.sh as `make test`,
-# so the image holds exactly what a developer machine has: .venv with PyTorch (CUDA
-# build from PyPI), the ROS 2 Jazzy wheels and the colcon-built vis_msgs.
+# VSIS for desktop / server NVIDIA GPUs (x86-64). It runs the same scripts/setup.sh as
+# `make test`: .venv with PyTorch (the CUDA build from PyPI), the ROS 2 Jazzy wheels,
+# the colcon-built vis_msgs + vsis_bringup, and the TensorRT extra.
 #
 #   docker build -t vsis .
-#   docker run --rm -v "$PWD/out:/opt/vsis/out" vsis synth out/synth --videos 2
+#   docker run --rm --gpus all --net host vsis                      # the three-node graph
+#   docker run --rm --gpus all -v "$PWD/out:/opt/vsis/out" vsis vsis run data/ --out out/run
 #
-# Not built in this project's CI (no Docker engine there); keep it in step with
-# scripts/setup.sh. GPU use needs the NVIDIA container toolkit (`--gpus all`).
+# The graph starts from launch/config/*.yaml (the same files the launch files use) with
+# `vsis ros up`, because `ros2 launch` is not available as a wheel; on a full ROS 2
+# install use `ros2 launch vsis_bringup vsis.launch.py` (see Dockerfile.jetson).
+# Not built in this project's CI (no Docker engine there): keep it in step with
+# scripts/setup.sh. The NVIDIA driver comes from the host (NVIDIA Container Toolkit).
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
@@ -15,9 +19,11 @@ RUN apt-get update \
 
 WORKDIR /opt/vsis
 COPY . .
-RUN bash scripts/setup.sh
+RUN VSIS_EXTRAS=tensorrt bash scripts/setup.sh
 
+# Discovery stays on this host unless the user overrides these (docker run -e ...).
 ENV ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST \
-    ROS_LOCALHOST_ONLY=1
-ENTRYPOINT ["bash", "-c", ". scripts/env.sh && exec vsis \"$@\"", "vsis"]
-CMD ["--help"]
+    ROS_LOCALHOST_ONLY=1 \
+    ROS_DOMAIN_ID=42
+ENTRYPOINT ["bash", "-c", ". scripts/env.sh && exec \"$@\"", "vsis-entrypoint"]
+CMD ["vsis", "ros", "up"]

@@ -76,9 +76,10 @@ link_fix() {  # link_fix TARGET LINK
 link_fix "$PY_INCLUDE" /opt/python/cp311-cp311/include/python3.11
 link_fix "$SITE" /opt/python/cp311-cp311/lib/python3.11/site-packages
 
-MSG_KEY="$(cat ros_ws/src/*/package.xml ros_ws/src/*/CMakeLists.txt ros_ws/src/*/msg/*.msg 2>/dev/null | sha256sum | cut -c1-16)"
+MSG_KEY="$(cat ros_ws/src/*/package.xml ros_ws/src/*/CMakeLists.txt ros_ws/src/*/msg/*.msg \
+  ros_ws/src/*/scripts/* launch/*.launch.* launch/config/*.yaml 2>/dev/null | sha256sum | cut -c1-16)"
 if ! stamp_ok colcon "$MSG_KEY" || [ ! -f ros_ws/install/setup.bash ]; then
-  log "building ros_ws with colcon (vis_msgs)"
+  log "building ros_ws with colcon (vis_msgs, vsis_bringup)"
   (
     export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
     cd ros_ws
@@ -87,10 +88,12 @@ if ! stamp_ok colcon "$MSG_KEY" || [ ! -f ros_ws/install/setup.bash ]; then
   stamp_set colcon "$MSG_KEY"
 fi
 
-PROJ_KEY="$(sha256sum pyproject.toml | cut -c1-16)"
+# VSIS_EXTRAS adds optional extras, e.g. VSIS_EXTRAS=tensorrt in the GPU image.
+EXTRAS="dev${VSIS_EXTRAS:+,$VSIS_EXTRAS}"
+PROJ_KEY="$(sha256sum pyproject.toml | cut -c1-16) $EXTRAS"
 if ! stamp_ok project "$PROJ_KEY"; then
-  log "installing vis_node (editable) with its dependencies"
-  $PIP install -e ".[dev]"
+  log "installing vis_node (editable) with its dependencies [$EXTRAS]"
+  $PIP install -e ".[$EXTRAS]"
   stamp_set project "$PROJ_KEY"
 fi
 log "ready: . scripts/env.sh (or use 'make test' / 'make demo')"

@@ -1,0 +1,185 @@
+"""Online / offline pipelines, the output layout and the ``vsis run`` command."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vis_node.cli import main
+from vis_node.io.frames import Frame
+from vis_node.io.labels import read_label_png, read_semantic_png
+from vis_node.io.ytvis_json import decode_rle
+from vis_node.perception.checkpoint import save_model
+from vis_node.perception.config import ModelConfig
+from vis_node.perception.model import build_model
+from vis_node.perception.predictor import TorchPredictor
+from vis_node.pipeline.offline import OfflinePipeline
+from vis_node.pipeline.online import OnlinePipeline, foreground_probs, label_maps
+from vis_node.pipeline.outputs import OutputWriter
+from vis_node.synth import SynthConfig, generate_video
+from vis_node.tracking.types import Instances
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """Random tiny network; mask_threshold 0 makes every mask fill its box (a random
+    network's mask probabilities rarely reach 0.5), so tracks always exist."""
+    torch.manual_seed(0)
+    config = ModelConfig(
+        input_size=SIZE, fpn_channels=16, head_channels=16, seg_in_channels=16,
+        seg_channels=16, seg_dilated_channels=8, seg_crop_size=8, class_hidden_dim=16,
+        embedding_dim=8, pretrained_backbone=False, score_threshold=0.0, num_proposals=5,
+        mask_threshold=0.0,
+    )
+    return build_model(config).eval()
+
+
+@pytest.fixture(scope="module")
+def clip() -> list[Frame]:
+    video = generate_video(3, SynthConfig(width=96, height=72, frames=6))
+    return [
+        Frame(image, index * 33_000_000, index, f"{index:05d}", "clip")
+        for index, image in enumerate(video.frames)
+    ]
+
+
+def _check_layout(out, frames: list[Frame], class_count: int) -> list[dict]:
+    """The files agree: PNG counts, ids vs results.json RLEs, semantics vs labels."""
+    instance_pngs = sorted((out / "instances" / "clip").glob("*.png"))
+    semantic_pngs = sorted((out / "semantics" / "clip").glob("*.png"))
+    assert [p.stem for p in instance_pngs] == [f.name for f in frames]
+    assert [p.stem for p in semantic_pngs] == [f.name for f in frames]
+    results = json.loads((out / "results.json").read_text())
+    ids = np.stack([read_label_png(p)[0] for p in instance_pngs])
+    semantics = np.stack([read_semantic_png(p) for p in semantic_pngs])
+    present = {int(v) for v in np.unique(ids) if v}
+    assert present, "the random model should produce at least one track"
+    assert len(results) == len(present)
+    for entry in results:
+        assert entry["video_id"] == 1 and 1 <= entry["category_id"] < class_count
+        assert len(entry["segmentations"]) == len(frames)
+        decoded = [None if r is None else decode_rle(r) for r in entry["segmentations"]]
+        track = [int(v) for v in np.unique(ids[[d is not None for d in decoded]][
+            np.stack([d for d in decoded if d is not None])])]
+        assert len(track) == 1
+        for t, mask in enumerate(decoded):
+            expected = ids[t] == track[0]
+            if mask is None:
+                assert not expected.any()
+            else:
+                np.testing.assert_array_equal(mask, expected)
+        last = max(t for t, mask in enumerate(decoded) if mask is not None)
+        assert set(np.unique(semantics[last][ids[last] == track[0]])) == {entry["category_id"]}
+    for t in range(len(frames)):
+        for track_id in np.unique(ids[t]):
+            classes = np.unique(semantics[t][ids[t] == track_id])
+            assert len(classes) == 1 and (classes[0] == 0) == (track_id == 0)
+    return results
+
+
+def test_foreground_probs_drops_background():
+    probs = foreground_probs(np.array([[0.5, 0.25, 0.25], [1.0, 0.0, 0.0]], np.float32))
+    np.testing.assert_allclose(probs, [[0.0, 0.5, 0.5], [0.0, 0.5, 0.5]])
+
+
+def test_label_maps_paint_labels_of_tracks():
+    masks = np.zeros((2, 4, 5), bool)
+    masks[0, :2] = True
+    masks[1, 1:] = True
+    instances = Instances(masks, np.zeros((2, 4)), np.ones((2, 3)) / 3, np.ones(2),
+                          track_ids=np.array([7, 3]), scores=np.array([0.9, 0.5]))
+    ids, classes = label_maps(instances, np.array([2, 1]))
+    assert ids.dtype == np.uint16 and classes.dtype == np.uint8
+    np.testing.assert_array_equal(ids[:, 0], [7, 7, 3, 3])
+    np.testing.assert_array_equal(classes[:, 0], [2, 2, 1, 1])
+
+
+def test_online_pipeline_writes_consistent_files(tiny_model, clip, tmp_path):
+    pipeline = OnlinePipeline(TorchPredictor(tiny_model))
+    with OutputWriter(tmp_path, tiny_model.config.class_names, metadata={"mode": "online"}) as out:
+        for frame in clip:
+            result = pipeline.step(frame)
+            assert result.id_map.shape == (72, 96)
+            assert set(result.timings) == {"predict", "track", "unify", "maps"}
+            out.write(result)
+    _check_layout(tmp_path, clip, tiny_model.config.num_classes)
+    timings = json.loads((tmp_path / "timings.json").read_text())
+    assert timings["frames"] == len(clip) and timings["mode"] == "online"
+    assert set(timings["stages"]["predict"]) == {"mean_ms", "median_ms", "p90_ms"}
+    capture = cv2.VideoCapture(str(tmp_path / "overlay" / "clip.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == len(clip)
+
+
+def test_offline_pipeline_keeps_one_label_per_track(tiny_model, clip, tmp_path):
+    results = OfflinePipeline(TorchPredictor(tiny_model)).run(clip)
+    assert [r.frame.name for r in results] == [f.name for f in clip]
+    labels: dict[int, set[int]] = {}
+    for result in results:
+        for track_id, label in zip(result.instances.track_ids, result.labels):
+            labels.setdefault(int(track_id), set()).add(int(label))
+        painted = np.unique(result.id_map[result.id_map > 0])
+        assert set(painted.tolist()) <= set(result.instances.track_ids.tolist())
+    assert labels and all(len(v) == 1 and min(v) >= 1 for v in labels.values())
+    with OutputWriter(tmp_path, tiny_model.config.class_names, overlay=False) as out:
+        for result in results:
+            out.write(result)
+    _check_layout(tmp_path, clip, tiny_model.config.num_classes)
+
+
+@pytest.fixture()
+def image_folder(clip, tmp_path):
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for frame in clip[:5]:
+        cv2.imwrite(str(folder / f"{frame.name}.jpg"), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_vsis_run_end_to_end(tiny_model, image_folder, tmp_path, runtime):
+    checkpoint = save_model(tiny_model, tmp_path / "tiny" / "model.pt")
+    out = tmp_path / "out"
+    code = main(["run", str(image_folder), "--out", str(out), "--model", str(checkpoint),
+                 "--runtime", runtime])
+    assert code == 0
+    assert len(list((out / "instances" / "clip").glob("*.png"))) == 5
+    assert len(list((out / "semantics" / "clip").glob("*.png"))) == 5
+    assert (out / "overlay" / "clip.mp4").stat().st_size > 0
+    assert json.loads((out / "timings.json").read_text())["runtime"] == runtime
+    assert isinstance(json.loads((out / "results.json").read_text()), list)
+
+
+def test_vsis_run_offline_mode(tiny_model, image_folder, tmp_path):
+    checkpoint = save_model(tiny_model, tmp_path / "tiny" / "model.pt")
+    code = main(["run", str(image_folder), "--out", str(tmp_path / "out"), "--model",
+                 str(checkpoint), "--mode", "offline", "--no-overlay"])
+    assert code == 0
+    assert len(list((tmp_path / "out" / "instances" / "clip").glob("*.png"))) == 5
+    assert not (tmp_path / "out" / "overlay").exists()
+
+
+def test_vsis_run_missing_model_exits_2(image_folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VSIS_MODELS_DIR", str(tmp_path / "no-models"))
+    code = main(["run", str(image_folder), "--out", str(tmp_path / "out"), "--model", "nope"])
+    assert code == 2
+    assert "no such model" in capsys.readouterr().err
+
+
+def test_vsis_run_unreadable_input_exits_2(tiny_model, tmp_path, capsys):
+    checkpoint = save_model(tiny_model, tmp_path / "tiny" / "model.pt")
+    code = main(["run", str(tmp_path / "missing"), "--out", str(tmp_path / "out"),
+                 "--model", str(checkpoint)])
+    assert code == 2
+    assert "input not found" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "00000.jpg").write_bytes(b"not a jpeg")
+    code = main(["run", str(broken), "--out", str(tmp_path / "out2"), "--model", str(checkpoint)])
+    assert code == 2
+    assert "00000.jpg" in capsys.readouterr().err
