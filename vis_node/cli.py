@@ -20,6 +20,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vis_node.synth.cli",
     "vis_node.evaluation.cli",
     "vis_node.tracking.cli",
+    "vis_node.replay.cli",
+    "vis_node.training.cli",
+    "vis_node.pipeline.cli",
+    "vis_node.perception.export_cli",
+    "vis_node.ros.cli",
 )
 
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vis_node.io.frames import Frame
-from vis_node.perception.predictor import Predictor
 from vis_node.tracking.tracker import OnlineTracker
 from vis_node.tracking.types import Instances
 from vis_node.tracking.unification import OnlineUnifier
+
+if TYPE_CHECKING:  # the predictor module imports torch; the semantic node needs none of it
+    from vis_node.perception.predictor import Predictor
 
 
 @dataclass

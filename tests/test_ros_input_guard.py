@@ -1,0 +1,177 @@
+"""Input checks and stamp buffers of the ROS nodes, without ROS (pure Python)."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from vis_node.io.image_codec import RawImage, encode
+from vis_node.ros.input_guard import (
+    REJECTION_KINDS,
+    Rejection,
+    RejectionCounter,
+    StampOrder,
+    as_camera_rgb,
+    check_finite_scores,
+    check_frame_id,
+    decode_camera_image,
+    decode_image_msg,
+)
+from vis_node.ros.stamps import LatestSlot, StampMatcher
+
+RGB = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+
+
+def _raw(**changes) -> RawImage:
+    fields = dict(vars(encode(RGB, "bgr8")))
+    fields.update(changes)
+    return RawImage(**fields)
+
+
+def test_good_image_decodes_to_rgb():
+    image, rejection = decode_camera_image(_raw())
+    assert rejection is None
+    np.testing.assert_array_equal(image, RGB)
+
+
+@pytest.mark.parametrize(
+    ("changes", "kind"),
+    [
+        ({"encoding": "yuv422"}, "bad_encoding"),
+        ({"encoding": "mono16"}, "bad_encoding"),
+        ({"encoding": ""}, "bad_encoding"),
+        ({"height": 0, "data": b""}, "empty_image"),
+        ({"width": 0, "step": 0, "data": b""}, "empty_image"),
+        ({"step": 14}, "bad_buffer"),
+        ({"data": bytes(4 * 15 - 1)}, "bad_buffer"),
+        ({"step": 16}, "bad_buffer"),
+    ],
+)
+def test_bad_images_are_rejected_with_their_kind(changes, kind):
+    image, rejection = decode_camera_image(_raw(**changes))
+    assert image is None
+    assert rejection.kind == kind
+    assert rejection.kind in REJECTION_KINDS
+
+
+class _Compressed:
+    def __init__(self, data: bytes, fmt: str = "png") -> None:
+        self.data = data
+        self.format = fmt
+
+
+def test_compressed_messages_decode_or_reject():
+    ok, png = cv2.imencode(".png", cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR))
+    image, rejection = decode_image_msg(_Compressed(png.tobytes()))
+    assert rejection is None
+    np.testing.assert_array_equal(image, RGB)
+    image, rejection = decode_image_msg(_Compressed(b"not an image", "jpeg"))
+    assert image is None and rejection.kind == "bad_buffer"
+    image, rejection = decode_image_msg(_Compressed(b""))
+    assert image is None and rejection.kind == "bad_buffer"
+    ok, png16 = cv2.imencode(".png", np.full((3, 3), 4000, np.uint16))
+    image, rejection = decode_image_msg(_Compressed(png16.tobytes()))
+    assert image is None and rejection.kind == "bad_encoding"
+
+
+def test_grey_pixels_become_rgb():
+    grey = np.array([[0, 7], [200, 255]], np.uint8)
+    image, rejection = as_camera_rgb(grey)
+    assert rejection is None
+    assert image.shape == (2, 2, 3)
+    np.testing.assert_array_equal(image[..., 1], grey)
+
+
+def test_frame_id_check():
+    assert check_frame_id("camera", "") is None
+    assert check_frame_id("camera", "camera") is None
+    assert check_frame_id("lidar", "camera").kind == "wrong_frame_id"
+
+
+def test_finite_scores():
+    assert check_finite_scores([[0.5, 0.2, 3.0], 1.0]) is None
+    assert check_finite_scores([]) is None
+    assert check_finite_scores([[0.5, float("nan")]]).kind == "nonfinite_score"
+    assert check_finite_scores([float("inf")]).kind == "nonfinite_score"
+
+
+def test_stamp_order_rejects_repeats_and_older_stamps():
+    order = StampOrder()
+    assert order.check(100) is None
+    assert order.check(100).kind == "repeated_stamp"
+    assert order.check(50).kind == "stamp_out_of_order"
+    assert order.last_ns == 100
+    assert order.check(101) is None
+    order.reset()
+    assert order.check(5) is None
+
+
+def test_rejection_counter_counts_everything_and_rate_limits_warnings():
+    now = [0.0]
+    warnings: list[str] = []
+    counter = RejectionCounter(warnings.append, period_s=5.0, clock=lambda: now[0])
+    bad = Rejection("bad_encoding", "encoding 'x'")
+    for _ in range(4):
+        counter.report("image", bad)
+    counter.report("image", Rejection("empty_image", "0x0"))
+    assert counter.counts["bad_encoding"] == 4
+    assert counter.counts["empty_image"] == 1
+    assert counter.total == 5
+    assert len(warnings) == 2
+    assert warnings[0] == "skipped a message on 'image' [bad_encoding]: encoding 'x'"
+    now[0] = 5.5
+    counter.report("image", bad)
+    assert len(warnings) == 3
+    assert warnings[2].endswith("(3 more since the last warning)")
+
+
+def test_stamp_matcher_pairs_equal_stamps_in_either_order():
+    matcher: StampMatcher[str, str] = StampMatcher(capacity=4)
+    assert matcher.add_left(1, "a1") == []
+    assert matcher.add_right(2, "b2") == []
+    assert matcher.add_right(1, "b1") == [(1, "a1", "b1")]
+    assert matcher.add_left(2, "a2") == [(2, "a2", "b2")]
+    assert len(matcher) == 0
+    assert matcher.discarded == 0
+
+
+def test_stamp_matcher_drops_stale_and_excess_items():
+    matcher: StampMatcher[str, str] = StampMatcher(capacity=2)
+    matcher.add_left(1, "a1")
+    matcher.add_left(2, "a2")
+    matcher.add_left(3, "a3")
+    assert matcher.discarded == 1
+    matcher.add_right(5, "b5")
+    assert matcher.add_right(3, "b3") == [(3, "a3", "b3")]
+    assert matcher.discarded == 2
+    assert len(matcher) == 1
+    assert matcher.add_left(5, "a5") == [(5, "a5", "b5")]
+    with pytest.raises(ValueError, match="capacity"):
+        StampMatcher(capacity=0)
+
+
+def test_latest_slot_keeps_only_the_newest_item():
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.put(1) is False
+    assert slot.put(2) is True
+    assert slot.put(3) is True
+    assert slot.dropped == 2
+    assert slot.take() == 3
+    assert slot.take(timeout_s=0.01) is None
+
+
+def test_latest_slot_close_wakes_a_waiting_consumer():
+    slot: LatestSlot[int] = LatestSlot()
+    taken: list[int | None] = []
+    worker = threading.Thread(target=lambda: taken.append(slot.take()))
+    worker.start()
+    slot.close()
+    worker.join(timeout=5.0)
+    assert not worker.is_alive()
+    assert taken == [None]
+    slot.reopen()
+    slot.put(7)
+    assert slot.take() == 7

@@ -1,0 +1,263 @@
+"""Lifecycle plumbing shared by the three VSIS nodes.
+
+:class:`VsisNode` declares the node's parameters (from its
+:class:`~vis_node.ros.params.NodeSpec`), turns configure / activate / deactivate /
+cleanup into four small hooks, publishes ``/diagnostics``, counts rejected input and
+checks input headers. A hook that raises one of :data:`CONFIG_ERRORS` (e.g.
+:class:`~vis_node.io.errors.InputDataError` for a missing or corrupt model) fails its
+transition with an error log instead of crashing the process, so the node stays
+alive (unconfigured or inactive) and can be fixed and transitioned again.
+:func:`run_standalone` is the ``main`` of each executable.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import Executor, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile
+from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import Header
+
+from vis_node.io.errors import InputDataError
+from vis_node.ros.diagnostics import DIAGNOSTICS_TOPIC, NodeStats, stats_to_status, status_array
+from vis_node.ros.input_guard import Rejection, RejectionCounter, StampOrder, check_frame_id
+from vis_node.ros.params import NodeSpec, declare, read
+from vis_node.ros.qos import PRESETS
+
+CONFIG_ERRORS = (InputDataError, ValueError, OSError, RuntimeError)
+"""Errors of a hook that fail a transition (logged) rather than crash the node."""
+
+
+def stamp_ns(header: Header) -> int:
+    """Header stamp in nanoseconds."""
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+class VsisNode(LifecycleNode):
+    """Base of the VSIS lifecycle nodes.
+
+    Parameters
+    ----------
+    spec:
+        The node's interface table.
+    node_name:
+        ROS node name; default ``spec.node_name``.
+    **kwargs:
+        Passed to ``rclpy.lifecycle.LifecycleNode`` (``context``, ``cli_args``, ...).
+
+    Subclasses implement ``configure_node`` (read ``self.config``, create publishers),
+    ``activate_node`` (load models, subscribe), ``deactivate_node`` (unsubscribe, free)
+    and may override ``after_activate`` (runs once publishers are enabled).
+    """
+
+    def __init__(self, spec: NodeSpec, node_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(node_name or spec.node_name, **kwargs)
+        self.spec = spec
+        declare(self, spec)
+        self.config: dict[str, Any] = {}
+        self.qos: QoSProfile = PRESETS["sensor"]
+        self.stats = NodeStats()
+        self.rejections = RejectionCounter(self.get_logger().warning)
+        self.active = False
+        self._diagnostics_pub: Any = None
+        self._diagnostics_timer: Any = None
+        self._subscriptions_made: list[Any] = []
+        self._stamp_orders: dict[str, StampOrder] = {}
+
+    # hooks -----------------------------------------------------------------------
+
+    def configure_node(self) -> None:
+        """Create publishers and state from ``self.config``."""
+
+    def activate_node(self) -> None:
+        """Load what the node needs and subscribe (use :meth:`subscribe`)."""
+
+    def after_activate(self) -> None:
+        """Run once the lifecycle publishers are enabled."""
+
+    def deactivate_node(self) -> None:
+        """Stop work and free what :meth:`activate_node` loaded."""
+
+    def cleanup_node(self) -> None:
+        """Forget what :meth:`configure_node` created (the base then destroys the publishers)."""
+
+    # helpers ---------------------------------------------------------------------
+
+    def subscribe(self, msg_type: Any, topic: str, callback: Any, qos: QoSProfile) -> None:
+        """Create a subscription that :meth:`on_deactivate` destroys."""
+        self._subscriptions_made.append(self.create_subscription(msg_type, topic, callback, qos))
+
+    def reject(self, topic: str, rejection: Rejection) -> None:
+        """Count and (rate-limited) warn about a skipped message."""
+        self.rejections.report(topic, rejection)
+
+    def check_header(self, topic: str, header: Header) -> bool:
+        """Frame-id and stamp-order checks of an input; ``False`` (counted) to skip it."""
+        rejection = check_frame_id(header.frame_id, self.config["expected_frame_id"])
+        if rejection is None:
+            order = self._stamp_orders.setdefault(topic, StampOrder())
+            rejection = order.check(stamp_ns(header))
+        if rejection is not None:
+            self.reject(topic, rejection)
+            return False
+        return True
+
+    def publish_diagnostics(self) -> None:
+        """Publish the node's statistics on ``/diagnostics``."""
+        if self._diagnostics_pub is None:
+            return
+        status = stats_to_status(
+            self.stats.snapshot(self.rejections.counts),
+            name=f"{self.get_name()}: {self.spec.kind}",
+            hardware_id=self.get_fully_qualified_name(),
+            active=self.active,
+        )
+        self._diagnostics_pub.publish(status_array(status, self.get_clock().now().to_msg()))
+
+    # lifecycle -------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self.config = read(self, self.spec)
+            self.qos = PRESETS[self.config["qos"]]
+            self.rejections.period_s = float(self.config["warn_period"])
+            self.configure_node()
+        except CONFIG_ERRORS as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            self._destroy_publishers()
+            return TransitionCallbackReturn.FAILURE
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
+        self._diagnostics_timer = self.create_timer(
+            float(self.config["diagnostics_period"]), self.publish_diagnostics
+        )
+        self.get_logger().info(f"configured ({self.config['qos']} QoS)")
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stamp_orders.clear()
+        try:
+            self.activate_node()
+        except CONFIG_ERRORS as exc:
+            self.get_logger().error(
+                f"activate failed, staying inactive: {exc}. Fix the parameter and activate again."
+            )
+            self._unsubscribe()
+            self.deactivate_node()
+            return TransitionCallbackReturn.FAILURE
+        result = super().on_activate(state)
+        self.active = True
+        self.after_activate()
+        self.get_logger().info("active")
+        return result
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.active = False
+        self._unsubscribe()
+        self.deactivate_node()
+        self.get_logger().info("inactive")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.cleanup_node()
+        self._destroy_publishers()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self.active:
+            self.active = False
+            self._unsubscribe()
+            self.deactivate_node()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _unsubscribe(self) -> None:
+        for subscription in self._subscriptions_made:
+            self.destroy_subscription(subscription)
+        self._subscriptions_made = []
+
+    def _destroy_publishers(self) -> None:
+        for publisher in list(self._managed_entities):
+            if hasattr(publisher, "publish"):
+                self.destroy_lifecycle_publisher(publisher)
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+            self._diagnostics_timer = None
+        if self._diagnostics_pub is not None:
+            self.destroy_publisher(self._diagnostics_pub)
+            self._diagnostics_pub = None
+
+
+def autostart(node: VsisNode) -> bool:
+    """Configure and activate ``node``; returns whether it is active."""
+    if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+        return False
+    return node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+
+def init_ros(args: Sequence[str] | None) -> None:
+    """``rclpy.init`` for an executable, leaving SIGINT / SIGTERM to :func:`spin_until_stopped`.
+
+    rclpy's own handler would shut the context down before the nodes could run their
+    deactivate transition (which publishes on the context).
+    """
+    rclpy.init(
+        args=list(sys.argv if args is None else args),
+        signal_handler_options=SignalHandlerOptions.NO,
+    )
+
+
+def spin_until_stopped(executor: Executor) -> None:
+    """Spin until Ctrl-C (SIGINT), SIGTERM or context shutdown; the context stays valid."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while executor.context.ok():
+            executor.spin_once(timeout_sec=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_standalone(node_class: type[VsisNode], args: Sequence[str] | None = None) -> int:
+    """Run one node in its own process until Ctrl-C, SIGTERM or shutdown.
+
+    Parameters
+    ----------
+    node_class:
+        A :class:`VsisNode` subclass constructible without arguments.
+    args:
+        Command line (``--ros-args --params-file YAML -r image:=/camera/image ...``);
+        default ``sys.argv``.
+
+    Returns
+    -------
+    int
+        Exit code 0. A failed autostart leaves the node running but inactive (log says
+        why), so a lifecycle manager can retry; it never exits into a restart loop.
+    """
+    init_ros(args)
+    node = node_class()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    if node.get_parameter("autostart").value and not autostart(node):
+        node.get_logger().error("autostart failed; the node stays up, waiting for a transition")
+    try:
+        spin_until_stopped(executor)
+    finally:
+        if node.active:
+            node.trigger_deactivate()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

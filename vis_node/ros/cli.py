@@ -1,0 +1,171 @@
+"""``vsis ros``: run the VSIS ROS 2 nodes without ``ros2 launch``.
+
+::
+
+    vsis ros pipeline   [--params YAML ...] [--remap FROM:=TO ...]   # one process
+    vsis ros perception [--params YAML ...] [--remap FROM:=TO ...]   # one node
+    vsis ros tracking   ...
+    vsis ros semantic   ...
+    vsis ros up         [--params YAML ...] [--remap FROM:=TO ...]   # three processes
+
+``--params`` may repeat; each file may hold sections for several nodes (only a node's
+own section, and ``/**``, apply to it). Without ``--params`` the checkout's
+``launch/config/{perception,tracking,semantic}.yaml`` are used, as in the launch files.
+``up`` starts the same three-node graph as ``launch/vsis.launch.py`` and stops every
+node cleanly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from vis_node.io.errors import InputDataError
+
+LAUNCH_CONFIG_DIR = Path(__file__).resolve().parents[2] / "launch" / "config"
+"""``launch/config`` of this checkout (default parameter files)."""
+
+NODE_KINDS = ("perception", "tracking", "semantic")
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+def default_params_files() -> list[Path]:
+    """The checkout's per-node params YAMLs that exist."""
+    files = [LAUNCH_CONFIG_DIR / f"{kind}.yaml" for kind in NODE_KINDS]
+    return [f for f in files if f.is_file()]
+
+
+def ros_arguments(params: Sequence[str | Path] | None, remaps: Sequence[str]) -> list[str]:
+    """ROS command-line arguments for the given params files and remappings.
+
+    Raises
+    ------
+    InputDataError
+        A params file that does not exist, or a remapping without ``:=``.
+    """
+    files = [Path(p) for p in params] if params else default_params_files()
+    args = ["--ros-args"]
+    for path in files:
+        if not path.is_file():
+            raise InputDataError(path, "params file not found; pass an existing YAML")
+        args += ["--params-file", str(path)]
+    for remap in remaps:
+        if ":=" not in remap:
+            raise InputDataError(
+                Path(remap), "a remapping reads FROM:=TO, e.g. image:=/camera/image_raw"
+            )
+        args += ["-r", remap]
+    return args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``vsis ros`` and its sub-commands."""
+    parser = subparsers.add_parser(
+        "ros", help="run the ROS 2 nodes (composed, single, or all three as processes)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="ros_command", required=True, metavar="NODE")
+    helps = {
+        "pipeline": "all three nodes in one process and executor",
+        "perception": "the perception node (images -> instances)",
+        "tracking": "the tracking node (instances + images -> tracked instances)",
+        "semantic": "the semantic node (tracked -> unified instances, label images)",
+        "up": "the three nodes as separate processes (like vsis.launch.py)",
+    }
+    for name, text in helps.items():
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument(
+            "--params", action="append", metavar="YAML",
+            help="ROS params file (repeatable; default: launch/config/*.yaml of the checkout)",
+        )
+        sub.add_argument(
+            "--remap", action="append", default=[], metavar="FROM:=TO",
+            help="topic remapping for every node, e.g. image:=/camera/image_raw (repeatable)",
+        )
+        sub.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the selected node(s) until Ctrl-C; returns the exit code."""
+    ros_args = ros_arguments(args.params, args.remap)
+    if args.ros_command == "up":
+        return run_up(ros_args)
+    argv = ["vsis-ros", *ros_args]
+    if args.ros_command == "pipeline":
+        from vis_node.ros.pipeline import main as pipeline_main
+
+        return pipeline_main(argv)
+    from vis_node.ros.base_node import run_standalone
+    from vis_node.ros.pipeline import NODE_CLASSES
+
+    return run_standalone(NODE_CLASSES[args.ros_command], argv)
+
+
+def node_commands(ros_args: Sequence[str]) -> list[list[str]]:
+    """Command lines of the three node processes started by ``vsis ros up``."""
+    from vis_node.ros.params import NODE_SPECS
+
+    return [
+        [sys.executable, "-m", NODE_SPECS[kind].module, *ros_args] for kind in NODE_KINDS
+    ]
+
+
+def run_up(ros_args: Sequence[str]) -> int:
+    """Start the three nodes as child processes; Ctrl-C (or SIGTERM) stops them all.
+
+    Returns 0 after a requested stop, 1 when a node exited on its own (the others are
+    then stopped too).
+    """
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    children: list[subprocess.Popen] = []
+    exit_code = 0
+    try:
+        # Own sessions: a terminal Ctrl-C reaches only this process, which forwards
+        # one SIGINT to each node.
+        for cmd in node_commands(ros_args):
+            children.append(subprocess.Popen(cmd, start_new_session=True))
+        while not stopping:
+            exited = [c for c in children if c.poll() is not None]
+            if exited:
+                print(
+                    f"vsis ros up: {exited[0].args[2]} exited with code {exited[0].returncode}; "
+                    "stopping the others",
+                    file=sys.stderr,
+                )
+                exit_code = 1
+                break
+            time.sleep(0.2)
+    finally:
+        _stop_children(children)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return exit_code
+
+
+def _stop_children(children: Sequence[subprocess.Popen]) -> None:
+    """SIGINT every running child, wait, then terminate / kill the stragglers."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.terminate()
+            try:
+                child.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()

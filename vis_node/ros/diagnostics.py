@@ -1,0 +1,170 @@
+"""Per-node runtime statistics published on ``/diagnostics``.
+
+:class:`NodeStats` collects stage latencies, processed / dropped frame counts and
+gauges (such as active tracks) over a sliding window; :func:`stats_to_status` turns a
+snapshot into one ``diagnostic_msgs/DiagnosticStatus``. Stage names used by the VSIS
+nodes: ``decode`` (camera image), ``decode_instances`` (instance message),
+``inference``, ``tracking``, ``unification``, ``publish``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+DIAGNOSTICS_TOPIC = "/diagnostics"
+"""Absolute topic of every VSIS node's diagnostics (ROS convention)."""
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """What :meth:`NodeStats.snapshot` reports.
+
+    Attributes
+    ----------
+    latency_ms:
+        Stage -> ``(mean, max)`` latency in milliseconds over the window.
+    fps:
+        Frames processed per second over the window.
+    processed:
+        Frames processed since start.
+    dropped:
+        Frames dropped since start (replaced while waiting, or never matched).
+    rejected:
+        Rejected input messages since start, by kind.
+    gauges:
+        Named current values (e.g. ``active_tracks``).
+    """
+
+    latency_ms: dict[str, tuple[float, float]]
+    fps: float
+    processed: int
+    dropped: int
+    rejected: dict[str, int]
+    gauges: dict[str, float] = field(default_factory=dict)
+
+
+class NodeStats:
+    """Thread-safe counters and stage timers of one node.
+
+    Parameters
+    ----------
+    window:
+        Number of recent samples per stage (and recent frame times) kept.
+    clock:
+        Monotonic time source in seconds (injectable for tests).
+    """
+
+    def __init__(self, window: int = 100, clock: Callable[[], float] = time.monotonic) -> None:
+        if int(window) != window or window < 2:
+            raise ValueError(f"window must be an integer >= 2, got {window}")
+        self.window = int(window)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._latency: dict[str, deque[float]] = {}
+        self._frame_times: deque[float] = deque(maxlen=self.window)
+        self.processed = 0
+        self.dropped = 0
+        self.gauges: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the ``with`` block as stage ``name``."""
+        start = self._clock()
+        try:
+            yield
+        finally:
+            self.add_latency(name, self._clock() - start)
+
+    def add_latency(self, name: str, seconds: float) -> None:
+        """Record one latency sample of stage ``name`` in seconds."""
+        with self._lock:
+            self._latency.setdefault(name, deque(maxlen=self.window)).append(seconds)
+
+    def frame_done(self) -> None:
+        """Count one processed frame (for fps)."""
+        with self._lock:
+            self.processed += 1
+            self._frame_times.append(self._clock())
+
+    def add_dropped(self, count: int = 1) -> None:
+        """Count ``count`` dropped frames."""
+        with self._lock:
+            self.dropped += count
+
+    def set_dropped(self, count: int) -> None:
+        """Set the dropped-frame count kept by another component."""
+        with self._lock:
+            self.dropped = count
+
+    def set_gauge(self, name: str, value: float) -> None:
+        """Set the current value of a gauge."""
+        with self._lock:
+            self.gauges[name] = float(value)
+
+    def snapshot(self, rejected: Mapping[str, int]) -> StatsSnapshot:
+        """Current statistics, with the node's rejection counts ``rejected``."""
+        with self._lock:
+            latency = {
+                name: (1000.0 * sum(v) / len(v), 1000.0 * max(v))
+                for name, v in self._latency.items()
+                if v
+            }
+            times = list(self._frame_times)
+            fps = 0.0
+            if len(times) >= 2 and times[-1] > times[0]:
+                fps = (len(times) - 1) / (times[-1] - times[0])
+            return StatsSnapshot(
+                latency_ms=latency,
+                fps=fps,
+                processed=self.processed,
+                dropped=self.dropped,
+                rejected=dict(rejected),
+                gauges=dict(self.gauges),
+            )
+
+
+def stats_to_status(
+    snapshot: StatsSnapshot, *, name: str, hardware_id: str, active: bool
+) -> DiagnosticStatus:
+    """One ``DiagnosticStatus`` for a node.
+
+    Level: ``STALE`` while the node is not active, ``WARN`` once any input was
+    rejected or frames were dropped, else ``OK``. Values: ``latency_<stage>_ms`` (mean)
+    and ``latency_<stage>_max_ms``, ``fps``, ``frames_processed``, ``frames_dropped``,
+    ``rejected_<kind>`` and each gauge.
+    """
+    rejected_total = sum(snapshot.rejected.values())
+    if not active:
+        level, message = DiagnosticStatus.STALE, "inactive"
+    elif rejected_total or snapshot.dropped:
+        level = DiagnosticStatus.WARN
+        message = f"{snapshot.dropped} frames dropped, {rejected_total} messages rejected"
+    else:
+        level, message = DiagnosticStatus.OK, "ok"
+    values = [KeyValue(key="fps", value=f"{snapshot.fps:.2f}")]
+    for stage, (mean, peak) in sorted(snapshot.latency_ms.items()):
+        values.append(KeyValue(key=f"latency_{stage}_ms", value=f"{mean:.2f}"))
+        values.append(KeyValue(key=f"latency_{stage}_max_ms", value=f"{peak:.2f}"))
+    values.append(KeyValue(key="frames_processed", value=str(snapshot.processed)))
+    values.append(KeyValue(key="frames_dropped", value=str(snapshot.dropped)))
+    for kind, count in sorted(snapshot.rejected.items()):
+        values.append(KeyValue(key=f"rejected_{kind}", value=str(count)))
+    for gauge, value in sorted(snapshot.gauges.items()):
+        values.append(KeyValue(key=gauge, value=f"{value:g}"))
+    return DiagnosticStatus(
+        level=level, name=name, message=message, hardware_id=hardware_id, values=values
+    )
+
+
+def status_array(status: DiagnosticStatus, stamp: object) -> DiagnosticArray:
+    """Wrap one status into a ``DiagnosticArray`` stamped ``stamp`` (a ``Time`` message)."""
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = stamp
+    return array

@@ -1,0 +1,175 @@
+"""``Instances`` <-> ``vis_msgs/SalientInstanceArray`` (built on :mod:`vis_node.ros.convert`).
+
+Pure functions of messages, so the nodes only call them and they are tested without a
+graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from std_msgs.msg import Header
+from vis_msgs.msg import SalientInstance, SalientInstanceArray
+
+from vis_node.ros.convert import instance_to_msg, msg_to_mask
+from vis_node.ros.input_guard import Rejection
+from vis_node.tracking.types import Instances
+
+
+def instances_to_msg(
+    instances: Instances,
+    header: Header,
+    class_names: Sequence[str],
+    *,
+    mask_encoding: str = "cropped",
+    labels: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
+) -> SalientInstanceArray:
+    """Build the array message of one frame.
+
+    Parameters
+    ----------
+    instances:
+        ``N`` instances of an ``H x W`` frame (masks, boxes, class probabilities,
+        saliency, optional embeddings, track ids).
+    header:
+        The input image's header (copied: same stamp and frame_id).
+    class_names:
+        ``[C]`` label map, ``C`` = ``instances.class_probs.shape[1]``.
+    mask_encoding:
+        ``"cropped"``, ``"rle"`` or ``"none"``.
+    labels, confidence:
+        ``int[N]`` unified class ids and ``float[N]`` their confidence; they replace the
+        per-frame argmax class (``class_scores`` stay the frame's own).
+
+    Returns
+    -------
+    SalientInstanceArray
+        ``frame_confidence`` is the mean saliency (1 for an empty frame).
+    """
+    height, width = instances.image_size
+    msg = SalientInstanceArray(header=header, image_height=height, image_width=width)
+    msg.frame_confidence = float(instances.saliency.mean()) if len(instances) else 1.0
+    for k in range(len(instances)):
+        item = instance_to_msg(
+            mask=instances.masks[k],
+            box=instances.boxes[k],
+            track_id=int(instances.track_ids[k]),
+            class_scores=instances.class_probs[k],
+            class_names=class_names,
+            saliency=float(instances.saliency[k]),
+            embedding=() if instances.embeddings is None else instances.embeddings[k],
+            mask_encoding=mask_encoding,
+        )
+        if labels is not None:
+            item.class_id = int(labels[k])
+            item.class_name = str(class_names[int(labels[k])])
+            item.class_score = float(confidence[k]) if confidence is not None else 0.0
+        msg.instances.append(item)
+    return msg
+
+
+def _box_mask(instance: SalientInstance, height: int, width: int) -> np.ndarray:
+    """``bool[H, W]`` filled box of an instance sent without a mask."""
+    box = instance.bbox
+    x1 = int(np.clip(np.floor(box.center_x - box.size_x / 2), 0, width))
+    y1 = int(np.clip(np.floor(box.center_y - box.size_y / 2), 0, height))
+    x2 = int(np.clip(np.ceil(box.center_x + box.size_x / 2), 0, width))
+    y2 = int(np.clip(np.ceil(box.center_y + box.size_y / 2), 0, height))
+    mask = np.zeros((height, width), dtype=bool)
+    mask[y1:y2, x1:x2] = True
+    return mask
+
+
+def instances_from_msg(msg: SalientInstanceArray, num_classes: int = 0) -> Instances:
+    """Decode an array message to :class:`Instances`.
+
+    Masks sent with ``MASK_NONE`` become their filled box. ``scores`` = saliency
+    (the predictor's detection confidence). Embeddings are kept when every instance
+    has one of the same length, else ``None``. Instances without ``class_scores``
+    get a one-hot vector of their ``class_id``.
+
+    Parameters
+    ----------
+    msg:
+        The message.
+    num_classes:
+        Columns of ``class_probs`` (the label map size); at least the longest score
+        vector and the largest ``class_id + 1`` of the message are used.
+    """
+    height, width = int(msg.image_height), int(msg.image_width)
+    items = list(msg.instances)
+    if not items:
+        return Instances.empty(height, width, max(num_classes, 1))
+    masks = np.zeros((len(items), height, width), dtype=bool)
+    for k, item in enumerate(items):
+        mask = msg_to_mask(item, height, width)
+        masks[k] = _box_mask(item, height, width) if mask is None else mask
+    num_classes = max(
+        num_classes,
+        max(len(i.class_scores) for i in items),
+        max(i.class_id for i in items) + 1,
+    )
+    probs = np.zeros((len(items), num_classes), dtype=np.float32)
+    for k, item in enumerate(items):
+        if len(item.class_scores):
+            probs[k, : len(item.class_scores)] = item.class_scores
+        else:
+            probs[k, item.class_id] = 1.0
+    boxes = np.array(
+        [
+            (
+                i.bbox.center_x - i.bbox.size_x / 2,
+                i.bbox.center_y - i.bbox.size_y / 2,
+                i.bbox.center_x + i.bbox.size_x / 2,
+                i.bbox.center_y + i.bbox.size_y / 2,
+            )
+            for i in items
+        ],
+        dtype=np.float32,
+    )
+    lengths = {len(i.embedding) for i in items}
+    embeddings = None
+    if len(lengths) == 1 and 0 not in lengths:
+        embeddings = np.array([i.embedding for i in items], dtype=np.float32)
+    saliency = np.array([i.saliency_score for i in items], dtype=np.float32)
+    return Instances(
+        masks=masks,
+        boxes=boxes,
+        class_probs=probs,
+        saliency=saliency,
+        embeddings=embeddings,
+        track_ids=np.array([i.track_id for i in items], dtype=np.int64),
+        scores=saliency,
+    )
+
+
+def decode_instances(
+    msg: SalientInstanceArray, num_classes: int = 0
+) -> tuple[Instances | None, Rejection | None]:
+    """:func:`instances_from_msg`, or a ``bad_buffer`` rejection for undecodable masks.
+
+    Catches masks whose region lies outside the image, crops whose size differs from
+    their region, and broken RLE strings, so one malformed message cannot stop a node.
+    """
+    try:
+        return instances_from_msg(msg, num_classes), None
+    except (ValueError, IndexError, TypeError) as exc:
+        return None, Rejection("bad_buffer", f"instance masks do not decode ({exc})")
+
+
+def score_values(msg: SalientInstanceArray) -> list[list[float]]:
+    """Every score and box number of a message, for :func:`check_finite_scores`."""
+    return [
+        [
+            i.saliency_score,
+            i.class_score,
+            *i.class_scores,
+            i.bbox.center_x,
+            i.bbox.center_y,
+            i.bbox.size_x,
+            i.bbox.size_y,
+        ]
+        for i in msg.instances
+    ]

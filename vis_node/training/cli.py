@@ -1,0 +1,96 @@
+"""``vsis train CONFIG [--resume] [--max-steps N]``: train the perception model.
+
+``vsis train CONFIG --eval-only MODEL`` scores a trained model on the config's test
+(or validation) data instead: the held-out evaluation of the model cards.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` sub-command."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train the S4Net perception model from a YAML config",
+        description=(
+            "Train the perception model. The run folder (output_dir of the config) gets "
+            "checkpoint.pt, history.json, curves.png, validation PNGs and the exported "
+            "best.pt / final.pt models."
+        ),
+    )
+    parser.add_argument("config", help="training YAML file (see vis_node.training.config)")
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from <output_dir>/checkpoint.pt"
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after step N (checkpointed; continue later with --resume)",
+    )
+    parser.add_argument(
+        "--output-dir", default=None, help="run folder, overriding output_dir of the config"
+    )
+    parser.add_argument(
+        "--eval-only",
+        metavar="MODEL",
+        default=None,
+        help=(
+            "do not train: score this shipped model (name or .pt) on the config's "
+            "test data (validation data without a test section), writing gt/ and pred/ PNG trees and report.json under "
+            "--output-dir (or <output_dir>/eval)"
+        ),
+    )
+    parser.add_argument(
+        "--frame-step",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --eval-only: score every K-th frame (1 = all; default: the config's)",
+    )
+    parser.add_argument(
+        "--score-threshold",
+        type=float,
+        default=None,
+        metavar="T",
+        help="with --eval-only: override the model's detection score threshold",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the config and train; returns the exit code."""
+    from vis_node.training.config import load_train_config
+    from vis_node.training.trainer import train
+
+    config = load_train_config(args.config)
+    if args.eval_only is not None:
+        from pathlib import Path
+
+        from vis_node.training.trainer import evaluate_model
+
+        out = Path(args.output_dir or Path(config.output_dir) / "eval")
+        metrics = evaluate_model(
+            config,
+            args.eval_only,
+            out,
+            frame_step=args.frame_step,
+            score_threshold=args.score_threshold,
+        )
+        print(
+            f"{metrics['protocol']}: J {metrics['J']:.3f} F {metrics['F']:.3f} "
+            f"J&F {metrics['JF']:.3f}; ytvis AP50 {metrics['AP50']:.3f} ({out / 'report.json'})"
+        )
+        return 0
+    if args.output_dir is not None:
+        config.output_dir = args.output_dir
+    try:
+        run_dir = train(config, resume=args.resume, max_steps=args.max_steps)
+    except (FileExistsError, FileNotFoundError, ValueError) as exc:
+        print(f"vsis train: error: {exc}")
+        return 2
+    print(f"run folder: {run_dir}")
+    return 0
