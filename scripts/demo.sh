@@ -1,14 +1,34 @@
 #!/usr/bin/env bash
-# make demo: generate a short synthetic scene and run the tracking stack on it.
-# Usage: scripts/demo.sh OUT   (called by `make demo` after set-up, with scripts/env.sh sourced)
+# make demo: a synthetic scene -> rosbag2 -> the real three-node ROS 2 graph on the shipped
+# default model -> metrics, latency table and overlay videos.
+# Usage: scripts/demo.sh OUT   (make demo calls it after set-up, with scripts/env.sh sourced)
 set -euo pipefail
 OUT="${1:-out/demo}"
+MODEL="${VSIS_DEMO_MODEL:-synth}"
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_LOCALHOST_ONLY=1
+export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-42}"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-echo "== 1/2  synthetic scene: 3 videos, 40 frames, 320x240 -> $OUT/synth"
-vsis synth "$OUT/synth" --videos 3 --seed 11 --frames 40
+echo "== 1/4  synthetic scene: 2 videos, 40 frames, 320x240 -> $OUT/synth"
+vsis synth "$OUT/synth" --videos 2 --seed 2026 --frames 40
 
-echo "== 2/2  tracking benchmark on the generator's instances (ids shuffled per frame, 10% frames dropped)"
-echo "   (the perception model is not shipped yet, so the demo tracks ground-truth masks)"
-vsis bench-track --videos 3 --seed 11 --frames 40
+echo "== 2/4  rosbag2 (mcap) with images and ground truth -> $OUT/bags"
+vsis bag make "$OUT/synth" "$OUT/bags"
+
+echo "== 3/4  replay through perception, tracking and semantic nodes (3 processes, model '$MODEL')"
+vsis replay "$OUT/bags" --out "$OUT/replay" --model "$MODEL" --graph processes
+
+echo "== 4/4  metrics on the graph's outputs"
+PRED="$OUT/replay/instances"
+GT="$OUT/replay/gt"
+vsis eval --pred "$PRED" --gt "$GT" --protocol davis2016 --out "$OUT/davis2016.json"
+vsis eval --pred "$PRED" --gt "$GT" --protocol hota --out "$OUT/hota.json"
+vsis eval --pred "$PRED" --gt "$GT" --protocol sesiv --out "$OUT/sesiv.json" \
+  --pred-semantics "$OUT/replay/semantics" --gt-semantics "$OUT/replay/gt_semantics"
+vsis eval --pred "$PRED" --gt "$GT" --protocol ytvis --out "$OUT/ytvis.json" \
+  --pred-semantics "$OUT/replay/semantics" --gt-semantics "$OUT/replay/gt_semantics"
+
+echo
+echo "overlay videos (masks, track ids, unified labels): $(ls "$OUT"/replay/overlay/*.mp4 | tr '\n' ' ')"
+echo "reports: $OUT/{davis2016,hota,sesiv,ytvis}.json, latency: $OUT/replay/latency.json, recorded outputs: $OUT/replay/record"

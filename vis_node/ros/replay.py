@@ -48,6 +48,9 @@ from vis_node.tracking.types import Instances
 STAGES = ("instances", "tracked_instances", "unified_instances")
 """Output topics in pipeline order (latency stages)."""
 
+DISCOVERY_SETTLE_S = 1.0
+"""Seconds spun after the graph looks ready, so the nodes' own matches complete too."""
+
 LABEL_TOPICS = ("instance_ids", "semantic")
 """Label images of the semantic node, recorded and written as PNGs."""
 
@@ -159,9 +162,16 @@ class Replayer(Node):
         return receive
 
     def graph_ready(self) -> bool:
-        """Whether the perception node listens and the semantic node publishes."""
+        """Whether all three nodes are up and wired: every hop has its subscriber.
+
+        ``image`` is read by the perception, tracking and semantic nodes; ``instances``
+        and ``tracked_instances`` by the next node and this recorder; the label map
+        arrives once the semantic node is active.
+        """
         return (
-            self.image_pub.get_subscription_count() >= 1
+            self.count_subscribers("image") >= 3
+            and self.count_subscribers("instances") >= 2
+            and self.count_subscribers("tracked_instances") >= 2
             and self.count_publishers("unified_instances") >= 1
             and self.count_publishers("instance_ids") >= 1
             and bool(self.class_names)
@@ -358,6 +368,9 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
                 "the VSIS graph did not come up (no label map / subscribers within "
                 f"{settings.startup_timeout_s:.0f} s); run `vsis ros pipeline` by hand to see its log"
             )
+        # The nodes discover each other about when this node discovers them: settle.
+        settle = time.monotonic() + DISCOVERY_SETTLE_S
+        _spin_until(executor, lambda: time.monotonic() >= settle, DISCOVERY_SETTLE_S + 1)
         writer = OutputWriter(out, node.class_names, metadata={"source": str(bag), "graph": settings.graph})
         last_stamp = 0
         for path in bags:
