@@ -55,6 +55,18 @@ class RawImage:
     step: int
     data: bytes
 
+    @classmethod
+    def from_msg(cls, msg: object) -> RawImage:
+        """The pixel fields of any ``sensor_msgs/Image``-shaped object (rclpy or rosbags)."""
+        return cls(
+            height=int(msg.height),
+            width=int(msg.width),
+            encoding=str(msg.encoding),
+            is_bigendian=bool(msg.is_bigendian),
+            step=int(msg.step),
+            data=bytes(msg.data),
+        )
+
 
 def _as_array(raw: RawImage) -> np.ndarray:
     """View ``raw`` as ``[H, W]`` or ``[H, W, C]`` in its own encoding, after checks."""

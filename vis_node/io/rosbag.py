@@ -148,15 +148,7 @@ def decode_image_message(msg: object, msgtype: str) -> np.ndarray:
             return image
         code = cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         return cv2.cvtColor(image, code)
-    raw = RawImage(
-        height=int(msg.height),
-        width=int(msg.width),
-        encoding=str(msg.encoding),
-        is_bigendian=bool(msg.is_bigendian),
-        step=int(msg.step),
-        data=bytes(msg.data),
-    )
-    return decode(raw)
+    return decode(RawImage.from_msg(msg))
 
 
 def _iterate_messages(path: Path, topic: str) -> Iterator[tuple[int, np.ndarray]]:

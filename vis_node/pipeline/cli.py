@@ -1,7 +1,8 @@
 """``vsis run``: segment, track and label every frame of a video, folder, DAVIS root or bag.
 
 ``vsis run INPUT --out OUT [--model synth|davis|PATH] [--runtime torch|onnx]
-[--mode online|offline]`` writes the layout of :mod:`vis_node.pipeline.outputs`.
+[--mode online|offline] [--offline-method siso|propose-reduce]`` writes the layout of
+:mod:`vis_node.pipeline.outputs`.
 With ``--runtime onnx`` the model is exported to ONNX in a temporary folder first,
 unless ``--model`` already names an export folder (``vsis export --format onnx``).
 """
@@ -50,7 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--mode",
         choices=("online", "offline"),
         default="online",
-        help="online: frame by frame; offline: whole sequences with recurrent propagation",
+        help="online: frame by frame; offline: whole sequences (see --offline-method)",
+    )
+    parser.add_argument(
+        "--offline-method",
+        choices=("siso", "propose-reduce"),
+        default="siso",
+        help=(
+            "offline mode only; siso: recurrent propagation + offline unification; "
+            "propose-reduce: key-frame sequence proposals + category-aware sequence NMS"
+        ),
     )
     parser.add_argument("--topic", help="image topic of a rosbag2 input")
     parser.add_argument("--fps", type=float, default=30.0, help="overlay video frame rate")
@@ -83,7 +93,12 @@ def run(args: argparse.Namespace) -> int:
                 predictor.class_names,
                 fps=args.fps,
                 overlay=not args.no_overlay,
-                metadata={"model": str(args.model), "runtime": args.runtime, "mode": args.mode},
+                metadata={
+                    "model": str(args.model),
+                    "runtime": args.runtime,
+                    "mode": args.mode,
+                    **({"offline_method": args.offline_method} if args.mode == "offline" else {}),
+                },
             )
         )
         bar = stack.enter_context(tqdm(desc="vsis run", unit="frame"))
@@ -95,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
                     writer.write(pipeline.step(frame))
                     bar.update()
             else:
-                for result in OfflinePipeline(predictor).run(list(group), progress=bar.update):
+                pipeline = OfflinePipeline(predictor, method=args.offline_method)
+                for result in pipeline.run(list(group), progress=bar.update):
                     writer.write(result)
         if writer.frames_written == 0:
             raise InputDataError(args.input, "no frames in this input")

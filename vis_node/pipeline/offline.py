@@ -1,6 +1,6 @@
-"""Offline pipeline: whole sequences, SISO recurrent propagation, offline unification.
+"""Offline pipeline: whole sequences, SISO recurrent propagation or Propose-Reduce.
 
-Per sequence:
+Per sequence, with ``method="siso"`` (default):
 
 1. the predictor runs on every frame;
 2. a salient-region mask is made per frame (:func:`salient_regions`: the union of
@@ -11,10 +11,17 @@ Per sequence:
 4. an :class:`~vis_node.tracking.tracker.OnlineTracker` gives those instances track
    ids, and :func:`~vis_node.tracking.unification.unify_offline` one label per track
    over the whole sequence.
+
+With ``method="propose-reduce"``, step 1 is followed by
+:func:`~vis_node.tracking.offline.propose_reduce` on the detections, whose class
+scores are objectness times :func:`~vis_node.pipeline.online.foreground_probs` (so the
+sequence score of Eq. 2 counts how confidently and how often the segmenter saw the
+object): each kept sequence is a track whose label is its category.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
@@ -25,9 +32,9 @@ from vis_node.perception.predictor import Predictor
 from vis_node.pipeline.online import FrameResult, foreground_probs, label_maps
 from vis_node.tracking.flow import DISFlow, FlowEstimator
 from vis_node.tracking.fusion import binarise_saliency, motion_saliency
-from vis_node.tracking.offline import recurrent_propagation
+from vis_node.tracking.offline import SequenceTrack, propose_reduce, recurrent_propagation
 from vis_node.tracking.tracker import OnlineTracker
-from vis_node.tracking.types import Instances
+from vis_node.tracking.types import Instances, boxes_from_masks
 from vis_node.tracking.unification import unify_offline
 
 
@@ -62,6 +69,47 @@ def salient_regions(
     return regions
 
 
+OFFLINE_METHODS = ("siso", "propose-reduce")
+"""Offline methods of :class:`OfflinePipeline`."""
+
+
+def track_instances(
+    tracks: Sequence[SequenceTrack], frame: int, height: int, width: int, num_classes: int
+) -> Instances:
+    """The instances of whole-sequence tracks present in one frame.
+
+    Parameters
+    ----------
+    tracks:
+        Tracks from :func:`~vis_node.tracking.offline.propose_reduce`.
+    frame:
+        Frame index ``t``.
+    height, width:
+        Frame size in pixels.
+    num_classes:
+        Number of classes ``C`` of the tracks' class scores.
+
+    Returns
+    -------
+    Instances
+        One instance per track with a non-empty mask at ``t``: its mask, class
+        probabilities at ``t``, ``track_ids`` = track id, ``scores`` = sequence score
+        (so the better sequence wins overlapping pixels), ``saliency`` 1.
+    """
+    present = [k for k in tracks if k.masks[frame].any()]
+    if not present:
+        return Instances.empty(height, width, num_classes)
+    masks = np.stack([k.masks[frame] for k in present])
+    return Instances(
+        masks=masks,
+        boxes=boxes_from_masks(masks),
+        class_probs=np.stack([k.class_scores[frame] for k in present]),
+        saliency=np.ones(len(present), np.float32),
+        track_ids=np.array([k.track_id for k in present], np.int64),
+        scores=np.array([k.score for k in present], np.float32),
+    )
+
+
 class OfflinePipeline:
     """Whole-sequence processing (see the module docstring).
 
@@ -79,6 +127,11 @@ class OfflinePipeline:
         Offline unification rule (``"sum"``, SISO; or ``"vote"``).
     theta, beta2, max_sweeps:
         Parameters of :func:`recurrent_propagation`.
+    method:
+        ``"siso"`` or ``"propose-reduce"`` (see the module docstring).
+    key_frames, sequence_score_threshold:
+        Number of key frames and smallest sequence score kept (Eq. 2 on objectness
+        times class probability) of ``"propose-reduce"``.
     """
 
     def __init__(
@@ -91,7 +144,12 @@ class OfflinePipeline:
         theta: float = 0.1,
         beta2: float = 0.3,
         max_sweeps: int = 5,
+        method: str = "siso",
+        key_frames: int = 5,
+        sequence_score_threshold: float = 0.3,
     ) -> None:
+        if method not in OFFLINE_METHODS:
+            raise ValueError(f"method must be one of {OFFLINE_METHODS}, got {method!r}")
         self.predictor = predictor
         self.flow: FlowEstimator = flow if flow is not None else DISFlow()
         self.tracker_factory = tracker_factory or (lambda: OnlineTracker(flow=self.flow))
@@ -99,6 +157,9 @@ class OfflinePipeline:
         self.theta = theta
         self.beta2 = beta2
         self.max_sweeps = max_sweeps
+        self.method = method
+        self.key_frames = key_frames
+        self.sequence_score_threshold = sequence_score_threshold
 
     def run(
         self, frames: Sequence[Frame], progress: Callable[[], None] | None = None
@@ -116,7 +177,8 @@ class OfflinePipeline:
         -------
         list of FrameResult
             One per frame; timings ``predict`` (per frame) and ``propagate``,
-            ``track``, ``unify`` (sequence totals divided by the frame count), in ms.
+            ``track``, ``unify`` (sequence totals divided by the frame count), in ms;
+            ``"propose-reduce"`` has ``predict`` and ``propose_reduce`` instead.
         """
         if not frames:
             return []
@@ -128,6 +190,8 @@ class OfflinePipeline:
             predict_ms.append((time.perf_counter() - start) * 1000.0)
             if progress is not None:
                 progress()
+        if self.method == "propose-reduce":
+            return self._propose_reduce(frames, detections, predict_ms)
         count = len(frames)
         start = time.perf_counter()
         salient = salient_regions(images, detections, self.flow)
@@ -167,3 +231,51 @@ class OfflinePipeline:
         for result in results:
             result.timings["unify"] = unify_ms
         return results
+
+    def _propose_reduce(
+        self, frames: Sequence[Frame], detections: list[Instances], predict_ms: list[float]
+    ) -> list[FrameResult]:
+        """Frame results of :func:`propose_reduce` tracks (``method="propose-reduce"``)."""
+        start = time.perf_counter()
+        foreground = [
+            dataclasses.replace(
+                d, class_probs=foreground_probs(d.class_probs) * d.scores[:, None]
+            )
+            for d in detections
+        ]
+        tracks = propose_reduce(
+            [f.image for f in frames],
+            foreground,
+            self.flow,
+            key_frames=self.key_frames,
+            score_threshold=self.sequence_score_threshold,
+        )
+        reduce_ms = (time.perf_counter() - start) * 1000.0 / len(frames)
+        category = {k.track_id: k.category for k in tracks}
+        confidence = {k.track_id: _label_confidence(k) for k in tracks}
+        height, width = frames[0].image.shape[:2]
+        num_classes = detections[0].class_probs.shape[1]
+        results = []
+        for t, (frame, ms) in enumerate(zip(frames, predict_ms)):
+            instances = track_instances(tracks, t, height, width, num_classes)
+            labels = np.array([category[int(i)] for i in instances.track_ids], np.int64)
+            confidences = np.array([confidence[int(i)] for i in instances.track_ids], np.float32)
+            id_map, semantic_map = label_maps(instances, labels)
+            results.append(
+                FrameResult(
+                    frame,
+                    instances,
+                    labels,
+                    confidences,
+                    id_map,
+                    semantic_map,
+                    {"predict": ms, "propose_reduce": reduce_ms},
+                )
+            )
+        return results
+
+
+def _label_confidence(track: SequenceTrack) -> float:
+    """Mean score of the track's category over the frames a detection supports."""
+    supported = track.class_scores.any(axis=1)
+    return float(track.class_scores[supported, track.category].mean())

@@ -25,18 +25,6 @@ MASK_ENCODINGS = {
 """Names of the per-instance mask encodings, as accepted by :func:`instance_to_msg`."""
 
 
-def raw_from_msg(msg: Image) -> RawImage:
-    """The pixel description of a ``sensor_msgs/Image`` (no copy of the checks)."""
-    return RawImage(
-        height=int(msg.height),
-        width=int(msg.width),
-        encoding=str(msg.encoding),
-        is_bigendian=bool(msg.is_bigendian),
-        step=int(msg.step),
-        data=bytes(msg.data),
-    )
-
-
 def image_to_msg(pixels: np.ndarray, encoding: str, header: Header) -> Image:
     """Build a ``sensor_msgs/Image``.
 
@@ -69,12 +57,12 @@ def msg_to_rgb(msg: Image) -> np.ndarray:
     vis_node.io.image_codec.ImageEncodingError
         Unsupported encoding or malformed buffer.
     """
-    return decode_rgb(raw_from_msg(msg))
+    return decode_rgb(RawImage.from_msg(msg))
 
 
 def msg_to_labels(msg: Image) -> np.ndarray:
     """Decode a mono8 / mono16 label image message to ``uint16[H, W]``."""
-    return decode_labels(raw_from_msg(msg))
+    return decode_labels(RawImage.from_msg(msg))
 
 
 def box_from_mask(mask: np.ndarray) -> tuple[int, int, int, int]:

@@ -121,15 +121,7 @@ def decode_image_msg(msg: Any) -> tuple[np.ndarray | None, Rejection | None]:
         ``uint8[H, W, 3]`` RGB and ``None``, or ``None`` and why it is unusable.
     """
     if hasattr(msg, "encoding"):
-        raw = RawImage(
-            height=int(msg.height),
-            width=int(msg.width),
-            encoding=str(msg.encoding),
-            is_bigendian=bool(msg.is_bigendian),
-            step=int(msg.step),
-            data=bytes(msg.data),
-        )
-        return decode_camera_image(raw)
+        return decode_camera_image(RawImage.from_msg(msg))
     try:
         pixels = decode_image_message(msg, COMPRESSED_MSGTYPE)
     except ValueError as exc:
