@@ -164,6 +164,19 @@ def test_vsis_run_offline_mode(tiny_model, image_folder, tmp_path):
     assert not (tmp_path / "out" / "overlay").exists()
 
 
+def test_vsis_run_offline_propose_reduce(tiny_model, clip, image_folder, tmp_path):
+    checkpoint = save_model(tiny_model, tmp_path / "tiny" / "model.pt")
+    out = tmp_path / "out"
+    code = main(["run", str(image_folder), "--out", str(out), "--model", str(checkpoint),
+                 "--mode", "offline", "--offline-method", "propose-reduce",
+                 "--min-sequence-score", "0", "--no-overlay"])
+    assert code == 0
+    _check_layout(out, clip[:5], tiny_model.config.num_classes)
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["offline_method"] == "propose-reduce"
+    assert set(timings["stages"]) == {"predict", "propose_reduce"}
+
+
 def test_vsis_run_missing_model_exits_2(image_folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VSIS_MODELS_DIR", str(tmp_path / "no-models"))
     code = main(["run", str(image_folder), "--out", str(tmp_path / "out"), "--model", "nope"])

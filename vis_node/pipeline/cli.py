@@ -62,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "propose-reduce: key-frame sequence proposals + category-aware sequence NMS"
         ),
     )
+    parser.add_argument(
+        "--min-sequence-score",
+        type=float,
+        default=0.3,
+        help="propose-reduce only: smallest sequence score (Eq. 2) kept (default 0.3)",
+    )
     parser.add_argument("--topic", help="image topic of a rosbag2 input")
     parser.add_argument("--fps", type=float, default=30.0, help="overlay video frame rate")
     parser.add_argument("--no-overlay", action="store_true", help="skip OUT/overlay/*.mp4")
@@ -110,7 +116,11 @@ def run(args: argparse.Namespace) -> int:
                     writer.write(pipeline.step(frame))
                     bar.update()
             else:
-                pipeline = OfflinePipeline(predictor, method=args.offline_method)
+                pipeline = OfflinePipeline(
+                    predictor,
+                    method=args.offline_method,
+                    sequence_score_threshold=args.min_sequence_score,
+                )
                 for result in pipeline.run(list(group), progress=bar.update):
                     writer.write(result)
         if writer.frames_written == 0:

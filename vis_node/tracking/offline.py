@@ -230,7 +230,8 @@ class SequenceTrack:
     masks:
         ``bool[T, H, W]`` mask per frame (empty where the instance is absent).
     class_scores:
-        ``float32[T, C]`` class probabilities per frame (zeros where absent).
+        ``float32[T, C]`` class probabilities of the supporting detection per frame
+        (zeros where absent or carried by optical flow alone).
     category:
         Class id: argmax over ``C`` of ``class_scores`` summed over frames.
     score:
@@ -265,11 +266,28 @@ def key_frame_indices(count: int, key_frames: int) -> np.ndarray:
     return np.arange(min(key_frames, count), dtype=np.int64) * step
 
 
-def _mask_ious(mask: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """``float64[N]`` IoU of ``bool[H, W]`` ``mask`` with each of ``bool[N, H, W]`` ``masks``."""
-    inter = np.count_nonzero(masks & mask, axis=(1, 2))
-    union = np.count_nonzero(masks | mask, axis=(1, 2))
-    return inter / np.maximum(union, 1)
+def _mask_ious(mask: np.ndarray, masks: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """IoU of one mask with each of several, counting intersections in its box only.
+
+    Parameters
+    ----------
+    mask:
+        ``bool[H, W]`` non-empty mask.
+    masks:
+        ``bool[N, H, W]`` masks.
+    areas:
+        ``int[N]`` pixel counts of ``masks``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64[N]`` IoUs.
+    """
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    inter = np.count_nonzero(masks[:, window[0], window[1]] & mask[window], axis=(1, 2))
+    return inter / np.maximum(areas + np.count_nonzero(mask) - inter, 1)
 
 
 def propose_reduce(
@@ -353,6 +371,7 @@ def propose_reduce(
             flows[(source, target)] = flow(frames_rgb[target], frames_rgb[source])
         return warp_masks(mask[None], flows[(source, target)])[0]
 
+    areas = [np.count_nonzero(i.masks, axis=(1, 2)) for i in per_frame_instances]
     proposals: list[tuple[np.ndarray, np.ndarray]] = []
     for key in key_frame_indices(count, key_frames).tolist():
         seeds = per_frame_instances[key]
@@ -368,7 +387,7 @@ def propose_reduce(
                     if not mask.any():
                         break
                     detected = per_frame_instances[t]
-                    ious = _mask_ious(mask, detected.masks)
+                    ious = _mask_ious(mask, detected.masks, areas[t])
                     if len(detected) and ious.max() >= snap_iou:
                         best = int(ious.argmax())
                         mask, scores[t] = detected.masks[best], detected.class_probs[best]
@@ -379,8 +398,8 @@ def propose_reduce(
                             break
                     masks[t] = mask
                     t += step
-            proposals.append((masks, scores))
-    proposals = [p for p in proposals if sequence_score(p[1]) >= score_threshold]
+            if sequence_score(scores) >= score_threshold:
+                proposals.append((masks, scores))
     categories = np.array([int(s.sum(axis=0).argmax()) for _, s in proposals], dtype=np.int64)
     kept: list[int] = []
     for category in np.unique(categories).tolist():
