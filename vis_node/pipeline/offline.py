@@ -110,6 +110,18 @@ def track_instances(
     )
 
 
+def _frame_result(
+    frame: Frame,
+    instances: Instances,
+    labels: np.ndarray,
+    confidences: np.ndarray,
+    timings: dict[str, float],
+) -> FrameResult:
+    """A :class:`FrameResult` with its id and semantic maps painted from ``labels``."""
+    id_map, semantic_map = label_maps(instances, labels)
+    return FrameResult(frame, instances, labels, confidences, id_map, semantic_map, timings)
+
+
 class OfflinePipeline:
     """Whole-sequence processing (see the module docstring).
 
@@ -217,17 +229,12 @@ class OfflinePipeline:
         results = []
         for frame, instances, ms in zip(frames, tracked, predict_ms):
             pairs = [unified[int(k)] for k in instances.track_ids]
-            labels = np.array([label for label, _ in pairs], dtype=np.int64)
-            confidences = np.array([conf for _, conf in pairs], dtype=np.float32)
-            id_map, semantic_map = label_maps(instances, labels)
             results.append(
-                FrameResult(
+                _frame_result(
                     frame,
                     instances,
-                    labels,
-                    confidences,
-                    id_map,
-                    semantic_map,
+                    np.array([label for label, _ in pairs], dtype=np.int64),
+                    np.array([conf for _, conf in pairs], dtype=np.float32),
                     {"predict": ms, "propagate": propagate_ms, "track": track_ms},
                 )
             )
@@ -263,17 +270,12 @@ class OfflinePipeline:
         results = []
         for t, (frame, ms) in enumerate(zip(frames, predict_ms)):
             instances = track_instances(tracks, t, height, width, num_classes)
-            labels = np.array([category[int(i)] for i in instances.track_ids], np.int64)
-            confidences = np.array([confidence[int(i)] for i in instances.track_ids], np.float32)
-            id_map, semantic_map = label_maps(instances, labels)
             results.append(
-                FrameResult(
+                _frame_result(
                     frame,
                     instances,
-                    labels,
-                    confidences,
-                    id_map,
-                    semantic_map,
+                    np.array([category[int(i)] for i in instances.track_ids], np.int64),
+                    np.array([confidence[int(i)] for i in instances.track_ids], np.float32),
                     {"predict": ms, "propose_reduce": reduce_ms},
                 )
             )
