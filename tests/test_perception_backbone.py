@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from vis_node.io.errors import InputDataError
 from vis_node.perception import weights
-from vis_node.perception.backbone import build_backbone, freeze_batchnorm
+from vis_node.perception.backbone import build_backbone, fold_frozen_batchnorm, freeze_batchnorm
 from vis_node.perception.fpn import S4NetFPN
 
 
@@ -104,3 +105,22 @@ def test_fpn_levels_and_pooled_p6() -> None:
         (2, 16, 2, 2),
     ]
     assert torch.equal(pyramid["p6"], F.avg_pool2d(pyramid["p5"], 2))
+
+
+def test_folding_frozen_batchnorm_keeps_outputs() -> None:
+    torch.manual_seed(0)
+    backbone = build_backbone(name="mobilenet_v2", pretrained=False).eval()
+    for norm in backbone.modules():
+        if isinstance(norm, FrozenBatchNorm2d):
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.2, 0.2)
+            norm.running_mean.uniform_(-0.2, 0.2)
+            norm.running_var.uniform_(0.5, 1.5)
+    folded = fold_frozen_batchnorm(copy.deepcopy(backbone))
+    remaining = sum(isinstance(m, FrozenBatchNorm2d) for m in folded.modules())
+    assert remaining == 0
+    images = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = backbone(images), folded(images)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-4)

@@ -86,6 +86,42 @@ def freeze_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
+@torch.no_grad()
+def fold_frozen_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold each ``FrozenBatchNorm2d`` that directly follows a ``Conv2d`` into the conv.
+
+    For inference only: ``conv -> bn`` becomes one conv with weight ``W * s`` and bias
+    ``b * s + t`` (``s = gamma / sqrt(var + eps)``, ``t = beta - mean * s``) and the norm
+    becomes ``Identity``, which saves one pass over every feature map. Sequences whose
+    norm does not follow a conv (e.g. ResNet's ``conv1, bn1`` attributes) are left alone.
+
+    Parameters
+    ----------
+    module:
+        Changed in place; pass a copy to keep the original trainable.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``module``.
+    """
+    for child in module.modules():
+        if not isinstance(child, nn.Sequential):
+            continue
+        names = list(child._modules)
+        for first, second in zip(names, names[1:]):
+            conv, norm = child._modules[first], child._modules[second]
+            if not (isinstance(conv, nn.Conv2d) and isinstance(norm, FrozenBatchNorm2d)):
+                continue
+            scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+            shift = norm.bias - norm.running_mean * scale
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(scale)
+            conv.weight.mul_(scale.view(-1, 1, 1, 1))
+            conv.bias = nn.Parameter(bias * scale + shift)
+            child._modules[second] = nn.Identity()
+    return module
+
+
 def mobilenet_v2_backbone(
     *, pretrained: bool, weights_path: str | Path | None = None, frozen_batchnorm: bool = True
 ) -> Backbone:

@@ -6,12 +6,14 @@ here; ONNX Runtime and TensorRT wrap the same two steps around their engines).
 
 from __future__ import annotations
 
+import copy
 from typing import Protocol
 
 import cv2
 import numpy as np
 import torch
 
+from vis_node.perception.backbone import fold_frozen_batchnorm
 from vis_node.perception.model import S4Net
 from vis_node.tracking.types import Instances
 
@@ -91,13 +93,14 @@ class TorchPredictor:
     Parameters
     ----------
     model:
-        Network in eval mode (see :func:`vis_node.perception.checkpoint.load_model`).
+        Network (see :func:`vis_node.perception.checkpoint.load_model`); the predictor
+        runs an eval-mode copy with its frozen batch norms folded into the convolutions.
     device:
         Torch device to run on.
     """
 
     def __init__(self, model: S4Net, *, device: str = "cpu") -> None:
-        self.model = model.to(device).eval()
+        self.model = fold_frozen_batchnorm(copy.deepcopy(model)).to(device).eval()
         self.device = device
         self.class_names: tuple[str, ...] = tuple(model.config.class_names)
         self.input_size = int(model.config.input_size)
