@@ -11,6 +11,7 @@ from vis_node.io.labels import (
     read_label_folder,
     read_label_png,
     read_semantic_png,
+    wrap_track_ids,
     write_instance_png,
     write_semantic_png,
 )
@@ -93,3 +94,11 @@ def test_label_folder_index(tmp_path):
     assert [name for name, _ in index["a"]] == ["00000", "00001"]
     with pytest.raises(InputDataError, match="no <sequence>/<frame>.png"):
         read_label_folder(tmp_path / "empty")
+
+
+def test_wrap_track_ids_cycles_over_1_to_65535():
+    np.testing.assert_array_equal(
+        wrap_track_ids(np.array([0, 1, 65535, 65536, 65537, 131070, 131071])),
+        [0, 1, 65535, 1, 2, 65535, 1],
+    )
+    assert wrap_track_ids(70000).dtype == np.uint16

@@ -100,6 +100,17 @@ def test_label_maps_paint_labels_of_tracks():
     np.testing.assert_array_equal(classes[:, 0], [2, 2, 1, 1])
 
 
+def test_label_maps_wrap_large_track_ids_without_hitting_background():
+    masks = np.zeros((2, 2, 2), bool)
+    masks[0, 0] = True
+    masks[1, 1] = True
+    instances = Instances(masks, np.zeros((2, 4)), np.ones((2, 3)) / 3, np.ones(2),
+                          track_ids=np.array([65536, 65535 + 7]), scores=np.array([0.9, 0.5]))
+    ids, classes = label_maps(instances, np.array([1, 2]))
+    np.testing.assert_array_equal(ids, [[1, 1], [7, 7]])
+    np.testing.assert_array_equal(classes, [[1, 1], [2, 2]])
+
+
 def test_online_pipeline_writes_consistent_files(tiny_model, clip, tmp_path):
     pipeline = OnlinePipeline(TorchPredictor(tiny_model))
     with OutputWriter(tmp_path, tiny_model.config.class_names, metadata={"mode": "online"}) as out:

@@ -23,6 +23,29 @@ from vis_node.io.errors import InputDataError
 VOID_ID = 255
 """Label value marking void (ignored) pixels in palette annotations."""
 
+MAX_LABEL_ID = 65535
+"""Largest id a 16-bit instance-id image holds."""
+
+
+def wrap_track_ids(ids: np.ndarray | int) -> np.ndarray:
+    """Track ids as stored in 16-bit id images: 1..65535 repeat, 0 stays background.
+
+    Track ids grow without bound on long streams; label images wrap them instead of
+    letting id 65536 become 0. Messages and results JSON keep the full id.
+
+    Parameters
+    ----------
+    ids:
+        Non-negative integer ids (any shape).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``uint16`` ids of the same shape.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    return np.where(ids > 0, (ids - 1) % MAX_LABEL_ID + 1, 0).astype(np.uint16)
+
 
 def _davis_palette() -> list[int]:
     """The 256-colour PASCAL/DAVIS palette, flattened to ``[r0, g0, b0, r1, ...]``."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vis_node.io.frames import Frame
+from vis_node.io.labels import wrap_track_ids
 from vis_node.tracking.tracker import OnlineTracker
 from vis_node.tracking.types import Instances
 from vis_node.tracking.unification import OnlineUnifier
@@ -89,7 +90,7 @@ def label_maps(instances: Instances, labels: np.ndarray) -> tuple[np.ndarray, np
     Parameters
     ----------
     instances:
-        Instances with ``track_ids`` in 1..65535 (0 = not painted).
+        Instances with ``track_ids`` >= 1 (0 = not painted).
     labels:
         ``int[N]`` class id (0..255) of each instance.
 
@@ -97,13 +98,15 @@ def label_maps(instances: Instances, labels: np.ndarray) -> tuple[np.ndarray, np
     -------
     id_map, semantic_map:
         ``uint16[H, W]`` (:meth:`Instances.id_map`: overlaps go to the higher score)
-        and ``uint8[H, W]`` with the label of the instance painted at each pixel.
+        and ``uint8[H, W]`` with the label of the instance painted at each pixel. Track
+        ids above 65535 (long streams) wrap within 1..65535 in the id map
+        (:func:`vis_node.io.labels.wrap_track_ids`); messages and results keep the full id.
     """
     ids = instances.id_map()
     tracked = instances.track_ids > 0
     lookup = np.zeros(int(instances.track_ids.max(initial=0)) + 1, dtype=np.uint8)
     lookup[instances.track_ids[tracked]] = np.asarray(labels)[tracked]
-    return ids.astype(np.uint16), lookup[ids]
+    return wrap_track_ids(ids), lookup[ids]
 
 
 class OnlinePipeline:

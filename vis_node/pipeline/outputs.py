@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from vis_node.io.labels import write_instance_png, write_semantic_png
+from vis_node.io.labels import wrap_track_ids, write_instance_png, write_semantic_png
 from vis_node.io.overlay import InstanceLabel, OverlayVideoWriter, draw_overlay
 from vis_node.io.ytvis_json import encode_rle, write_json
 from vis_node.pipeline.online import FrameResult
@@ -126,7 +126,7 @@ class OutputWriter:
             result.confidences.tolist(),
             result.instances.scores.tolist(),
         ):
-            mask = result.id_map == track_id
+            mask = result.id_map == wrap_track_ids(track_id)
             record = self._tracks.setdefault(track_id, _TrackRecord())
             if mask.any():
                 record.rles[self._frame_count] = encode_rle(mask)

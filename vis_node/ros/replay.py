@@ -35,7 +35,7 @@ from std_msgs.msg import Header
 from vis_msgs.msg import LabelMap, SalientInstanceArray
 
 from vis_node.io.frames import Frame
-from vis_node.io.labels import write_instance_png, write_semantic_png
+from vis_node.io.labels import wrap_track_ids, write_instance_png, write_semantic_png
 from vis_node.io.rosbag import image_topics, read_bag_frames, read_bag_labels
 from vis_node.pipeline.online import FrameResult
 from vis_node.replay.bag_make import GT_IDS_TOPIC, GT_SEMANTICS_TOPIC
@@ -196,7 +196,7 @@ def frame_result(pending: _Pending) -> FrameResult:
     id_map = msg_to_labels(pending.messages["instance_ids"])
     semantic = msg_to_labels(pending.messages["semantic"]).astype(np.uint8)
     items = [i for i in unified.instances if i.track_id > 0]
-    masks = np.stack([id_map == i.track_id for i in items]) if items else None
+    masks = np.stack([id_map == wrap_track_ids(i.track_id) for i in items]) if items else None
     height, width = id_map.shape
     num_classes = max((len(i.class_scores) for i in items), default=1)
     probs = np.zeros((len(items), max(num_classes, 1)), dtype=np.float32)
