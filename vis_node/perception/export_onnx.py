@@ -36,9 +36,7 @@ import torch
 from torch import nn
 
 from vis_node.perception.config import ModelConfig
-from vis_node.perception.model import SEG_STRIDE, S4Net
-from vis_node.perception.roi_masking import box_cells, masked_region, roi_masks
-from vis_node.perception.seg_branch import crop_to_windows, crop_windows
+from vis_node.perception.model import S4Net
 
 LOG = logging.getLogger(__name__)
 
@@ -86,17 +84,15 @@ class DenseGraph(nn.Module):
             :func:`~vis_node.perception.anchors.pyramid_anchors`) and
             ``float[B, Cs, S/8, S/8]`` compressed P3 features.
         """
-        model = self.model
-        pyramid = model.fpn(model.backbone((images - model.pixel_mean) / model.pixel_std))
-        logits, deltas = model.head(list(pyramid.values()))
-        return logits, deltas, model.seg_compress(pyramid["p3"])
+        _, logits, deltas, seg_features = self.model.dense(images)
+        return logits, deltas, seg_features
 
 
 class InstanceGraph(nn.Module):
     """RoIMasking, segmentation branch and instance head for given boxes.
 
-    The same wiring as :meth:`S4Net.segment`, with the image of each box given as a
-    tensor (``image_index``) instead of a Python list, so ``N`` can stay dynamic.
+    :meth:`S4Net.segment_boxes`: the image of each box is given as a tensor
+    (``image_index``) instead of a Python list, so ``N`` can stay dynamic.
 
     Parameters
     ----------
@@ -128,26 +124,8 @@ class InstanceGraph(nn.Module):
             ``float[N, 2, K, K]``, ``float[N, 4]`` windows in P3 cells,
             ``float[N, C]`` and ``float[N, D]`` (see :class:`SegmentationOutput`).
         """
-        cfg = self.model.config
-        feature_size = (int(seg_features.shape[-2]), int(seg_features.shape[-1]))
-        masks = roi_masks(boxes, feature_size, SEG_STRIDE, mode=cfg.roi_masking, alpha=cfg.alpha)
-        in_box = box_cells(boxes, feature_size, SEG_STRIDE).to(masks.dtype)
-        windows = crop_windows(
-            masked_region(boxes, mode=cfg.roi_masking, alpha=cfg.alpha),
-            feature_size,
-            SEG_STRIDE,
-            crop_size=cfg.seg_crop_size,
-            margin=cfg.seg_crop_margin,
-        )
-        features = crop_to_windows(seg_features, image_index, windows, cfg.seg_crop_size)
-        own = torch.arange(boxes.shape[0], device=boxes.device)
-        mask_crops = crop_to_windows(
-            torch.stack([masks, in_box], dim=1), own, windows, cfg.seg_crop_size
-        )
-        mask_logits = self.model.seg_branch(features * mask_crops[:, :1])
-        probs = mask_logits.softmax(dim=1)[:, 1]
-        class_logits, embeddings = self.model.instance_head(features, probs, mask_crops[:, 1])
-        return mask_logits, windows, class_logits, embeddings
+        out = self.model.segment_boxes(seg_features, boxes, image_index)
+        return out.mask_logits, out.windows, out.class_logits, out.embeddings
 
 
 @dataclass(frozen=True)

@@ -175,9 +175,7 @@ class S4Net(nn.Module):
             raise ValueError(
                 "S4Net in training mode needs targets; call model.eval() for inference"
             )
-        pyramid = self.fpn(self.backbone((images - self.pixel_mean) / self.pixel_std))
-        levels = list(pyramid.values())
-        logits, deltas = self.head(levels)
+        levels, logits, deltas, seg_features = self.dense(images)
         anchors = torch.cat(
             pyramid_anchors(
                 [tuple(level.shape[-2:]) for level in levels],
@@ -187,10 +185,32 @@ class S4Net(nn.Module):
                 device=images.device,
             )
         )
-        seg_features = self.seg_compress(pyramid["p3"])
         if self.training:
             return self._losses(logits, deltas, anchors, seg_features, targets)
         return self._detect(logits, deltas, anchors, seg_features, tuple(images.shape[-2:]))
+
+    def dense(
+        self, images: torch.Tensor
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Backbone, FPN, detection head and P3 compression.
+
+        Parameters
+        ----------
+        images:
+            ``float[B, 3, H, W]`` RGB in [0, 1].
+
+        Returns
+        -------
+        levels, logits, deltas, seg_features:
+            Pyramid maps P3..P6, ``float[B, A]`` objectness logits, ``float[B, A, 4]``
+            encoded deltas (anchor order of
+            :func:`~vis_node.perception.anchors.pyramid_anchors`) and
+            ``float[B, Cs, H/8, W/8]`` compressed P3 features.
+        """
+        pyramid = self.fpn(self.backbone((images - self.pixel_mean) / self.pixel_std))
+        levels = list(pyramid.values())
+        logits, deltas = self.head(levels)
+        return levels, logits, deltas, self.seg_compress(pyramid["p3"])
 
     def segment(self, seg_features: torch.Tensor, boxes: list[torch.Tensor]) -> SegmentationOutput:
         """Run RoIMasking, the segmentation branch and the instance head on given boxes.
@@ -207,7 +227,6 @@ class S4Net(nn.Module):
         SegmentationOutput
             Results for the ``N = sum(N_i)`` boxes, images in order.
         """
-        cfg = self.config
         all_boxes = torch.cat(boxes)
         image_index = torch.cat(
             [
@@ -215,20 +234,35 @@ class S4Net(nn.Module):
                 for i, b in enumerate(boxes)
             ]
         )
-        feature_size = tuple(seg_features.shape[-2:])
-        masks = roi_masks(
-            all_boxes, feature_size, SEG_STRIDE, mode=cfg.roi_masking, alpha=cfg.alpha
-        )
-        in_box = box_cells(all_boxes, feature_size, SEG_STRIDE).to(masks.dtype)
+        return self.segment_boxes(seg_features, all_boxes, image_index)
+
+    def segment_boxes(
+        self, seg_features: torch.Tensor, boxes: torch.Tensor, image_index: torch.Tensor
+    ) -> SegmentationOutput:
+        """:meth:`segment` with the boxes flat and their images as a tensor (export-friendly).
+
+        Parameters
+        ----------
+        seg_features:
+            ``float[B, C, h, w]`` compressed P3 features.
+        boxes:
+            ``float[N, 4]`` x1y1x2y2 in input pixels.
+        image_index:
+            ``int64[N]`` image of each box in ``0..B-1``.
+        """
+        cfg = self.config
+        feature_size = (int(seg_features.shape[-2]), int(seg_features.shape[-1]))
+        masks = roi_masks(boxes, feature_size, SEG_STRIDE, mode=cfg.roi_masking, alpha=cfg.alpha)
+        in_box = box_cells(boxes, feature_size, SEG_STRIDE).to(masks.dtype)
         windows = crop_windows(
-            masked_region(all_boxes, mode=cfg.roi_masking, alpha=cfg.alpha),
+            masked_region(boxes, mode=cfg.roi_masking, alpha=cfg.alpha),
             feature_size,
             SEG_STRIDE,
             crop_size=cfg.seg_crop_size,
             margin=cfg.seg_crop_margin,
         )
         features = crop_to_windows(seg_features, image_index, windows, cfg.seg_crop_size)
-        own = torch.arange(len(all_boxes), device=all_boxes.device)
+        own = torch.arange(boxes.shape[0], device=boxes.device)
         mask_crops = crop_to_windows(
             torch.stack([masks, in_box], dim=1), own, windows, cfg.seg_crop_size
         )
