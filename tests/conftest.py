@@ -7,6 +7,7 @@ before any test can import rclpy, and each ROS test picks its own domain id.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import pytest
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ["ROS_LOCALHOST_ONLY"] = "1"
 os.environ.setdefault("ROS_DOMAIN_ID", "77")
+# Exports and engines made by the tests go to a throw-away cache, never the user's.
+os.environ["VSIS_CACHE_DIR"] = tempfile.mkdtemp(prefix="vsis-test-cache-")
 
 
 def shared_data_dir() -> Path:

@@ -10,7 +10,12 @@ from vis_node.io.errors import InputDataError
 from vis_node.perception.checkpoint import load_model, resolve_model, save_model
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.model import build_model
-from vis_node.perception.predictor import TorchPredictor, postprocess, preprocess
+from vis_node.perception.predictor import (
+    RawDetections,
+    TorchPredictor,
+    preprocess,
+    to_instances,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,19 +66,21 @@ def test_preprocess_shape_and_range():
         preprocess(image.astype(np.float32), 32)
 
 
-def test_postprocess_maps_back_to_frame():
-    mask = np.zeros((1, 32, 32), bool)
-    mask[0, 8:16, 4:12] = True
-    detections = {
-        "masks": mask, "boxes": np.array([[4, 8, 12, 16]], np.float32),
-        "scores": np.array([0.9], np.float32), "class_probs": np.array([[0.1, 0.9]], np.float32),
-        "embeddings": np.ones((1, 4), np.float32),
-    }
-    instances = postprocess(detections, (64, 96), 32)
+def test_to_instances_maps_back_to_frame():
+    raw = RawDetections(
+        boxes=np.array([[4, 8, 12, 16]], np.float32),
+        scores=np.array([0.9], np.float32),
+        mask_probs=np.ones((1, 4, 4), np.float32),
+        windows=np.array([[0, 0, 32, 32]], np.float32),
+        class_probs=np.array([[0.1, 0.9]], np.float32),
+        embeddings=np.ones((1, 4), np.float32),
+    )
+    instances = to_instances(raw, (64, 96), 32, 0.5)
     np.testing.assert_allclose(instances.boxes, [[12, 16, 36, 32]])
     assert instances.masks.shape == (1, 64, 96)
     rows, cols = np.nonzero(instances.masks[0])
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (16, 31, 12, 35)
+    np.testing.assert_allclose(instances.saliency, [0.9])
 
 
 def test_torch_predictor_outputs_frame_resolution(tiny_model):
@@ -84,3 +91,20 @@ def test_torch_predictor_outputs_frame_resolution(tiny_model):
     assert instances.masks.shape == (n, 90, 120)
     assert instances.class_probs.shape == (n, len(tiny_model.config.class_names))
     assert predictor.class_names[0] == "background"
+
+
+def test_torch_predictor_batch_matches_model_forward(tiny_model):
+    rng = np.random.default_rng(2)
+    size = tiny_model.config.input_size
+    images = np.concatenate(
+        [preprocess(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8), size) for _ in range(2)]
+    )
+    with torch.no_grad():
+        expected = tiny_model.eval()(torch.from_numpy(images))
+    ours = TorchPredictor(tiny_model).detect(images)
+    assert sum(len(d["boxes"]) for d in ours) > 0
+    for mine, ref in zip(ours, expected, strict=True):
+        np.testing.assert_allclose(mine["boxes"], ref["boxes"].numpy(), atol=1e-3)
+        np.testing.assert_allclose(mine["scores"], ref["scores"].numpy(), atol=1e-5)
+        np.testing.assert_allclose(mine["class_probs"], ref["class_probs"].numpy(), atol=1e-4)
+        assert (mine["masks"] == ref["masks"].numpy()).mean() > 0.999

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchvision.models.detection._utils import BoxCoder
 
-from vis_node.perception.postprocess import paste_masks_in_image, select_proposals
+from vis_node.perception.postprocess import (
+    paste_masks_in_frame,
+    paste_masks_in_image,
+    select_proposals,
+)
 
 CODER = BoxCoder((1.0, 1.0, 1.0, 1.0))
 
@@ -107,3 +112,48 @@ def test_pasted_mask_aligns_with_the_crop_grid() -> None:
 def test_no_masks() -> None:
     empty = paste_masks_in_image(torch.zeros(0, 4, 4), torch.zeros(0, 4), torch.zeros(0, 4), (8, 8))
     assert empty.shape == (0, 8, 8)
+
+
+def test_frame_paste_equals_image_paste_at_input_resolution() -> None:
+    rng = np.random.default_rng(3)
+    probs = rng.random((6, 12, 12)).astype(np.float32)
+    corners = rng.uniform(0, 64, (6, 2, 2)).astype(np.float32)
+    boxes = np.concatenate([corners.min(axis=1), corners.max(axis=1) + 4], axis=1)
+    sides = rng.uniform(24, 80, (6, 1)).astype(np.float32)
+    origins = rng.uniform(-8, 40, (6, 2)).astype(np.float32)
+    windows = np.concatenate([origins, origins + sides], axis=1)
+    reference = paste_masks_in_image(
+        torch.from_numpy(probs), torch.from_numpy(windows), torch.from_numpy(boxes), (64, 64)
+    ).numpy()
+    ours = paste_masks_in_frame(probs, windows, boxes, 64, (64, 64), 0.5)
+    undecided = np.abs(reference - 0.5) < 1e-4
+    assert ours.any() and not undecided.all()
+    np.testing.assert_array_equal(ours[~undecided], reference[~undecided] >= 0.5)
+
+
+def test_frame_paste_scales_box_and_grid_to_the_frame() -> None:
+    # Input 32 px, frame 64 x 96 (scale 3 in x, 2 in y): the box [4, 8, 12, 16] covers
+    # frame columns 12..35 and rows 16..31; the left half of the grid is foreground.
+    probs = np.zeros((1, 4, 4), np.float32)
+    probs[0, :, :2] = 1.0
+    masks = paste_masks_in_frame(
+        probs,
+        np.array([[4.0, 8.0, 12.0, 16.0]], np.float32),
+        np.array([[4.0, 8.0, 12.0, 16.0]], np.float32),
+        32,
+        (64, 96),
+        0.5,
+    )
+    rows, cols = np.nonzero(masks[0])
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (16, 31, 12, 23)
+    outside = paste_masks_in_frame(
+        np.ones((1, 4, 4), np.float32),
+        np.array([[0.0, 0.0, 32.0, 32.0]], np.float32),
+        np.array([[40.0, 40.0, 50.0, 50.0]], np.float32),
+        32,
+        (64, 96),
+        0.5,
+    )
+    assert not outside.any()
+    assert paste_masks_in_frame(np.zeros((0, 4, 4), np.float32), np.zeros((0, 4)),
+                                np.zeros((0, 4)), 32, (8, 8), 0.5).shape == (0, 8, 8)

@@ -19,6 +19,7 @@ BASE = {
     "optimizer": {"name": "sgd", "lr": 0.002},
     "steps": 7,
     "batch_size": 4,
+    "zoom_range": [0.5, 2.0],
 }
 
 
@@ -39,6 +40,7 @@ def test_loads_every_section(tmp_path: Path) -> None:
     assert config.steps == 7 and config.batch_size == 4
     assert config.validation is None
     assert config.freeze_backbone_stages == 0
+    assert config.zoom_range == (0.5, 2.0)
 
 
 def test_round_trips_through_to_dict(tmp_path: Path) -> None:
@@ -89,4 +91,12 @@ def test_shipped_configs_load(name: str) -> None:
     config = load_train_config(REPO / "models" / name / "train.yaml")
     assert config.model.input_size == 320
     assert config.model.backbone == "mobilenet_v2"
-    assert config.validation is not None
+    assert config.test is not None
+    if config.validation is not None:  # never the test set: no checkpoint picked on it
+        assert config.validation != config.test
+
+
+@pytest.mark.parametrize("zoom", [[0.0, 1.0], [1.5, 1.2]])
+def test_rejects_bad_zoom_range(tmp_path: Path, zoom: list[float]) -> None:
+    with pytest.raises(ValueError, match="zoom_range"):
+        load_train_config(_write(tmp_path, {**BASE, "zoom_range": zoom}))

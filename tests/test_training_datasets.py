@@ -131,3 +131,44 @@ def test_batch_targets_feed_the_model() -> None:
     losses = build_model(config)(images.float() / 255, [s.target() for s in samples])
     assert set(losses) == {f"loss_{n}" for n in ("objectness", "box", "mask", "class", "embedding")}
     assert all(torch.isfinite(v) and v > 0 for v in losses.values())
+
+
+def _two_squares() -> Sample:
+    masks = np.zeros((2, 64, 64), bool)
+    masks[0, 10:20, 10:20] = True
+    masks[1, 40:50, 40:50] = True
+    image = np.full((64, 64, 3), 200, np.uint8)
+    return Sample(image, masks, np.array([1, 2]), np.array([7, 8]))
+
+
+def test_zoom_in_crops_the_anchored_window_and_drops_what_leaves_it() -> None:
+    zoomed = _two_squares().zoomed(2.0, (0.0, 0.0), min_area=4)
+    assert zoomed.labels.tolist() == [1] and zoomed.identities.tolist() == [7]
+    ys, xs = np.nonzero(zoomed.masks[0])
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (20, 39, 20, 39)
+    assert (zoomed.image == 200).all()
+
+
+def test_zoom_out_pads_with_black_at_the_anchor() -> None:
+    zoomed = _two_squares().zoomed(0.5, (1.0, 1.0), min_area=4)
+    assert zoomed.labels.tolist() == [1, 2]
+    ys, xs = np.nonzero(zoomed.masks[1])
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (52, 56, 52, 56)
+    assert (zoomed.image[:32, :32] == 0).all() and (zoomed.image[40:, 40:] == 200).all()
+    assert not _two_squares().zoomed(0.5, (1.0, 1.0), min_area=30).labels.size
+
+
+def test_sampler_zoom_changes_object_sizes() -> None:
+    source = SynthSource(
+        SourceConfig(kind="synth", videos=3, seed=2, frames=6, width=96, height=64), SYNTH_CLASSES
+    )
+    plain, zooming = (
+        BatchSampler([source], [1.0], input_size=SIZE,
+                     copy_paste=CopyPasteConfig(probability=0.0, min_area=1),
+                     flip_probability=0.0, zoom_range=zoom)
+        for zoom in ((1.0, 1.0), (1.5, 3.0))
+    )
+    a = plain.batch(np.random.default_rng(5), 4)
+    b = zooming.batch(np.random.default_rng(5), 4)
+    area = lambda samples: np.mean([m.sum() for s in samples for m in s.masks])  # noqa: E731
+    assert area(b) > 1.5 * area(a)

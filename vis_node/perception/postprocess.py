@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.models.detection._utils import BoxCoder
@@ -111,3 +113,75 @@ def paste_masks_in_image(
     in_x = (xs[None, :] >= boxes[:, 0:1]) & (xs[None, :] <= boxes[:, 2:3])
     in_y = (ys[None, :] >= boxes[:, 1:2]) & (ys[None, :] <= boxes[:, 3:4])
     return pasted * (in_y[:, :, None] & in_x[:, None, :])
+
+
+def paste_masks_in_frame(
+    probs: np.ndarray,
+    windows: np.ndarray,
+    boxes: np.ndarray,
+    input_size: int,
+    frame_size: tuple[int, int],
+    threshold: float,
+) -> np.ndarray:
+    """Binary frame-resolution masks from crop-grid probabilities, computed only in each box.
+
+    The frame-resolution counterpart of :func:`paste_masks_in_image`: each frame pixel
+    centre is mapped to input coordinates (the frame was resized to ``input_size``
+    squared), the crop grid is sampled there bilinearly (edge values continue past the
+    window, as ``padding_mode="border"``) and thresholded. Only the pixels whose centre
+    lies in the box are computed (one ``cv2.warpAffine`` per mask), so the cost grows
+    with the box area in the frame, not with the frame.
+
+    Parameters
+    ----------
+    probs:
+        ``float32[N, K, K]`` probabilities on the crop grids.
+    windows:
+        ``float32[N, 4]`` x1y1x2y2 in input pixels covered by each crop grid.
+    boxes:
+        ``float32[N, 4]`` x1y1x2y2 in input pixels; pixels outside stay ``False``.
+    input_size:
+        Side of the network input in pixels.
+    frame_size:
+        ``(H, W)`` of the frame.
+    threshold:
+        Probability from which a pixel belongs to the mask.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``bool[N, H, W]``.
+    """
+    height, width = frame_size
+    count = len(probs)
+    masks = np.zeros((count, height, width), dtype=bool)
+    if count == 0:
+        return masks
+    sx, sy = width / float(input_size), height / float(input_size)
+    cells = probs.shape[-1]
+    for k in range(count):
+        bx1, by1, bx2, by2 = (float(v) for v in boxes[k])
+        x_lo = max(int(np.ceil(bx1 * sx - 0.5)), 0)
+        x_hi = min(int(np.floor(bx2 * sx - 0.5)), width - 1)
+        y_lo = max(int(np.ceil(by1 * sy - 0.5)), 0)
+        y_hi = min(int(np.floor(by2 * sy - 0.5)), height - 1)
+        if x_hi < x_lo or y_hi < y_lo:
+            continue
+        wx1, wy1, wx2, wy2 = (float(v) for v in windows[k])
+        cell_w, cell_h = (wx2 - wx1) / cells, (wy2 - wy1) / cells
+        # Inverse map: region pixel (i, j) -> crop-grid coordinates (cell centres at c).
+        matrix = np.array(
+            [
+                [1.0 / (sx * cell_w), 0.0, ((x_lo + 0.5) / sx - wx1) / cell_w - 0.5],
+                [0.0, 1.0 / (sy * cell_h), ((y_lo + 0.5) / sy - wy1) / cell_h - 0.5],
+            ]
+        )
+        region = cv2.warpAffine(
+            np.ascontiguousarray(probs[k], dtype=np.float32),
+            matrix,
+            (x_hi - x_lo + 1, y_hi - y_lo + 1),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        masks[k, y_lo : y_hi + 1, x_lo : x_hi + 1] = region >= threshold
+    return masks

@@ -1,21 +1,50 @@
-"""Frame-in, instances-out inference around the perception network.
+"""Frame-in, instances-out inference around the perception network, for every runtime.
 
-Pre- and post-processing are free functions shared by every runtime (eager PyTorch
-here; ONNX Runtime and TensorRT wrap the same two steps around their engines).
+Every runtime splits the network into the same two graphs (see
+:mod:`vis_node.perception.export_onnx`): a *dense* graph (backbone, FPN, detection
+head, P3 compression) and an *instance* graph (RoIMasking, segmentation branch,
+class / embedding head on given boxes). :class:`StagedPredictor` holds all the logic
+around them, so eager PyTorch (:class:`TorchPredictor`), ONNX Runtime and TensorRT
+pre- and post-process identically:
+
+frame -> :func:`preprocess` -> dense graph -> :func:`select_proposals` per image ->
+instance graph on the kept proposals -> :func:`to_instances`, which pastes each crop
+grid straight into the frame (only inside its box, see :func:`paste_masks_in_frame`).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
 import numpy as np
 import torch
+from torchvision.models.detection._utils import BoxCoder
 
+from vis_node.perception.anchors import pyramid_anchors
 from vis_node.perception.backbone import fold_frozen_batchnorm
-from vis_node.perception.model import S4Net
+from vis_node.perception.config import FEATURE_STRIDES, ModelConfig
+from vis_node.perception.model import SEG_STRIDE, S4Net
+from vis_node.perception.postprocess import (
+    paste_masks_in_frame,
+    paste_masks_in_image,
+    select_proposals,
+)
 from vis_node.tracking.types import Instances
+
+DenseRunner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+"""``images float32[B, 3, S, S]`` -> ``(objectness [B, A], box_deltas [B, A, 4],
+seg_features [B, Cs, S/8, S/8])``."""
+
+InstanceRunner = Callable[
+    [np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+]
+"""``(seg_features, boxes float32[N, 4], image_index int64[N])`` -> ``(mask_logits
+[N, 2, K, K], windows [N, 4] in P3 cells, class_logits [N, C], embeddings [N, D])``,
+``N >= 1``."""
 
 
 class Predictor(Protocol):
@@ -49,45 +78,241 @@ def preprocess(image: np.ndarray, input_size: int) -> np.ndarray:
     return np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
 
 
-def postprocess(
-    detections: dict[str, np.ndarray], image_size: tuple[int, int], input_size: int
+@dataclass
+class RawDetections:
+    """Network outputs for one image before the masks are pasted anywhere.
+
+    Attributes
+    ----------
+    boxes:
+        ``float32[N, 4]`` x1y1x2y2 in input pixels, by decreasing score.
+    scores:
+        ``float32[N]`` objectness (saliency) probabilities.
+    mask_probs:
+        ``float32[N, K, K]`` salient-instance probabilities on the crop grids.
+    windows:
+        ``float32[N, 4]`` x1y1x2y2 in input pixels covered by each crop grid.
+    class_probs:
+        ``float32[N, C]``.
+    embeddings:
+        ``float32[N, D]`` L2-normalised.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    mask_probs: np.ndarray
+    windows: np.ndarray
+    class_probs: np.ndarray
+    embeddings: np.ndarray
+
+
+def to_instances(
+    raw: RawDetections, frame_size: tuple[int, int], input_size: int, mask_threshold: float
 ) -> Instances:
-    """Map network outputs at input resolution back to the frame.
+    """Map one image's network outputs to the frame they came from.
 
     Parameters
     ----------
-    detections:
-        ``masks`` ``bool[N, S, S]``, ``boxes`` ``float[N, 4]`` x1y1x2y2 in input pixels,
-        ``scores`` ``float[N]``, ``class_probs`` ``float[N, C]``, ``embeddings``
-        ``float[N, D]`` (``S`` = ``input_size``).
-    image_size:
+    raw:
+        Outputs at input resolution (``input_size`` squared).
+    frame_size:
         ``(H, W)`` of the original frame.
     input_size:
-        ``S``.
+        Network input side in pixels.
+    mask_threshold:
+        Mask probability from which a pixel belongs to the instance.
 
     Returns
     -------
     Instances
         Masks ``bool[N, H, W]``, boxes in frame pixels, saliency = scores.
     """
-    height, width = image_size
-    masks_in = np.asarray(detections["masks"], dtype=np.float32)
-    masks = np.zeros((masks_in.shape[0], height, width), dtype=bool)
-    for k, mask in enumerate(masks_in):
-        masks[k] = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR) > 0.5
+    height, width = frame_size
+    masks = paste_masks_in_frame(
+        raw.mask_probs, raw.windows, raw.boxes, input_size, frame_size, mask_threshold
+    )
     scale = np.array([width, height, width, height], dtype=np.float32) / float(input_size)
-    scores = np.asarray(detections["scores"], dtype=np.float32)
     return Instances(
         masks=masks,
-        boxes=np.asarray(detections["boxes"], dtype=np.float32).reshape(-1, 4) * scale,
-        class_probs=np.asarray(detections["class_probs"], dtype=np.float32),
-        saliency=scores,
-        embeddings=np.asarray(detections["embeddings"], dtype=np.float32),
-        scores=scores,
+        boxes=raw.boxes.reshape(-1, 4) * scale,
+        class_probs=raw.class_probs,
+        saliency=raw.scores,
+        embeddings=raw.embeddings,
+        scores=raw.scores,
     )
 
 
-class TorchPredictor:
+class StagedPredictor:
+    """Predictor around a dense and an instance graph runner (any backend).
+
+    Parameters
+    ----------
+    config:
+        Config of the network (thresholds, input size, class names).
+    dense:
+        Runs the dense graph.
+    instance:
+        Runs the instance graph.
+    batch_size:
+        Fixed batch size of the dense runner (inputs are zero-padded up to it), or
+        ``None`` when it takes any batch.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        dense: DenseRunner,
+        instance: InstanceRunner,
+        *,
+        batch_size: int | None = None,
+    ) -> None:
+        self.config = config
+        self.class_names: tuple[str, ...] = tuple(config.class_names)
+        self.input_size = int(config.input_size)
+        self.batch_size = batch_size
+        self._dense = dense
+        self._instance = instance
+        self._box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+        size = self.input_size
+        self._anchors = torch.cat(
+            pyramid_anchors(
+                [(size // stride, size // stride) for stride in FEATURE_STRIDES],
+                FEATURE_STRIDES,
+                config.anchor_sizes,
+                config.anchor_ratios,
+            )
+        )
+
+    def __call__(self, image: np.ndarray) -> Instances:
+        """Detect instances in ``uint8[H, W, 3]`` RGB; masks come back at ``H x W``."""
+        raw = self.raw(preprocess(image, self.input_size))[0]
+        return to_instances(raw, image.shape[:2], self.input_size, self.config.mask_threshold)
+
+    def raw(self, images: np.ndarray) -> list[RawDetections]:
+        """Proposals and their crop-grid outputs for a batch.
+
+        Parameters
+        ----------
+        images:
+            ``float32[B, 3, S, S]`` RGB in [0, 1].
+
+        Returns
+        -------
+        list of RawDetections
+            One per image.
+        """
+        count = images.shape[0]
+        if self.batch_size is not None and count > self.batch_size:
+            raise ValueError(
+                f"batch of {count} images exceeds the exported batch {self.batch_size}"
+            )
+        padded = images
+        if self.batch_size is not None and count < self.batch_size:
+            padding = np.zeros((self.batch_size - count, *images.shape[1:]), np.float32)
+            padded = np.concatenate([images, padding])
+        logits, deltas, seg_features = self._dense(np.ascontiguousarray(padded, np.float32))
+        if logits.shape[1] != self._anchors.shape[0]:
+            raise ValueError(
+                f"dense graph gives {logits.shape[1]} anchors, the config implies "
+                f"{self._anchors.shape[0]}: the export and its config do not match"
+            )
+        proposals = [self._proposals(logits[i], deltas[i]) for i in range(count)]
+        sizes = [len(boxes) for boxes, _ in proposals]
+        if sum(sizes) == 0:
+            return [self._empty() for _ in range(count)]
+        boxes = torch.cat([b for b, _ in proposals]).numpy().astype(np.float32)
+        image_index = np.repeat(np.arange(count, dtype=np.int64), sizes)
+        mask_logits, windows, class_logits, embeddings = self._instance(
+            seg_features, boxes, image_index
+        )
+        mask_probs = torch.from_numpy(np.asarray(mask_logits)).softmax(dim=1)[:, 1].numpy()
+        class_probs = torch.from_numpy(np.asarray(class_logits)).softmax(dim=1).numpy()
+        windows_px = np.asarray(windows, np.float32) * SEG_STRIDE
+        splits = np.cumsum(sizes)[:-1]
+        return [
+            RawDetections(
+                boxes=b,
+                scores=s.numpy(),
+                mask_probs=m,
+                windows=w,
+                class_probs=c,
+                embeddings=e,
+            )
+            for b, (_, s), m, w, c, e in zip(
+                np.split(boxes, splits),
+                proposals,
+                np.split(mask_probs, splits),
+                np.split(windows_px, splits),
+                np.split(class_probs, splits),
+                np.split(np.asarray(embeddings, np.float32), splits),
+            )
+        ]
+
+    def detect(self, images: np.ndarray) -> list[dict[str, np.ndarray]]:
+        """Detections at input resolution for a batch (the output of ``S4Net.forward``).
+
+        Parameters
+        ----------
+        images:
+            ``float32[B, 3, S, S]`` RGB in [0, 1].
+
+        Returns
+        -------
+        list of dict
+            Per image ``masks bool[N, S, S]``, ``boxes float32[N, 4]``, ``scores
+            float32[N]``, ``class_probs float32[N, C]``, ``embeddings float32[N, D]``.
+        """
+        size = (self.input_size, self.input_size)
+        results = []
+        for raw in self.raw(images):
+            probs = paste_masks_in_image(
+                torch.from_numpy(raw.mask_probs),
+                torch.from_numpy(raw.windows),
+                torch.from_numpy(raw.boxes),
+                size,
+            )
+            results.append(
+                {
+                    "masks": (probs >= self.config.mask_threshold).numpy(),
+                    "boxes": raw.boxes,
+                    "scores": raw.scores,
+                    "class_probs": raw.class_probs,
+                    "embeddings": raw.embeddings,
+                }
+            )
+        return results
+
+    def _proposals(
+        self, logits: np.ndarray, deltas: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        return select_proposals(
+            torch.from_numpy(np.asarray(logits, np.float32)),
+            torch.from_numpy(np.asarray(deltas, np.float32)),
+            self._anchors,
+            (self.input_size, self.input_size),
+            self._box_coder,
+            pre_nms_top_k=cfg.pre_nms_top_k,
+            nms_iou_threshold=cfg.nms_iou_threshold,
+            num_proposals=cfg.num_proposals,
+            score_threshold=cfg.score_threshold,
+            min_box_size=cfg.min_box_size,
+        )
+
+    def _empty(self) -> RawDetections:
+        cfg = self.config
+        crop = cfg.seg_crop_size
+        return RawDetections(
+            boxes=np.zeros((0, 4), np.float32),
+            scores=np.zeros(0, np.float32),
+            mask_probs=np.zeros((0, crop, crop), np.float32),
+            windows=np.zeros((0, 4), np.float32),
+            class_probs=np.zeros((0, cfg.num_classes), np.float32),
+            embeddings=np.zeros((0, cfg.embedding_dim), np.float32),
+        )
+
+
+class TorchPredictor(StagedPredictor):
     """Eager PyTorch runtime.
 
     Parameters
@@ -102,13 +327,27 @@ class TorchPredictor:
     def __init__(self, model: S4Net, *, device: str = "cpu") -> None:
         self.model = fold_frozen_batchnorm(copy.deepcopy(model)).to(device).eval()
         self.device = device
-        self.class_names: tuple[str, ...] = tuple(model.config.class_names)
-        self.input_size = int(model.config.input_size)
+        super().__init__(model.config, self._run_dense, self._run_instance)
 
     @torch.inference_mode()
-    def __call__(self, image: np.ndarray) -> Instances:
-        """Detect instances in ``uint8[H, W, 3]`` RGB."""
-        batch = torch.from_numpy(preprocess(image, self.input_size)).to(self.device)
-        output = self.model(batch)[0]
-        detections = {key: value.detach().cpu().numpy() for key, value in output.items()}
-        return postprocess(detections, image.shape[:2], self.input_size)
+    def _run_dense(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        _, logits, deltas, seg_features = self.model.dense(
+            torch.from_numpy(images).to(self.device)
+        )
+        return logits.cpu().numpy(), deltas.cpu().numpy(), seg_features.cpu().numpy()
+
+    @torch.inference_mode()
+    def _run_instance(
+        self, seg_features: np.ndarray, boxes: np.ndarray, image_index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        out = self.model.segment_boxes(
+            torch.from_numpy(seg_features).to(self.device),
+            torch.from_numpy(boxes).to(self.device),
+            torch.from_numpy(image_index).to(self.device),
+        )
+        return (
+            out.mask_logits.cpu().numpy(),
+            out.windows.cpu().numpy(),
+            out.class_logits.cpu().numpy(),
+            out.embeddings.cpu().numpy(),
+        )

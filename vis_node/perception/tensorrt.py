@@ -44,8 +44,7 @@ from vis_node.perception.export_onnx import (
     INSTANCE_OUTPUTS,
     OnnxExport,
 )
-from vis_node.perception.onnx_runtime import StagedPredictor
-from vis_node.perception.predictor import preprocess
+from vis_node.perception.predictor import StagedPredictor, preprocess
 
 LOG = logging.getLogger(__name__)
 

@@ -1,10 +1,11 @@
 """``vsis run``: segment, track and label every frame of a video, folder, DAVIS root or bag.
 
-``vsis run INPUT --out OUT [--model synth|davis|PATH] [--runtime torch|onnx]
+``vsis run INPUT --out OUT [--model synth|davis|PATH] [--runtime onnx|torch|tensorrt]
 [--mode online|offline] [--offline-method siso|propose-reduce]`` writes the layout of
 :mod:`vis_node.pipeline.outputs`.
-With ``--runtime onnx`` the model is exported to ONNX in a temporary folder first,
-unless ``--model`` already names an export folder (``vsis export --format onnx``).
+ONNX Runtime (the default) and TensorRT use an export of the model kept in the user
+cache (:mod:`vis_node.perception.runtime`), made on first use; ``--model`` may also
+name an export folder (``vsis export --format onnx``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,6 @@ import logging
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from vis_node.perception.predictor import Predictor
 
 LOG = logging.getLogger(__name__)
 
@@ -45,7 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"shipped model name, model.pt path or ONNX export folder (default {DEFAULT_MODEL})",
     )
     parser.add_argument(
-        "--runtime", choices=("torch", "onnx"), default="torch", help="inference runtime"
+        "--runtime",
+        choices=("onnx", "torch", "tensorrt"),
+        default="onnx",
+        help="inference runtime (default onnx: ONNX Runtime on CPU; tensorrt needs a GPU)",
     )
     parser.add_argument(
         "--mode",
@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
     from vis_node.io.errors import InputDataError
     from vis_node.io.sources import open_source
+    from vis_node.perception.runtime import make_predictor
+    from vis_node.perception.tensorrt import TensorRTUnavailableError
     from vis_node.pipeline.offline import OfflinePipeline
     from vis_node.pipeline.online import OnlinePipeline
     from vis_node.pipeline.outputs import OutputWriter
@@ -91,8 +93,12 @@ def run(args: argparse.Namespace) -> int:
         print("vsis run: error: --fps must be positive and --threads >= 0", file=sys.stderr)
         return 2
     frames = open_source(args.input, topic=args.topic)
+    try:
+        predictor = make_predictor(args.model, args.runtime, threads=args.threads)
+    except TensorRTUnavailableError as exc:
+        print(f"vsis run: error: {exc}", file=sys.stderr)
+        return 2
     with ExitStack() as stack:
-        predictor = make_predictor(args.model, args.runtime, stack, threads=args.threads)
         writer = stack.enter_context(
             OutputWriter(
                 args.out,
@@ -128,43 +134,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {writer.frames_written} frames to {args.out}")
     return 0
 
-
-def make_predictor(model: str, runtime: str, stack: ExitStack, *, threads: int = 0) -> Predictor:
-    """Load a model for a runtime.
-
-    Parameters
-    ----------
-    model:
-        Shipped model name, ``model.pt`` path, model folder, or (ONNX runtime only) an
-        export folder holding ``export.json``.
-    runtime:
-        ``"torch"`` or ``"onnx"``.
-    stack:
-        Owns the temporary export folder of the ONNX runtime.
-    threads:
-        CPU threads (0 = the runtime's default).
-
-    Raises
-    ------
-    InputDataError
-        For a missing or unreadable model (the message lists the shipped models).
-    """
-    import tempfile
-
-    import torch
-
-    from vis_node.perception.checkpoint import load_model
-    from vis_node.perception.export_onnx import MANIFEST_FILE, export_onnx
-    from vis_node.perception.onnx_runtime import OnnxPredictor
-    from vis_node.perception.predictor import TorchPredictor
-
-    if runtime == "onnx" and (Path(model) / MANIFEST_FILE).is_file():
-        return OnnxPredictor(Path(model), threads=threads)
-    network, _ = load_model(model)
-    if runtime == "torch":
-        if threads:
-            torch.set_num_threads(threads)
-        return TorchPredictor(network)
-    folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="vsis-onnx-"))
-    LOG.info("exporting %s to ONNX in %s", model, folder)
-    return OnnxPredictor(export_onnx(network, folder, batch_size=1), threads=threads)

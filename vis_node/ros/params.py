@@ -77,6 +77,7 @@ class NodeSpec:
 
 QOS_CHOICES = ("sensor", "reliable")
 MASK_CHOICES = ("cropped", "rle", "none")
+RUNTIME_CHOICES = ("onnx", "torch", "tensorrt")
 
 COMMON_PARAMS: tuple[Param, ...] = (
     Param("autostart", True, "Configure and activate at start-up (standalone executables)."),
@@ -115,7 +116,14 @@ PERCEPTION = NodeSpec(
             "Shipped model name, model.pt path or model folder; or 'gt:<DAVIS root>' for "
             "the ground-truth oracle (evaluation only, see vis_node.ros.predictors).",
         ),
-        Param("device", "cpu", "Torch device of the model ('cpu', 'cuda', 'cuda:1')."),
+        Param(
+            "runtime",
+            "onnx",
+            "Inference runtime: 'onnx' (ONNX Runtime, CPU default), 'torch' or 'tensorrt' "
+            "(NVIDIA GPU; engines cached per model, GPU and TensorRT version).",
+            choices=RUNTIME_CHOICES,
+        ),
+        Param("device", "cpu", "Torch device of the 'torch' runtime ('cpu', 'cuda', 'cuda:1')."),
         Param(
             "mask_encoding",
             "cropped",

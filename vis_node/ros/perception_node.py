@@ -56,6 +56,7 @@ class PerceptionNode(VsisNode):
     def activate_node(self) -> None:
         self._backend = load_backend(
             self.config["model"],
+            runtime=self.config["runtime"],
             device=self.config["device"],
             gt_sequence=self.config["gt_sequence"],
             gt_fps=self.config["gt_fps"],

@@ -1,7 +1,7 @@
 """Predictor backends selected by the perception node's ``model`` parameter (no ROS import).
 
 * A shipped model name, ``model.pt`` file or model folder: the S4Net network run by
-  :class:`vis_node.perception.predictor.TorchPredictor`.
+  the chosen runtime (:func:`vis_node.perception.runtime.make_predictor`).
 * ``gt:<DAVIS root>``: :class:`GroundTruthOracle`, an **evaluation-only oracle** that
   replays the root's annotation PNGs for the frame of the same stamp (as the oracle
   experiment of MaskTrack R-CNN, which feeds ground-truth masks to the tracker). Its
@@ -163,28 +163,29 @@ def check_model_spec(spec: str) -> None:
 
 
 def load_backend(
-    spec: str, *, device: str = "cpu", gt_sequence: str = "", gt_fps: float = DEFAULT_FPS,
-    gt_seed: int = 0,
+    spec: str, *, runtime: str = "onnx", device: str = "cpu", gt_sequence: str = "",
+    gt_fps: float = DEFAULT_FPS, gt_seed: int = 0,
 ) -> Backend:
     """Load the backend named by ``spec`` (see the module docstring).
+
+    ``runtime`` and ``device`` apply to networks, the ``gt_*`` settings to the oracle.
 
     Raises
     ------
     InputDataError
         Missing or corrupt checkpoint, or oracle root without annotations.
+    vis_node.perception.tensorrt.TensorRTUnavailableError
+        ``runtime="tensorrt"`` without TensorRT or a CUDA GPU.
     """
     if spec.startswith(GT_PREFIX):
         oracle = GroundTruthOracle(
             spec[len(GT_PREFIX) :], sequence=gt_sequence, fps=gt_fps, seed=gt_seed
         )
         return Backend("gt", oracle.class_names, oracle)
-    from vis_node.perception.checkpoint import load_model, resolve_model
-    from vis_node.perception.predictor import TorchPredictor
+    from vis_node.perception.checkpoint import resolve_model
+    from vis_node.perception.runtime import make_predictor
 
     path = resolve_model(spec)
-    model, _ = load_model(path, device=device)
-    torch_predictor = TorchPredictor(model, device=device)
+    predictor = make_predictor(path, runtime, device=device)
     name = path.parent.name if path.name == "model.pt" else path.stem
-    return Backend(
-        name, torch_predictor.class_names, lambda image, stamp_ns: torch_predictor(image)
-    )
+    return Backend(name, predictor.class_names, lambda image, stamp_ns: predictor(image))

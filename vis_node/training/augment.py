@@ -1,4 +1,4 @@
-"""Batches of augmented training samples: source mixing, copy-paste, horizontal flip.
+"""Batches of augmented training samples: source mixing, copy-paste, zoom, horizontal flip.
 
 Every random choice of a batch comes from the generator passed in; the trainer seeds
 one per step from ``(seed, step)``, so a batch depends only on the step number and a
@@ -32,6 +32,10 @@ class BatchSampler:
         Copy-paste settings.
     flip_probability:
         Chance of mirroring each sample (after pasting).
+    zoom_range:
+        ``(low, high)`` magnifications; each sample is zoomed by a factor drawn
+        log-uniformly from it about a uniformly drawn anchor (see
+        :meth:`~vis_node.training.datasets.Sample.zoomed`). ``(1, 1)`` disables zoom.
     """
 
     def __init__(
@@ -42,6 +46,7 @@ class BatchSampler:
         input_size: int,
         copy_paste: CopyPasteConfig,
         flip_probability: float,
+        zoom_range: tuple[float, float] = (1.0, 1.0),
     ) -> None:
         if len(sources) != len(weights) or not sources:
             raise ValueError("give one weight per source and at least one source")
@@ -50,6 +55,9 @@ class BatchSampler:
         self.input_size = input_size
         self.copy_paste = copy_paste
         self.flip_probability = flip_probability
+        self.zoom_range = (float(zoom_range[0]), float(zoom_range[1]))
+        if not 0 < self.zoom_range[0] <= self.zoom_range[1]:
+            raise ValueError(f"zoom_range={zoom_range}: need 0 < low <= high")
 
     def _load(self, rng: np.random.Generator, count: int) -> list[Sample]:
         """``count`` frames of one randomly drawn sequence (distinct frames when possible)."""
@@ -67,7 +75,8 @@ class BatchSampler:
         ]
 
     def _augment(self, sample: Sample, rng: np.random.Generator) -> Sample:
-        """Copy-paste (with its probability), then a horizontal flip (with its probability)."""
+        """Copy-paste (with its probability), zoom, then a horizontal flip (with its
+        probability)."""
         if rng.random() < self.copy_paste.probability:
             donors = []
             for _ in range(int(rng.integers(1, self.copy_paste.max_objects + 1))):
@@ -75,6 +84,11 @@ class BatchSampler:
                 if candidates:
                     donors.append(candidates[int(rng.integers(len(candidates)))])
             sample = paste_objects(sample, donors, rng, self.copy_paste)
+        low, high = self.zoom_range
+        if high > low:
+            scale = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+            anchor = (float(rng.random()), float(rng.random()))
+            sample = sample.zoomed(scale, anchor, self.copy_paste.min_area)
         if rng.random() < self.flip_probability:
             sample = sample.flipped()
         return sample

@@ -207,6 +207,9 @@ class TrainConfig:
         for the embedding loss).
     flip_probability:
         Chance of a horizontal flip of each training image.
+    zoom_range:
+        ``[low, high]`` magnification range of the random zoom (scale augmentation)
+        applied to every training image; ``[1, 1]`` disables it.
     freeze_backbone_stages:
         Backbone stages (0..3, from the input side) whose weights are not trained.
     val_interval:
@@ -230,6 +233,7 @@ class TrainConfig:
     steps: int = 1000
     batch_size: int = 8
     flip_probability: float = 0.5
+    zoom_range: tuple[float, float] = (1.0, 1.0)
     freeze_backbone_stages: int = 0
     val_interval: int = 0
     checkpoint_interval: int = 50
@@ -250,6 +254,9 @@ class TrainConfig:
             raise ValueError("val_interval must be >= 0 and num_threads >= 1")
         if not 0.0 <= self.flip_probability <= 1.0:
             raise ValueError(f"flip_probability={self.flip_probability}: must lie in [0, 1]")
+        self.zoom_range = (float(self.zoom_range[0]), float(self.zoom_range[1]))
+        if not 0.0 < self.zoom_range[0] <= self.zoom_range[1]:
+            raise ValueError(f"zoom_range={list(self.zoom_range)}: need 0 < low <= high")
         names = set(self.model.class_names[1:])
         held_out = [s for s in (self.validation, self.test) if s is not None]
         for source in [*self.data, *held_out]:
@@ -285,6 +292,7 @@ class TrainConfig:
         out = dataclasses.asdict(self)
         out["model"] = self.model.to_dict()
         out["copy_paste"]["scale"] = list(self.copy_paste.scale)
+        out["zoom_range"] = list(self.zoom_range)
         return out
 
 

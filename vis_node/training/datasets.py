@@ -89,6 +89,61 @@ class Sample:
             masks=np.ascontiguousarray(self.masks[:, :, ::-1]),
         )
 
+    def zoomed(self, scale: float, anchor: tuple[float, float], min_area: int = 1) -> Sample:
+        """The sample scaled by ``scale`` about a shifted origin, cropped or padded back.
+
+        The output pixel ``p`` shows the input at ``(p - t) / scale`` with
+        ``t = anchor * S * (1 - scale)``: zooming in (``scale > 1``) crops a window of
+        side ``S / scale`` whose position along x and y is ``anchor`` (0 = left/top,
+        1 = right/bottom); zooming out places the shrunken image there on black.
+        Instances left with fewer than ``min_area`` pixels are dropped.
+
+        Parameters
+        ----------
+        scale:
+            Magnification (> 0).
+        anchor:
+            ``(u, v)`` in ``[0, 1]``.
+        min_area:
+            Smallest kept instance area in pixels.
+        """
+        if scale <= 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        size = self.image.shape[0]
+        shift = (1.0 - scale) * size
+        # OpenCV puts pixel centres at integers: p -> scale * p + t in corner coordinates
+        # is x -> scale * x + t + (scale - 1) / 2 in OpenCV's.
+        centre = 0.5 * (scale - 1.0)
+        matrix = np.array(
+            [[scale, 0.0, anchor[0] * shift + centre], [0.0, scale, anchor[1] * shift + centre]],
+            dtype=np.float64,
+        )
+        image = cv2.warpAffine(
+            self.image, matrix, (size, size), flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        inside = cv2.warpAffine(
+            np.ones((size, size), np.uint8), matrix, (size, size), flags=cv2.INTER_NEAREST
+        )
+        image[inside == 0] = 0
+        if len(self.masks):
+            warped = cv2.warpAffine(
+                np.ascontiguousarray(self.masks.transpose(1, 2, 0).astype(np.uint8)),
+                matrix,
+                (size, size),
+                flags=cv2.INTER_NEAREST,
+            )
+            masks = warped.reshape(size, size, -1).transpose(2, 0, 1).astype(bool)
+        else:
+            masks = self.masks
+        keep = masks.reshape(len(masks), -1).sum(axis=1) >= min_area
+        return Sample(
+            image=image,
+            masks=np.ascontiguousarray(masks[keep]),
+            labels=self.labels[keep],
+            identities=self.identities[keep],
+        )
+
     def target(self) -> dict[str, torch.Tensor]:
         """The ``S4Net.forward`` target: ``boxes`` ``float32[K, 4]`` x1y1x2y2 (input
         pixels, exclusive end), ``masks`` ``bool[K, S, S]``, ``labels`` ``int64[K]``,

@@ -283,6 +283,7 @@ class Trainer:
             input_size=config.model.input_size,
             copy_paste=config.copy_paste,
             flip_probability=config.flip_probability,
+            zoom_range=config.zoom_range,
         )
         self.validation = (
             build_source(config.validation, names) if config.validation is not None else None

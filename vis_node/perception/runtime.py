@@ -1,0 +1,160 @@
+"""Load a model for an inference runtime: ONNX Runtime (CPU default), PyTorch or TensorRT.
+
+ONNX and TensorRT need an export of the model. :func:`cached_onnx_export` keeps one
+per model fingerprint under the user cache (``$VSIS_CACHE_DIR``, else
+``$XDG_CACHE_HOME/vsis``, else ``~/.cache/vsis``), written atomically, so a model is
+exported once and not on every ``vsis run`` or node start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from vis_node.io.errors import InputDataError
+from vis_node.perception.checkpoint import load_model, resolve_model
+from vis_node.perception.export_onnx import (
+    MANIFEST_FILE,
+    OnnxExport,
+    export_onnx,
+    model_fingerprint,
+    read_export,
+)
+from vis_node.perception.model import S4Net
+from vis_node.perception.predictor import Predictor
+
+LOG = logging.getLogger(__name__)
+
+RUNTIMES: tuple[str, ...] = ("onnx", "torch", "tensorrt")
+"""Runtime names; ``onnx`` (ONNX Runtime) is the default on CPU."""
+
+TENSORRT_PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
+"""Precisions :func:`make_predictor` builds without calibration data (INT8 needs
+``vsis export --format tensorrt --precision int8 --calib``)."""
+
+
+def cache_dir() -> Path:
+    """Root of VSIS's cache of exports and engines (created on first use)."""
+    if os.environ.get("VSIS_CACHE_DIR"):
+        return Path(os.environ["VSIS_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vsis"
+
+
+def cached_onnx_export(network: S4Net, *, batch_size: int = 1) -> OnnxExport:
+    """The ONNX export of ``network`` from the cache, exporting it on a miss.
+
+    Parameters
+    ----------
+    network:
+        The model; its fingerprint (config and weights) keys the cache entry.
+    batch_size:
+        Fixed batch size of the dense graph.
+
+    Returns
+    -------
+    OnnxExport
+        A folder ``<cache>/onnx/<fingerprint[:16]>-b<batch_size>``; an entry that is
+        unreadable or belongs to other weights is replaced, with a log line.
+    """
+    fingerprint = model_fingerprint(network)
+    root = cache_dir() / "onnx"
+    folder = root / f"{fingerprint[:16]}-b{batch_size}"
+    if (folder / MANIFEST_FILE).is_file():
+        try:
+            export = read_export(folder)
+        except InputDataError as exc:
+            LOG.warning("replacing unreadable cached ONNX export %s (%s)", folder, exc)
+        else:
+            if export.fingerprint == fingerprint and export.batch_size == batch_size:
+                return export
+            LOG.warning("replacing cached ONNX export %s: it belongs to other weights", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+    root.mkdir(parents=True, exist_ok=True)
+    LOG.info("exporting the model to ONNX in %s (once per model)", folder)
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
+    try:
+        export_onnx(network, staging, batch_size=batch_size)
+        try:
+            staging.rename(folder)
+        except OSError:  # another process finished the same export first
+            if not (folder / MANIFEST_FILE).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return read_export(folder)
+
+
+def make_predictor(
+    model: str | Path,
+    runtime: str = "onnx",
+    *,
+    threads: int = 0,
+    device: str = "cpu",
+    precision: str = "fp16",
+) -> Predictor:
+    """Load a model for a runtime.
+
+    Parameters
+    ----------
+    model:
+        Shipped model name, ``model.pt`` path or model folder; for ``onnx`` also an
+        export folder holding ``export.json`` (``vsis export --format onnx``).
+    runtime:
+        One of :data:`RUNTIMES`.
+    threads:
+        CPU threads (0 = the runtime's default); ignored by TensorRT.
+    device:
+        Torch device of the ``torch`` runtime (``cpu``, ``cuda``, ``cuda:1``).
+    precision:
+        TensorRT engine precision, one of :data:`TENSORRT_PRECISIONS`.
+
+    Raises
+    ------
+    InputDataError
+        Missing or unreadable model (the message lists the shipped models).
+    ValueError
+        Unknown runtime or precision.
+    vis_node.perception.tensorrt.TensorRTUnavailableError
+        ``tensorrt`` without TensorRT or without a CUDA GPU (the message says how to
+        get them).
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime={runtime!r}: choose one of {RUNTIMES}")
+    from vis_node.perception.onnx_runtime import OnnxPredictor
+
+    if runtime == "onnx" and (Path(model) / MANIFEST_FILE).is_file():
+        return OnnxPredictor(Path(model), threads=threads)
+    network, _ = load_model(model, device="cpu")
+    if runtime == "torch":
+        import torch
+
+        from vis_node.perception.predictor import TorchPredictor
+
+        if threads:
+            torch.set_num_threads(threads)
+        return TorchPredictor(network, device=device)
+    if runtime == "onnx":
+        return OnnxPredictor(cached_onnx_export(network), threads=threads)
+    return _tensorrt_predictor(network, model, precision)
+
+
+def _tensorrt_predictor(network: S4Net, model: str | Path, precision: str) -> Predictor:
+    """TensorRT engines of ``network`` from the cache (built on a miss)."""
+    from vis_node.perception.tensorrt import TensorRT10Backend, TensorRTPredictor, build_engines
+
+    if precision not in TENSORRT_PRECISIONS:
+        raise ValueError(
+            f"precision={precision!r}: choose one of {TENSORRT_PRECISIONS}; INT8 engines "
+            "need calibration frames: build them with `vsis export --format tensorrt "
+            "--precision int8 --calib DIR`"
+        )
+    backend = TensorRT10Backend()
+    export = cached_onnx_export(network)
+    path = resolve_model(model)
+    name = path.parent.name if path.name == "model.pt" else path.stem
+    dense, instance = build_engines(backend, export, cache_dir() / "engines", name, precision)
+    return TensorRTPredictor(export, dense, instance)
