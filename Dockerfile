@@ -19,6 +19,9 @@ RUN apt-get update \
 
 WORKDIR /opt/vsis
 COPY . .
+# On a GPU the perception node runs TensorRT engines (built on first start, cached).
+RUN sed -i 's/^    runtime: onnx /    runtime: tensorrt /' launch/config/perception.yaml \
+ && grep -q '^    runtime: tensorrt ' launch/config/perception.yaml
 RUN VSIS_EXTRAS=tensorrt bash scripts/setup.sh
 
 # Discovery stays on this host unless the user overrides these (docker run -e ...).

@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vis_node.pipeline.cli",
     "vis_node.perception.export_cli",
     "vis_node.ros.cli",
+    "vis_node.bench_cli",
 )
 
 

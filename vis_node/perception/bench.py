@@ -26,8 +26,10 @@ from vis_node.perception.predictor import Predictor
 from vis_node.tracking.types import Instances
 
 LEAN_CONFIG: dict[str, Any] = {
-    "fpn_channels": 96,
-    "head_channels": 128,
+    "fpn_channels": 64,
+    "head_channels": 96,
+    "anchor_sizes": (24.0, 48.0, 96.0, 192.0),
+    "num_proposals": 10,
     "seg_in_channels": 64,
     "seg_channels": 64,
     "seg_dilated_channels": 64,
@@ -36,8 +38,8 @@ LEAN_CONFIG: dict[str, Any] = {
     "embedding_dim": 64,
     "pre_nms_top_k": 1000,
 }
-"""Overrides of the lean deployment config (as ``models/synth/train.yaml``; the
-defaults are the paper's widths)."""
+"""Overrides of the lean deployment config (as ``models/*/train.yaml``; the defaults
+are the paper's widths and 20 proposals)."""
 
 CONFIGS = ("lean", "default")
 RUNTIMES = ("torch", "onnx")

@@ -59,8 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--rebuild", action="store_true", help="ignore cached engines")
     parser.set_defaults(func=run_export)
 
+    add_bench_model_parser(subparsers, "bench-model")
+
+
+def add_bench_model_parser(subparsers: argparse._SubParsersAction, name: str) -> None:
+    """Add the model benchmark as sub-command ``name`` (``vsis bench model``,
+    ``vsis bench-model``)."""
     bench = subparsers.add_parser(
-        "bench-model",
+        name,
         help="benchmark model latency, params and FLOPs against Mask R-CNN",
         description=(
             "Per-frame latency (median, p90), throughput, parameters and FLOPs of S4Net per "

@@ -65,8 +65,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.set_defaults(func=run_track)
 
+    add_bench_track_parser(subparsers, "bench-track")
+
+
+def add_bench_track_parser(subparsers: argparse._SubParsersAction, name: str) -> None:
+    """Add the tracking benchmark as sub-command ``name`` (``vsis bench track``,
+    ``vsis bench-track``)."""
     bench = subparsers.add_parser(
-        "bench-track",
+        name,
         help="benchmark tracking (HOTA, IDF1, ID switches, ms/frame) on synthetic videos",
         description=(
             "Track ground-truth masks of synthetic videos with ids shuffled every frame and "
