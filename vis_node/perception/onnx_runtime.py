@@ -48,6 +48,8 @@ class OnnxPredictor(StagedPredictor):
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # Two sessions share the cores: spinning workers of one would starve the other.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.export = export
         self._dense_session = ort.InferenceSession(
             str(export.dense_path), options, providers=list(providers)
