@@ -88,6 +88,23 @@ def test_foreground_probs_drops_background():
     np.testing.assert_allclose(probs, [[0.0, 0.5, 0.5], [0.0, 0.5, 0.5]])
 
 
+def test_frames_without_instances_give_empty_maps():
+    assert foreground_probs(np.zeros((0, 3), np.float32)).shape == (0, 3)
+
+    class Nothing:
+        class_names = ("background", "a", "b")
+
+        def __call__(self, image: np.ndarray) -> Instances:
+            return Instances.empty(image.shape[0], image.shape[1], 3)
+
+    pipeline = OnlinePipeline(Nothing())
+    for k in range(2):
+        frame = Frame(np.zeros((6, 8, 3), np.uint8), k * 1_000_000, k, f"{k:05d}", "seq")
+        result = pipeline.step(frame)
+        assert len(result.instances) == 0 and not result.id_map.any()
+        assert result.semantic_map.shape == (6, 8)
+
+
 def test_label_maps_paint_labels_of_tracks():
     masks = np.zeros((2, 4, 5), bool)
     masks[0, :2] = True
@@ -173,6 +190,20 @@ def test_vsis_run_offline_mode(tiny_model, image_folder, tmp_path):
     assert code == 0
     assert len(list((tmp_path / "out" / "instances" / "clip").glob("*.png"))) == 5
     assert not (tmp_path / "out" / "overlay").exists()
+
+
+def test_vsis_run_motion_gate(tiny_model, image_folder, tmp_path, capsys):
+    checkpoint = save_model(tiny_model, tmp_path / "tiny" / "model.pt")
+    out = tmp_path / "out"
+    code = main(["run", str(image_folder), "--out", str(out), "--model", str(checkpoint),
+                 "--motion-gate", "--no-overlay"])
+    assert code == 0
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["motion_gate"] is True and "gate" in timings["stages"]
+    assert len(list((out / "instances" / "clip").glob("*.png"))) == 5
+    assert main(["run", str(image_folder), "--out", str(tmp_path / "o2"), "--model",
+                 str(checkpoint), "--motion-gate", "--mode", "offline"]) == 2
+    assert "online only" in capsys.readouterr().err
 
 
 def test_vsis_run_offline_propose_reduce(tiny_model, clip, image_folder, tmp_path):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vis_node.tracking.fusion import (
+    MotionSaliencyGate,
     binarise_saliency,
     confidence_score,
     fuse_instances,
@@ -101,3 +102,53 @@ def test_motion_saliency_ignores_camera_motion(model: str) -> None:
 def test_motion_saliency_static_scene_stays_low() -> None:
     flow = np.random.default_rng(0).normal(0, 0.05, (64, 64, 2)).astype(np.float32)
     assert motion_saliency(flow).max() < 0.3
+
+
+class _RecordedFlow:
+    """Flow stub: ``(dx, 0)`` pixels inside ``moving`` (a bool mask), zero elsewhere."""
+
+    def __init__(self, moving: np.ndarray, dx: float) -> None:
+        self.moving, self.dx, self.calls = moving, dx, 0
+
+    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        flow = np.zeros((*source.shape[:2], 2), np.float32)
+        flow[self.moving, 0] = self.dx
+        return flow
+
+
+def _moving_and_static() -> Instances:
+    masks = np.zeros((3, 60, 80), bool)
+    masks[0, 40:55, 5:20] = True  # static
+    masks[1, 10:30, 40:60] = True  # moving
+    masks[2, 0:5, 0:5] = True  # static, small
+    probs = np.tile(np.array([[0.1, 0.9]], np.float32), (3, 1))
+    return Instances(
+        masks=masks, boxes=np.zeros((3, 4), np.float32), class_probs=probs,
+        saliency=np.full(3, 0.9, np.float32),
+    )
+
+
+def test_motion_gate_keeps_the_moving_instance() -> None:
+    instances = _moving_and_static()
+    flow = _RecordedFlow(instances.masks[1], dx=6.0)
+    gate = MotionSaliencyGate(flow=flow)
+    frame = np.zeros((60, 80, 3), np.uint8)
+    first, confidence = gate(instances, frame)
+    assert len(first) == 3 and confidence == 1.0 and flow.calls == 0
+    kept, confidence = gate(instances, frame)
+    assert len(kept) == 1 and np.array_equal(kept.masks[0], instances.masks[1])
+    assert 0.0 < confidence <= 1.0
+    gate.reset()
+    assert len(gate(instances, frame)[0]) == 3  # first frame again: no motion evidence
+
+
+def test_motion_gate_passes_everything_without_motion() -> None:
+    instances = _moving_and_static()
+    gate = MotionSaliencyGate(flow=_RecordedFlow(np.zeros((60, 80), bool), dx=0.0))
+    frame = np.zeros((60, 80, 3), np.uint8)
+    gate(instances, frame)
+    kept, confidence = gate(instances, frame)
+    assert len(kept) == 3 and confidence == 1.0
+    with pytest.raises(ValueError, match="theta"):
+        MotionSaliencyGate(theta=1.0)

@@ -68,6 +68,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.3,
         help="propose-reduce only: smallest sequence score (Eq. 2) kept (default 0.3)",
     )
+    parser.add_argument(
+        "--motion-gate",
+        action="store_true",
+        help=(
+            "online mode only: keep only the instances covering the moving salient region "
+            "(SISO fusion with motion saliency from optical flow)"
+        ),
+    )
     parser.add_argument("--topic", help="image topic of a rosbag2 input")
     parser.add_argument("--fps", type=float, default=30.0, help="overlay video frame rate")
     parser.add_argument("--no-overlay", action="store_true", help="skip OUT/overlay/*.mp4")
@@ -88,9 +96,13 @@ def run(args: argparse.Namespace) -> int:
     from vis_node.pipeline.offline import OfflinePipeline
     from vis_node.pipeline.online import OnlinePipeline
     from vis_node.pipeline.outputs import OutputWriter
+    from vis_node.tracking.fusion import MotionSaliencyGate
 
     if args.fps <= 0 or args.threads < 0:
         print("vsis run: error: --fps must be positive and --threads >= 0", file=sys.stderr)
+        return 2
+    if args.motion_gate and args.mode != "online":
+        print("vsis run: error: --motion-gate works in --mode online only", file=sys.stderr)
         return 2
     frames = open_source(args.input, topic=args.topic)
     try:
@@ -109,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
                     "model": str(args.model),
                     "runtime": args.runtime,
                     "mode": args.mode,
+                    "motion_gate": bool(args.motion_gate),
                     **({"offline_method": args.offline_method} if args.mode == "offline" else {}),
                 },
             )
@@ -117,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
         for sequence, group in itertools.groupby(frames, key=lambda f: f.sequence):
             bar.set_postfix_str(sequence)
             if args.mode == "online":
-                pipeline = OnlinePipeline(predictor)
+                pipeline = OnlinePipeline(
+                    predictor, gate=MotionSaliencyGate() if args.motion_gate else None
+                )
                 for frame in group:
                     writer.write(pipeline.step(frame))
                     bar.update()

@@ -15,6 +15,7 @@ import numpy as np
 
 from vis_node.io.frames import Frame
 from vis_node.io.labels import wrap_track_ids
+from vis_node.tracking.fusion import MotionSaliencyGate
 from vis_node.tracking.tracker import OnlineTracker
 from vis_node.tracking.types import Instances
 from vis_node.tracking.unification import OnlineUnifier
@@ -72,8 +73,8 @@ def foreground_probs(class_probs: np.ndarray) -> np.ndarray:
         ``float32[N, C]`` rows summing to 1 with column 0 = 0; a row with no object
         probability becomes uniform over the object classes.
     """
-    probs = np.array(class_probs, dtype=np.float32, copy=True).reshape(len(class_probs), -1)
-    if probs.shape[1] < 2:
+    probs = np.array(class_probs, dtype=np.float32, copy=True)
+    if probs.ndim != 2 or probs.shape[1] < 2:
         raise ValueError(
             f"class_probs needs a background and >= 1 object column, got {probs.shape}"
         )
@@ -110,7 +111,7 @@ def label_maps(instances: Instances, labels: np.ndarray) -> tuple[np.ndarray, np
 
 
 class OnlinePipeline:
-    """Frame -> predictor -> tracker -> online unifier -> label maps.
+    """Frame -> predictor -> [motion-saliency gate] -> tracker -> online unifier -> label maps.
 
     Parameters
     ----------
@@ -120,6 +121,9 @@ class OnlinePipeline:
         Gives the instances track ids; default :class:`OnlineTracker` with its defaults.
     unifier:
         Gives each track one label; default :class:`OnlineUnifier` with its defaults.
+    gate:
+        Optional :class:`~vis_node.tracking.fusion.MotionSaliencyGate` that keeps only
+        the instances covering the moving salient region (SISO fusion, online).
 
     Examples
     --------
@@ -133,15 +137,19 @@ class OnlinePipeline:
         predictor: Predictor,
         tracker: OnlineTracker | None = None,
         unifier: OnlineUnifier | None = None,
+        gate: MotionSaliencyGate | None = None,
     ) -> None:
         self.predictor = predictor
         self.tracker = tracker if tracker is not None else OnlineTracker()
         self.unifier = unifier if unifier is not None else OnlineUnifier()
+        self.gate = gate
 
     def reset(self) -> None:
-        """Forget all tracks (call between sequences)."""
+        """Forget all tracks and the previous frame (call between sequences)."""
         self.tracker.reset()
         self.unifier.reset()
+        if self.gate is not None:
+            self.gate.reset()
 
     def step(self, frame: Frame) -> FrameResult:
         """Process one frame.
@@ -154,11 +162,15 @@ class OnlinePipeline:
         Returns
         -------
         FrameResult
-            With timings ``predict``, ``track``, ``unify`` and ``maps`` in milliseconds.
+            With timings ``predict``, (``gate``,) ``track``, ``unify`` and ``maps`` in
+            milliseconds.
         """
         clock = LapTimer()
         detections = self.predictor(frame.image)
         clock.lap("predict")
+        if self.gate is not None:
+            detections, _ = self.gate(detections, frame.image)
+            clock.lap("gate")
         tracked = self.tracker.update(detections, frame.image)
         tracked = tracked.select(tracked.track_ids > 0)
         clock.lap("track")
