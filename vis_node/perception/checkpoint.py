@@ -67,6 +67,12 @@ def resolve_model(name_or_path: str | Path) -> Path:
     )
 
 
+def model_name(checkpoint: str | Path) -> str:
+    """Short name of a checkpoint: its folder for ``<name>/model.pt``, else the file stem."""
+    path = Path(checkpoint)
+    return path.parent.name if path.name == CHECKPOINT_NAME else path.stem
+
+
 def save_model(model: S4Net, path: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
     """Write a shipped checkpoint: config plus float16 weights (about half the float32 size).
 

@@ -159,6 +159,7 @@ def _export_tensorrt(
     """Build (or reuse) the engines, then write and print the accuracy report."""
     from vis_node.io.sources import open_source
     from vis_node.perception.bench import compare_predictions
+    from vis_node.perception.checkpoint import model_name
     from vis_node.perception.predictor import TorchPredictor
     from vis_node.perception.tensorrt import (
         CalibrationBatches,
@@ -169,21 +170,21 @@ def _export_tensorrt(
     )
 
     cache = args.cache or args.out / "engines"
-    model_name = model_path.parent.name if model_path.name == "model.pt" else model_path.stem
+    name = model_name(model_path)
     calibrator = None
     if args.precision == "int8":
         frames = (f.image for f in open_source(args.calib, topic=args.topic))
         batches = CalibrationBatches(
             frames, export.config.input_size, export.batch_size or 1, args.calib_frames
         )
-        table = cache / f"{model_name}.{export.fingerprint[:16]}.calib"
+        table = cache / f"{name}.{export.fingerprint[:16]}.calib"
         calibrator = make_entropy_calibrator(backend.trt, batches, table)
     try:
         dense, instance = build_engines(
             backend,
             export,
             cache,
-            model_name,
+            name,
             args.precision,
             calibrator=calibrator,
             rebuild=args.rebuild,

@@ -15,6 +15,7 @@ grid straight into the frame (only inside its box, see :func:`paste_masks_in_fra
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,6 +28,7 @@ from torchvision.models.detection._utils import BoxCoder
 from vis_node.perception.anchors import pyramid_anchors
 from vis_node.perception.backbone import fold_frozen_batchnorm
 from vis_node.perception.config import FEATURE_STRIDES, ModelConfig
+from vis_node.perception.export_onnx import DenseGraph, InstanceGraph
 from vis_node.perception.model import SEG_STRIDE, S4Net
 from vis_node.perception.postprocess import (
     paste_masks_in_frame,
@@ -327,27 +329,14 @@ class TorchPredictor(StagedPredictor):
     def __init__(self, model: S4Net, *, device: str = "cpu") -> None:
         self.model = fold_frozen_batchnorm(copy.deepcopy(model)).to(device).eval()
         self.device = device
-        super().__init__(model.config, self._run_dense, self._run_instance)
+        super().__init__(
+            model.config,
+            functools.partial(self._run, DenseGraph(self.model)),
+            functools.partial(self._run, InstanceGraph(self.model)),
+        )
 
     @torch.inference_mode()
-    def _run_dense(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        _, logits, deltas, seg_features = self.model.dense(
-            torch.from_numpy(images).to(self.device)
-        )
-        return logits.cpu().numpy(), deltas.cpu().numpy(), seg_features.cpu().numpy()
-
-    @torch.inference_mode()
-    def _run_instance(
-        self, seg_features: np.ndarray, boxes: np.ndarray, image_index: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        out = self.model.segment_boxes(
-            torch.from_numpy(seg_features).to(self.device),
-            torch.from_numpy(boxes).to(self.device),
-            torch.from_numpy(image_index).to(self.device),
-        )
-        return (
-            out.mask_logits.cpu().numpy(),
-            out.windows.cpu().numpy(),
-            out.class_logits.cpu().numpy(),
-            out.embeddings.cpu().numpy(),
-        )
+    def _run(self, graph: torch.nn.Module, *inputs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Outputs of one exported graph (dense or instance) on NumPy inputs, as NumPy."""
+        outputs = graph(*(torch.from_numpy(x).to(self.device) for x in inputs))
+        return tuple(out.cpu().numpy() for out in outputs)

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from vis_node.io.errors import InputDataError
-from vis_node.perception.checkpoint import load_model, resolve_model
+from vis_node.perception.checkpoint import load_model, model_name, resolve_model
 from vis_node.perception.export_onnx import (
     MANIFEST_FILE,
     OnnxExport,
@@ -154,7 +154,6 @@ def _tensorrt_predictor(network: S4Net, model: str | Path, precision: str) -> Pr
         )
     backend = TensorRT10Backend()
     export = cached_onnx_export(network)
-    path = resolve_model(model)
-    name = path.parent.name if path.name == "model.pt" else path.stem
+    name = model_name(resolve_model(model))
     dense, instance = build_engines(backend, export, cache_dir() / "engines", name, precision)
     return TensorRTPredictor(export, dense, instance)

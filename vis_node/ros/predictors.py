@@ -182,10 +182,11 @@ def load_backend(
             spec[len(GT_PREFIX) :], sequence=gt_sequence, fps=gt_fps, seed=gt_seed
         )
         return Backend("gt", oracle.class_names, oracle)
-    from vis_node.perception.checkpoint import resolve_model
+    from vis_node.perception.checkpoint import model_name, resolve_model
     from vis_node.perception.runtime import make_predictor
 
     path = resolve_model(spec)
     predictor = make_predictor(path, runtime, device=device)
-    name = path.parent.name if path.name == "model.pt" else path.stem
-    return Backend(name, predictor.class_names, lambda image, stamp_ns: predictor(image))
+    return Backend(
+        model_name(path), predictor.class_names, lambda image, stamp_ns: predictor(image)
+    )
