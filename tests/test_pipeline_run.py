@@ -105,6 +105,29 @@ def test_frames_without_instances_give_empty_maps():
         assert result.semantic_map.shape == (6, 8)
 
 
+def test_motion_gated_pipeline_computes_each_flow_once():
+    class OneSquare:
+        class_names = ("background", "a")
+
+        def __call__(self, image: np.ndarray) -> Instances:
+            masks = np.zeros((1, *image.shape[:2]), bool)
+            masks[0, 4:20, 4:20] = True
+            return Instances(masks, np.array([[4, 4, 20, 20]], np.float32),
+                             np.array([[0.1, 0.9]], np.float32), np.ones(1, np.float32))
+
+    calls = []
+
+    def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        calls.append(int(source[0, 0, 0]))
+        return np.zeros((*source.shape[:2], 2), np.float32)
+
+    pipeline = OnlinePipeline.with_motion_gate(OneSquare(), flow=flow)
+    for k in range(3):
+        image = np.full((32, 32, 3), k, np.uint8)
+        pipeline.step(Frame(image, k * 1_000_000, k, f"{k:05d}", "seq"))
+    assert calls == [1, 2]  # frames 1 and 2, each computed once for gate and tracker
+
+
 def test_label_maps_paint_labels_of_tracks():
     masks = np.zeros((2, 4, 5), bool)
     masks[0, :2] = True

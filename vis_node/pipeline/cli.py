@@ -96,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
     from vis_node.pipeline.offline import OfflinePipeline
     from vis_node.pipeline.online import OnlinePipeline
     from vis_node.pipeline.outputs import OutputWriter
-    from vis_node.tracking.fusion import MotionSaliencyGate
 
     if args.fps <= 0 or args.threads < 0:
         print("vsis run: error: --fps must be positive and --threads >= 0", file=sys.stderr)
@@ -130,8 +129,10 @@ def run(args: argparse.Namespace) -> int:
         for sequence, group in itertools.groupby(frames, key=lambda f: f.sequence):
             bar.set_postfix_str(sequence)
             if args.mode == "online":
-                pipeline = OnlinePipeline(
-                    predictor, gate=MotionSaliencyGate() if args.motion_gate else None
+                pipeline = (
+                    OnlinePipeline.with_motion_gate(predictor)
+                    if args.motion_gate
+                    else OnlinePipeline(predictor)
                 )
                 for frame in group:
                     writer.write(pipeline.step(frame))

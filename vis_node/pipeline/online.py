@@ -15,6 +15,7 @@ import numpy as np
 
 from vis_node.io.frames import Frame
 from vis_node.io.labels import wrap_track_ids
+from vis_node.tracking.flow import DISFlow, FlowEstimator, LastPairFlow
 from vis_node.tracking.fusion import MotionSaliencyGate
 from vis_node.tracking.tracker import OnlineTracker
 from vis_node.tracking.types import Instances
@@ -143,6 +144,23 @@ class OnlinePipeline:
         self.tracker = tracker if tracker is not None else OnlineTracker()
         self.unifier = unifier if unifier is not None else OnlineUnifier()
         self.gate = gate
+
+    @classmethod
+    def with_motion_gate(
+        cls, predictor: Predictor, flow: FlowEstimator | None = None
+    ) -> OnlinePipeline:
+        """A pipeline with a :class:`MotionSaliencyGate` whose optical flow (frame ``t``
+        to ``t - 1``) the tracker reuses, so it is computed once per frame.
+
+        Parameters
+        ----------
+        predictor:
+            Turns an RGB frame into instances.
+        flow:
+            Flow estimator of both; default :class:`~vis_node.tracking.flow.DISFlow`.
+        """
+        shared = LastPairFlow(flow if flow is not None else DISFlow())
+        return cls(predictor, OnlineTracker(flow=shared), gate=MotionSaliencyGate(flow=shared))
 
     def reset(self) -> None:
         """Forget all tracks and the previous frame (call between sequences)."""
