@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import logging
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-
-LOG = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "synth"
 """Shipped model used when ``--model`` is not given."""

@@ -337,7 +337,7 @@ class MotionSaliencyGate:
             mean confidence score of the selected instances; 1 where every instance
             passed for lack of motion evidence, 0 when none was selected).
         """
-        previous, self._previous = self._previous, image
+        previous, self._previous = self._previous, np.array(image, copy=True)
         if previous is None or previous.shape != image.shape or not len(instances):
             return instances, 1.0
         salient = binarise_saliency(motion_saliency(self.flow(image, previous)))
