@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "vis_node.training.cli",
     "vis_node.pipeline.cli",
     "vis_node.perception.export_cli",
+    "vis_node.perception.convert_cli",
     "vis_node.ros.cli",
     "vis_node.bench_cli",
 )
