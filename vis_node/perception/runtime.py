@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from vis_node.io.errors import InputDataError
@@ -25,6 +26,20 @@ from vis_node.perception.export_onnx import (
 )
 from vis_node.perception.model import S4Net
 from vis_node.perception.predictor import Predictor
+from vis_node.perception.salient_checkpoint import (
+    is_salient_payload,
+    read_checkpoint,
+    salient_model_from_payload,
+)
+from vis_node.perception.salient_export import (
+    SalientOnnxPredictor,
+    export_salient_onnx,
+    is_salient_export,
+    read_salient_export,
+    salient_fingerprint,
+)
+from vis_node.perception.salient_model import SalientNanoDet
+from vis_node.perception.salient_predictor import SalientTorchPredictor
 
 LOG = logging.getLogger(__name__)
 
@@ -61,23 +76,49 @@ def cached_onnx_export(network: S4Net, *, batch_size: int = 1) -> OnnxExport:
         unreadable or belongs to other weights is replaced, with a log line.
     """
     fingerprint = model_fingerprint(network)
+
+    def matches(folder: Path) -> bool:
+        export = read_export(folder)
+        return export.fingerprint == fingerprint and export.batch_size == batch_size
+
+    folder = cached_folder(
+        f"{fingerprint[:16]}-b{batch_size}",
+        matches,
+        lambda staging: export_onnx(network, staging, batch_size=batch_size),
+    )
+    return read_export(folder)
+
+
+def cached_folder(
+    slot: str, matches: Callable[[Path], bool], write: Callable[[Path], object]
+) -> Path:
+    """A cache entry ``<cache>/onnx/<slot>``, written by ``write`` on a miss.
+
+    Parameters
+    ----------
+    slot:
+        Folder name of the entry (a fingerprint of what it holds).
+    matches:
+        Whether an existing entry holds what is asked for; an entry for which it is
+        false or raises :class:`InputDataError` is replaced, with a log line.
+    write:
+        Fills a staging folder, which is then renamed into place atomically.
+    """
     root = cache_dir() / "onnx"
-    folder = root / f"{fingerprint[:16]}-b{batch_size}"
+    folder = root / slot
     if (folder / MANIFEST_FILE).is_file():
         try:
-            export = read_export(folder)
+            if matches(folder):
+                return folder
+            LOG.warning("replacing cached ONNX export %s: it belongs to other weights", folder)
         except InputDataError as exc:
             LOG.warning("replacing unreadable cached ONNX export %s (%s)", folder, exc)
-        else:
-            if export.fingerprint == fingerprint and export.batch_size == batch_size:
-                return export
-            LOG.warning("replacing cached ONNX export %s: it belongs to other weights", folder)
         shutil.rmtree(folder, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     LOG.info("exporting the model to ONNX in %s (once per model)", folder)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
     try:
-        export_onnx(network, staging, batch_size=batch_size)
+        write(staging)
         try:
             staging.rename(folder)
         except OSError:  # another process finished the same export first
@@ -85,7 +126,7 @@ def cached_onnx_export(network: S4Net, *, batch_size: int = 1) -> OnnxExport:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return read_export(folder)
+    return folder
 
 
 def make_predictor(
@@ -127,7 +168,13 @@ def make_predictor(
     from vis_node.perception.onnx_runtime import OnnxPredictor
 
     if runtime == "onnx" and (Path(model) / MANIFEST_FILE).is_file():
+        if is_salient_export(Path(model)):
+            return SalientOnnxPredictor(Path(model), threads=threads)
         return OnnxPredictor(Path(model), threads=threads)
+    path, payload = read_checkpoint(model)
+    if is_salient_payload(payload):
+        return _salient_predictor(salient_model_from_payload(path, payload)[0], runtime,
+                                  threads=threads, device=device)
     network, _ = load_model(model, device="cpu")
     if runtime == "torch":
         import torch
@@ -140,6 +187,30 @@ def make_predictor(
     if runtime == "onnx":
         return OnnxPredictor(cached_onnx_export(network), threads=threads)
     return _tensorrt_predictor(network, model, precision)
+
+
+def _salient_predictor(
+    network: SalientNanoDet, runtime: str, *, threads: int, device: str
+) -> Predictor:
+    """The salient NanoDet model on ONNX Runtime (exported once, cached) or PyTorch."""
+    if runtime == "torch":
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        return SalientTorchPredictor(network, device=device)
+    if runtime == "tensorrt":
+        raise ValueError(
+            "the salient NanoDet model runs on --runtime onnx or torch; TensorRT engines "
+            "are built for the S4Net models only"
+        )
+    fingerprint = salient_fingerprint(network)
+    folder = cached_folder(
+        f"{fingerprint[:16]}-salient",
+        lambda folder: read_salient_export(folder)["fingerprint"] == fingerprint,
+        lambda staging: export_salient_onnx(network, staging),
+    )
+    return SalientOnnxPredictor(folder, threads=threads)
 
 
 def _tensorrt_predictor(network: S4Net, model: str | Path, precision: str) -> Predictor:
