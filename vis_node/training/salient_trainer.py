@@ -10,9 +10,9 @@ Config (YAML, every key checked; run from the repository root)::
       folds: [[blackswan, ...], ...]       # leave-sequences-out folds (disjoint)
       flip: true                           # mirrored copies of every frame too
     labels: {box_cover: 0.5, object_cover: 0.15}
-    steps: 400
-    frames_per_step: 4
-    mask_rois: 1                           # salient candidates per frame in the mask loss
+    steps: 1200
+    frames_per_step: 6
+    mask_rois: 2                           # salient candidates per frame in the mask loss
     learning_rate: 0.001
     weight_decay: 0.0001
     seed: 0
@@ -94,9 +94,9 @@ class SalientTrainConfig:
     labels: dict[str, float] = field(
         default_factory=lambda: {"box_cover": 0.5, "object_cover": 0.15}
     )
-    steps: int = 400
-    frames_per_step: int = 4
-    mask_rois: int = 1
+    steps: int = 1200
+    frames_per_step: int = 6
+    mask_rois: int = 2
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
