@@ -280,12 +280,12 @@ def _letterbox(image: np.ndarray, size: int, square: bool) -> tuple[np.ndarray, 
         pad_h = pad_w = size
     else:
         pad_h, pad_w = (-(-side // _SIZE_MULTIPLE) * _SIZE_MULTIPLE for side in (new_h, new_w))
-    mean = np.asarray(NANODET_MEAN_BGR, dtype=np.float32)
-    canvas = np.empty((pad_h, pad_w, 3), dtype=np.float32)
-    canvas[...] = mean
-    canvas[:new_h, :new_w] = resized[..., ::-1]
-    normalised = (canvas - mean) / np.asarray(NANODET_STD_BGR, dtype=np.float32)
-    return np.ascontiguousarray(normalised.transpose(2, 0, 1)[None]), scale
+    bgr = resized[..., ::-1].astype(np.float32)
+    normalised = np.zeros((1, 3, pad_h, pad_w), dtype=np.float32)  # 0 = the mean colour
+    normalised[0, :, :new_h, :new_w] = (
+        (bgr - np.asarray(NANODET_MEAN_BGR, np.float32)) / np.asarray(NANODET_STD_BGR, np.float32)
+    ).transpose(2, 0, 1)
+    return normalised, scale
 
 
 def letterbox(image: np.ndarray, size: int = NANODET_INPUT_SIZE) -> tuple[np.ndarray, float]:
