@@ -139,6 +139,21 @@ def test_tfjs_reader_decodes_float16_float32_int32_and_uint8(tmp_path: Path) -> 
     assert tensors["q"].tolist() == [-1.0, 0.0, 126.5]
 
 
+def test_tfjs_reader_joins_the_shards_of_a_group(tmp_path: Path) -> None:
+    values = np.arange(6, dtype="<f4")
+    (tmp_path / "a.bin").write_bytes(values.tobytes()[:10])  # the shard ends mid-tensor
+    (tmp_path / "b.bin").write_bytes(values.tobytes()[10:])
+    entries = [
+        {"name": "x", "shape": [2], "dtype": "float32"},
+        {"name": "y", "shape": [2, 2], "dtype": "float32"},
+    ]
+    group = {"paths": ["a.bin", "b.bin"], "weights": entries}
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"modelTopology": {}, "weightsManifest": [group]}))
+    tensors = read_tfjs_weights(path)
+    assert tensors["x"].tolist() == [0.0, 1.0] and tensors["y"].tolist() == [[2.0, 3.0], [4.0, 5.0]]
+
+
 def test_tfjs_reader_rejects_truncated_missing_and_unknown(tmp_path: Path) -> None:
     entry = {"name": "w", "shape": [4], "dtype": "float32"}
     with pytest.raises(InputDataError, match="expects 16 bytes .* hold 12"):

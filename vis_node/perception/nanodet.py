@@ -347,7 +347,8 @@ def decode_boxes(
     box_dists:
         ``float[B, N, 44]`` bin logits (left, top, right, bottom x 11 bins).
     centers, strides:
-        ``float[N, 2]`` and ``float[N]`` from :func:`cell_centers`.
+        ``float[N, 2]`` and ``float[N]`` from :func:`cell_centers` (moved to the device
+        and dtype of ``box_dists``).
 
     Returns
     -------
@@ -357,10 +358,9 @@ def decode_boxes(
     batch, cells, _ = box_dists.shape
     bins = torch.arange(_BINS, dtype=box_dists.dtype, device=box_dists.device)
     probs = box_dists.reshape(batch, cells, 4, _BINS).softmax(dim=-1)
-    distances = (probs * bins).sum(dim=-1) * strides[None, :, None]
-    return torch.cat(
-        (centers[None] - distances[..., :2], centers[None] + distances[..., 2:]), dim=-1
-    )
+    distances = (probs * bins).sum(dim=-1) * strides.to(box_dists)[None, :, None]
+    centers = centers.to(box_dists)[None]
+    return torch.cat((centers - distances[..., :2], centers + distances[..., 2:]), dim=-1)
 
 
 def detect(
