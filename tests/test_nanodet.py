@@ -54,7 +54,6 @@ def frames_root() -> Path:
 
 @pytest.fixture(scope="module")
 def model() -> NanoDetG:
-    torch.set_num_threads(2)
     return load_nanodet()
 
 
@@ -67,9 +66,8 @@ def _detections(model: NanoDetG, x: np.ndarray, threshold: float = 0.3) -> tuple
     with torch.no_grad():
         *_, cls_probs, box_dists = model(torch.from_numpy(x))
     centers, strides = cell_centers(*x.shape[2:])
-    return detect(cls_probs, decode_boxes(box_dists, centers, strides), score_threshold=threshold)[
-        0
-    ]
+    boxes = decode_boxes(box_dists, centers, strides)
+    return detect(cls_probs, boxes, score_threshold=threshold)[0]
 
 
 def test_converted_weights_match_the_original_graph(model: NanoDetG, frames_root: Path) -> None:
