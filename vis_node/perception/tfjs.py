@@ -86,7 +86,9 @@ def _stored_nbytes(entry: dict[str, Any], json_path: Path) -> int:
     """Bytes one manifest entry occupies in its shard stream."""
     quantization = entry.get("quantization")
     table, dtype = (
-        (_QUANTIZED_DTYPES, quantization["dtype"]) if quantization else (_STORED_DTYPES, entry["dtype"])
+        (_QUANTIZED_DTYPES, quantization["dtype"])
+        if quantization
+        else (_STORED_DTYPES, entry["dtype"])
     )
     if dtype not in table:
         raise InputDataError(
@@ -128,7 +130,8 @@ def read_tfjs_weights(path: str | Path) -> dict[str, np.ndarray]:
         missing = [str(p) for p in shard_paths if not p.is_file()]
         if missing:
             raise InputDataError(
-                json_path, f"weight shard(s) {', '.join(missing)} missing: keep them beside the json"
+                json_path,
+                f"weight shard(s) {', '.join(missing)} missing: keep them beside the json",
             )
         stream = b"".join(p.read_bytes() for p in shard_paths)
         sizes = [_stored_nbytes(entry, json_path) for entry in group["weights"]]
@@ -140,6 +143,8 @@ def read_tfjs_weights(path: str | Path) -> dict[str, np.ndarray]:
             )
         offset = 0
         for entry, size in zip(group["weights"], sizes):
-            tensors[entry["name"]] = _decode_tensor(stream[offset : offset + size], entry, json_path)
+            tensors[entry["name"]] = _decode_tensor(
+                stream[offset : offset + size], entry, json_path
+            )
             offset += size
     return tensors
