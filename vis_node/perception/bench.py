@@ -223,6 +223,49 @@ def run_benchmark(
     return rows
 
 
+def shipped_model_rows(
+    model: str,
+    frame: np.ndarray,
+    *,
+    runtimes: Sequence[str] = RUNTIMES,
+    warmup: int = 3,
+    iterations: int = 20,
+) -> list[BenchRow]:
+    """Latency of a shipped model end to end (frame in, instances at frame size out).
+
+    Parameters
+    ----------
+    model:
+        Shipped model name or ``model.pt`` path.
+    frame:
+        ``uint8[H, W, 3]`` RGB frame at the camera's resolution (e.g. 854 x 480).
+    runtimes, warmup, iterations:
+        As :func:`run_benchmark`.
+
+    Returns
+    -------
+    list of BenchRow
+        One per runtime; FLOPs are those of the eager model on this frame (detector and
+        the heads on the boxes it finds).
+    """
+    from vis_node.perception.runtime import make_predictor
+
+    eager = make_predictor(model, "torch")
+    network = getattr(eager, "model", None)
+    params = sum(p.numel() for p in network.parameters()) if network is not None else 0
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        eager(frame)
+    rows = []
+    for runtime in runtimes:
+        predictor = eager if runtime == "torch" else make_predictor(model, runtime)
+        stats = measure_latency(lambda run=predictor: run(frame), warmup=warmup,
+                                iterations=iterations)
+        rows.append(BenchRow(f"{model} {frame.shape[1]}x{frame.shape[0]}", runtime, params,
+                             int(counter.get_total_flops()), stats))
+    return rows
+
+
 def _maskrcnn_row(frame: np.ndarray, input_size: int, warmup: int, iterations: int) -> BenchRow:
     """Mask R-CNN R50-FPN with random weights, its transform resizing to ``input_size``."""
     import cv2

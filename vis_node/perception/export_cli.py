@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from vis_node.perception.export_onnx import OnnxExport
     from vis_node.perception.model import S4Net
     from vis_node.perception.tensorrt import TensorRT10Backend
@@ -83,6 +85,16 @@ def add_bench_model_parser(subparsers: argparse._SubParsersAction, name: str) ->
     bench.add_argument("--warmup", type=int, default=3, help="untimed frames per row (3)")
     bench.add_argument("--no-maskrcnn", action="store_true", help="skip the Mask R-CNN row")
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    bench.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help=(
+            "also time this shipped model end to end on a real 854x480 frame (the first "
+            "frame of FRAME, or of ../shared/data/davis2016's dog sequence); repeatable"
+        ),
+    )
+    bench.add_argument("--frame", type=Path, default=None, help="image for the --model rows")
     bench.set_defaults(func=run_bench)
 
 
@@ -90,7 +102,8 @@ def run_bench(args: argparse.Namespace) -> int:
     """Execute ``vsis bench-model``: print the table; returns the exit code."""
     import torch
 
-    from vis_node.perception.bench import format_table, run_benchmark
+    from vis_node.io.errors import InputDataError
+    from vis_node.perception.bench import format_table, run_benchmark, shipped_model_rows
 
     if args.threads < 0:
         print("vsis bench-model: error: --threads must be >= 0", file=sys.stderr)
@@ -107,12 +120,30 @@ def run_bench(args: argparse.Namespace) -> int:
             iterations=args.iterations,
             maskrcnn=not args.no_maskrcnn,
         )
-    except ValueError as exc:
+        for model in args.model or []:
+            rows += shipped_model_rows(
+                model, _bench_frame(args.frame), runtimes=args.runtimes,
+                warmup=args.warmup, iterations=args.iterations,
+            )
+    except (ValueError, InputDataError) as exc:
         print(f"vsis bench-model: error: {exc}", file=sys.stderr)
         return 2
     print(f"input {args.size}x{args.size}, {args.config} config, {torch.get_num_threads()} threads")
     print(format_table(rows))
     return 0
+
+
+def _bench_frame(path: Path | None) -> np.ndarray:
+    """The ``--model`` rows' frame: ``path``, else dog/00000 of the shared DAVIS data."""
+    from vis_node.io.errors import InputDataError
+    from vis_node.io.readers import read_image
+
+    if path is None:
+        path = Path(__file__).resolve().parents[3] / "shared" / "data" / "davis2016"
+        path = path / "JPEGImages" / "480p" / "dog" / "00000.jpg"
+        if not path.is_file():
+            raise InputDataError(path, "no shared DAVIS data here: pass --frame IMAGE")
+    return read_image(path)
 
 
 def run_export(args: argparse.Namespace) -> int:
