@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
@@ -17,8 +16,7 @@ from vis_node.perception.config import ModelConfig
 from vis_node.perception.model import build_model
 from vis_node.training.trainer import Trainer, load_training_checkpoint
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_training_trainer import _config  # noqa: E402
+from test_training_trainer import _config
 
 
 class _Payload:

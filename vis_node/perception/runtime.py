@@ -2,19 +2,17 @@
 
 ONNX and TensorRT need an export of the model. :func:`cached_onnx_export` keeps one
 per model fingerprint under the user cache (``$VSIS_CACHE_DIR``, else
-``$XDG_CACHE_HOME/vsis``, else ``~/.cache/vsis``), written atomically, so a model is
-exported once and not on every ``vsis run`` or node start.
+``$XDG_CACHE_HOME/vsis``, else ``~/.cache/vsis``), written atomically and verified by
+hash on every load, so a model is exported once and not on every ``vsis run`` or node
+start.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from vis_node.io.errors import InputDataError
+from vis_node.perception.cache_slot import cached_slot
 from vis_node.perception.checkpoint import load_model, model_name, resolve_model
 from vis_node.perception.export_onnx import (
     MANIFEST_FILE,
@@ -25,8 +23,6 @@ from vis_node.perception.export_onnx import (
 )
 from vis_node.perception.model import S4Net
 from vis_node.perception.predictor import Predictor
-
-LOG = logging.getLogger(__name__)
 
 RUNTIMES: tuple[str, ...] = ("onnx", "torch", "tensorrt")
 """Runtime names; ``onnx`` (ONNX Runtime) is the default on CPU."""
@@ -57,35 +53,17 @@ def cached_onnx_export(network: S4Net, *, batch_size: int = 1) -> OnnxExport:
     Returns
     -------
     OnnxExport
-        A folder ``<cache>/onnx/<fingerprint[:16]>-b<batch_size>``; an entry that is
-        unreadable or belongs to other weights is replaced, with a log line.
+        A verified slot ``<cache>/onnx/<fingerprint[:16]>-b<batch_size>``
+        (:mod:`vis_node.perception.cache_slot`); a slot that is damaged or holds other
+        weights is rebuilt, with a log line saying why.
     """
     fingerprint = model_fingerprint(network)
-    root = cache_dir() / "onnx"
-    folder = root / f"{fingerprint[:16]}-b{batch_size}"
-    if (folder / MANIFEST_FILE).is_file():
-        try:
-            export = read_export(folder)
-        except InputDataError as exc:
-            LOG.warning("replacing unreadable cached ONNX export %s (%s)", folder, exc)
-        else:
-            if export.fingerprint == fingerprint and export.batch_size == batch_size:
-                return export
-            LOG.warning("replacing cached ONNX export %s: it belongs to other weights", folder)
-        shutil.rmtree(folder, ignore_errors=True)
-    root.mkdir(parents=True, exist_ok=True)
-    LOG.info("exporting the model to ONNX in %s (once per model)", folder)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
-    try:
-        export_onnx(network, staging, batch_size=batch_size)
-        try:
-            staging.rename(folder)
-        except OSError:  # another process finished the same export first
-            if not (folder / MANIFEST_FILE).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return read_export(folder)
+    return cached_slot(
+        cache_dir() / "onnx" / f"{fingerprint[:16]}-b{batch_size}",
+        f"{fingerprint}-b{batch_size}",
+        lambda folder: export_onnx(network, folder, batch_size=batch_size),
+        read_export,
+    )
 
 
 def make_predictor(
