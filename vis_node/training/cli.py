@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +67,11 @@ def run(args: argparse.Namespace) -> int:
     from vis_node.training.config import load_train_config
     from vis_node.training.trainer import train
 
-    config = load_train_config(args.config)
+    try:
+        config = load_train_config(args.config)
+    except ValueError as exc:
+        print(f"vsis train: error: {args.config}: {exc}", file=sys.stderr)
+        return 2
     if args.eval_only is not None:
         from pathlib import Path
 
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_dir = train(config, resume=args.resume, max_steps=args.max_steps)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"vsis train: error: {exc}")
+        print(f"vsis train: error: {exc}", file=sys.stderr)
         return 2
     print(f"run folder: {run_dir}")
     return 0
