@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ from vis_node.cli import main
 from vis_node.io.errors import InputDataError
 from vis_node.perception.checkpoint import FORMAT, load_model, save_model
 from vis_node.perception.config import ModelConfig
+from vis_node.perception.export_onnx import EXPORT_FORMAT
 from vis_node.perception.model import build_model
 from vis_node.training.trainer import Trainer, load_training_checkpoint
 
@@ -128,3 +130,35 @@ def test_model_file_with_a_bad_config_is_an_input_error(
     assert main(["run", str(frames), "--out", str(tmp_path / "out"), "--model", str(path)]) == 2
     err = capsys.readouterr().err
     assert "invalid model config" in err and "Traceback" not in err
+
+
+def test_export_folder_with_a_bad_config_is_an_input_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in ("dense.onnx", "instance.onnx"):
+        (folder / name).write_bytes(b"")
+    config = {**_tiny().to_dict(), "input_size": 64 * 100_000}
+    manifest = {"format": EXPORT_FORMAT, "config": config, "fingerprint": "0", "batch_size": 1}
+    (folder / "export.json").write_text(json.dumps(manifest))
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "00000.png"), np.zeros((32, 32, 3), np.uint8))
+    assert main(["run", str(frames), "--out", str(tmp_path / "out"), "--model", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "export.json: invalid export manifest (input_size=6400000" in err
+    assert "Traceback" not in err
+
+
+def test_training_config_with_unknown_keys_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump({**_config(tmp_path / "run").to_dict(), "colour": "red"}))
+    assert main(["train", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"vsis train: error: {path}: ") and "colour" in err
+    assert "Traceback" not in err
