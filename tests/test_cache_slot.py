@@ -152,3 +152,19 @@ def test_unloadable_export_folder_is_an_input_error_naming_the_cause(tmp_path: P
     _empty(folder / "instance.onnx")
     with pytest.raises(InputDataError, match="instance.onnx: ONNX Runtime cannot load"):
         OnnxPredictor(folder)
+
+
+def test_perception_node_backend_repairs_the_cache(
+    cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from vis_node.ros.predictors import load_backend
+
+    checkpoint = save_model(_model(0), tmp_path / "tiny" / "model.pt")
+    export = make_predictor(checkpoint, "onnx").export
+    _empty(export.instance_path)
+    with caplog.at_level(logging.WARNING):
+        backend = load_backend(str(checkpoint), runtime="onnx")
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"rebuilding cached export {export.folder}: instance.onnx")
+    expected = TorchPredictor(_model(0))(IMAGE)
+    np.testing.assert_allclose(backend.predict(IMAGE, 0).boxes, expected.boxes, atol=1e-2)

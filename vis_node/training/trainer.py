@@ -297,6 +297,9 @@ class Trainer:
         Starting afresh in a folder that already holds a checkpoint.
     FileNotFoundError
         Resuming without a checkpoint.
+    InputDataError
+        Resuming from a file that is not a training checkpoint of plain values
+        (:func:`load_training_checkpoint`).
     """
 
     def __init__(self, config: TrainConfig, *, resume: bool = False) -> None:
