@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("vis_node.pipeline.cli", "segment, track and label the salient instances of a video"),
     "export": ("vis_node.perception.export_cli", "export a model to ONNX or TensorRT"),
     "bench-model": ("vis_node.perception.export_cli", "same as `vsis bench model`"),
+    "convert": ("vis_node.perception.convert_cli", "convert pretrained weights from their package"),
     "ros": ("vis_node.ros.cli", "run the ROS 2 nodes"),
     "bench": ("vis_node.bench_cli", "benchmarks: model latency, tracking quality"),
 }

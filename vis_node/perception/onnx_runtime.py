@@ -21,7 +21,7 @@ from vis_node.perception.export_onnx import (
 from vis_node.perception.predictor import StagedPredictor
 
 
-def _session(path: Path, options: object, providers: Sequence[str]) -> object:
+def onnx_session(path: Path, options: object, providers: Sequence[str]) -> object:
     """An ONNX Runtime session of one graph file.
 
     Raises
@@ -72,8 +72,8 @@ class OnnxPredictor(StagedPredictor):
         # Two sessions share the cores: spinning workers of one would starve the other.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.export = export
-        self._dense_session = _session(export.dense_path, options, providers)
-        self._instance_session = _session(export.instance_path, options, providers)
+        self._dense_session = onnx_session(export.dense_path, options, providers)
+        self._instance_session = onnx_session(export.instance_path, options, providers)
         super().__init__(
             export.config, self._run_dense, self._run_instance, batch_size=export.batch_size
         )

@@ -23,6 +23,19 @@ from vis_node.perception.export_onnx import (
 )
 from vis_node.perception.model import S4Net
 from vis_node.perception.predictor import Predictor
+from vis_node.perception.salient_checkpoint import (
+    is_salient_payload,
+    read_checkpoint,
+    salient_model_from_payload,
+)
+from vis_node.perception.salient_export import (
+    SalientOnnxPredictor,
+    export_salient_onnx,
+    is_salient_export,
+    salient_fingerprint,
+)
+from vis_node.perception.salient_model import SalientNanoDet
+from vis_node.perception.salient_predictor import SalientTorchPredictor
 
 RUNTIMES: tuple[str, ...] = ("onnx", "torch", "tensorrt")
 """Runtime names; ``onnx`` (ONNX Runtime) is the default on CPU."""
@@ -105,7 +118,13 @@ def make_predictor(
     from vis_node.perception.onnx_runtime import OnnxPredictor
 
     if runtime == "onnx" and (Path(model) / MANIFEST_FILE).is_file():
+        if is_salient_export(Path(model)):
+            return SalientOnnxPredictor(Path(model), threads=threads)
         return OnnxPredictor(Path(model), threads=threads)
+    path, payload = read_checkpoint(model)
+    if is_salient_payload(payload):
+        return _salient_predictor(salient_model_from_payload(path, payload)[0], runtime,
+                                  threads=threads, device=device)
     network, _ = load_model(model, device="cpu")
     if runtime == "torch":
         import torch
@@ -118,6 +137,30 @@ def make_predictor(
     if runtime == "onnx":
         return OnnxPredictor(cached_onnx_export(network), threads=threads)
     return _tensorrt_predictor(network, model, precision)
+
+
+def _salient_predictor(
+    network: SalientNanoDet, runtime: str, *, threads: int, device: str
+) -> Predictor:
+    """The salient NanoDet model on ONNX Runtime (exported once, cached) or PyTorch."""
+    if runtime == "torch":
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        return SalientTorchPredictor(network, device=device)
+    if runtime == "tensorrt":
+        raise ValueError(
+            "the salient NanoDet model runs on --runtime onnx or torch; TensorRT engines "
+            "are built for the S4Net models only"
+        )
+    fingerprint = salient_fingerprint(network)
+    return cached_slot(
+        cache_dir() / "onnx" / f"{fingerprint[:16]}-salient",
+        f"{fingerprint}-salient",
+        lambda folder: export_salient_onnx(network, folder),
+        lambda folder: SalientOnnxPredictor(folder, threads=threads),
+    )
 
 
 def _tensorrt_predictor(network: S4Net, model: str | Path, precision: str) -> Predictor:

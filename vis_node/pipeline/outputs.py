@@ -7,6 +7,8 @@
     OUT/overlay/<seq>.mp4             frames with masks and "id class score" tags
     OUT/results.json                  YouTube-VIS results: one entry per track
     OUT/timings.json                  per-stage milliseconds (mean, median, p90)
+    OUT/label_map.json                {"<class id>": "<name>"}: the model's classes
+                                      (the map the ROS label_map topic carries)
 
 In ``results.json`` video ids are 1, 2, ... in the order the sequences were written;
 ``category_id`` is the track's unified label in the last frame where it has pixels
@@ -37,6 +39,7 @@ OUTPUT_ENTRIES: tuple[str, ...] = (
     "overlay",
     "results.json",
     "timings.json",
+    "label_map.json",
 )
 """What :class:`OutputWriter` creates directly under its root (``--overwrite`` removes it)."""
 
@@ -169,6 +172,10 @@ class OutputWriter:
         """Finish the last sequence and write ``results.json`` and ``timings.json``."""
         self._finish_sequence()
         write_json(self.root / "results.json", self._results)
+        write_json(
+            self.root / "label_map.json",
+            {str(class_id): name for class_id, name in enumerate(self.class_names)},
+        )
         stages = {
             stage: {
                 "mean_ms": float(np.mean(values)),

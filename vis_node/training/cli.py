@@ -59,22 +59,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="T",
         help="with --eval-only: override the model's detection score threshold",
     )
+    parser.add_argument(
+        "--fold",
+        type=int,
+        default=None,
+        metavar="K",
+        help=(
+            "salient NanoDet configs (type: salient-nanodet): train without the "
+            "sequences of fold K of the config (leave-sequences-out evaluation)"
+        ),
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the config and train; returns the exit code."""
+    from pathlib import Path
+
+    import yaml
+
     from vis_node.training.config import load_train_config
+    from vis_node.training.salient_trainer import is_salient_config
     from vis_node.training.trainer import train
 
+    try:
+        salient = is_salient_config(yaml.safe_load(Path(args.config).read_text()))
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"vsis train: error: {args.config}: cannot read it ({exc})", file=sys.stderr)
+        return 2
+    if salient:
+        return run_salient(args)
     try:
         config = load_train_config(args.config)
     except ValueError as exc:
         print(f"vsis train: error: {args.config}: {exc}", file=sys.stderr)
         return 2
     if args.eval_only is not None:
-        from pathlib import Path
-
         from vis_node.training.trainer import evaluate_model
 
         out = Path(args.output_dir or Path(config.output_dir) / "eval")
@@ -98,4 +118,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"vsis train: error: {exc}", file=sys.stderr)
         return 2
     print(f"run folder: {run_dir}")
+    return 0
+
+
+def run_salient(args: argparse.Namespace) -> int:
+    """``vsis train`` for a ``type: salient-nanodet`` config; returns the exit code."""
+    from vis_node.training.salient_trainer import load_config, train_salient
+
+    try:
+        config = load_config(args.config)
+        if args.output_dir is not None:
+            config.output_dir = args.output_dir
+        path = train_salient(config, fold=args.fold)
+    except ValueError as exc:
+        print(f"vsis train: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model: {path}")
     return 0
