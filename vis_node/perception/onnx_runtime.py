@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vis_node.io.errors import InputDataError
 from vis_node.perception.export_onnx import (
     DENSE_OUTPUTS,
     INSTANCE_OUTPUTS,
@@ -18,6 +19,26 @@ from vis_node.perception.export_onnx import (
     read_export,
 )
 from vis_node.perception.predictor import StagedPredictor
+
+
+def onnx_session(path: Path, options: object, providers: Sequence[str]) -> object:
+    """An ONNX Runtime session of one graph file.
+
+    Raises
+    ------
+    InputDataError
+        If ONNX Runtime cannot load the file; the message carries its reason.
+    """
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), options, providers=list(providers))
+    except Exception as exc:  # ONNX Runtime's errors share no base class but Exception
+        raise InputDataError(
+            path,
+            f"ONNX Runtime cannot load this graph ({exc}); export the model again with "
+            f"`vsis export MODEL --format onnx --out {path.parent}`",
+        ) from None
 
 
 class OnnxPredictor(StagedPredictor):
@@ -51,12 +72,8 @@ class OnnxPredictor(StagedPredictor):
         # Two sessions share the cores: spinning workers of one would starve the other.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.export = export
-        self._dense_session = ort.InferenceSession(
-            str(export.dense_path), options, providers=list(providers)
-        )
-        self._instance_session = ort.InferenceSession(
-            str(export.instance_path), options, providers=list(providers)
-        )
+        self._dense_session = onnx_session(export.dense_path, options, providers)
+        self._instance_session = onnx_session(export.instance_path, options, providers)
         super().__init__(
             export.config, self._run_dense, self._run_instance, batch_size=export.batch_size
         )

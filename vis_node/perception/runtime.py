@@ -2,20 +2,17 @@
 
 ONNX and TensorRT need an export of the model. :func:`cached_onnx_export` keeps one
 per model fingerprint under the user cache (``$VSIS_CACHE_DIR``, else
-``$XDG_CACHE_HOME/vsis``, else ``~/.cache/vsis``), written atomically, so a model is
-exported once and not on every ``vsis run`` or node start.
+``$XDG_CACHE_HOME/vsis``, else ``~/.cache/vsis``), written atomically and verified by
+hash on every load, so a model is exported once and not on every ``vsis run`` or node
+start.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-from vis_node.io.errors import InputDataError
+from vis_node.perception.cache_slot import cached_slot
 from vis_node.perception.checkpoint import load_model, model_name, resolve_model
 from vis_node.perception.export_onnx import (
     MANIFEST_FILE,
@@ -35,13 +32,10 @@ from vis_node.perception.salient_export import (
     SalientOnnxPredictor,
     export_salient_onnx,
     is_salient_export,
-    read_salient_export,
     salient_fingerprint,
 )
 from vis_node.perception.salient_model import SalientNanoDet
 from vis_node.perception.salient_predictor import SalientTorchPredictor
-
-LOG = logging.getLogger(__name__)
 
 RUNTIMES: tuple[str, ...] = ("onnx", "torch", "tensorrt")
 """Runtime names; ``onnx`` (ONNX Runtime) is the default on CPU."""
@@ -72,61 +66,17 @@ def cached_onnx_export(network: S4Net, *, batch_size: int = 1) -> OnnxExport:
     Returns
     -------
     OnnxExport
-        A folder ``<cache>/onnx/<fingerprint[:16]>-b<batch_size>``; an entry that is
-        unreadable or belongs to other weights is replaced, with a log line.
+        A verified slot ``<cache>/onnx/<fingerprint[:16]>-b<batch_size>``
+        (:mod:`vis_node.perception.cache_slot`); a slot that is damaged or holds other
+        weights is rebuilt, with a log line saying why.
     """
     fingerprint = model_fingerprint(network)
-
-    def matches(folder: Path) -> bool:
-        export = read_export(folder)
-        return export.fingerprint == fingerprint and export.batch_size == batch_size
-
-    folder = cached_folder(
-        f"{fingerprint[:16]}-b{batch_size}",
-        matches,
-        lambda staging: export_onnx(network, staging, batch_size=batch_size),
+    return cached_slot(
+        cache_dir() / "onnx" / f"{fingerprint[:16]}-b{batch_size}",
+        f"{fingerprint}-b{batch_size}",
+        lambda folder: export_onnx(network, folder, batch_size=batch_size),
+        read_export,
     )
-    return read_export(folder)
-
-
-def cached_folder(
-    slot: str, matches: Callable[[Path], bool], write: Callable[[Path], object]
-) -> Path:
-    """A cache entry ``<cache>/onnx/<slot>``, written by ``write`` on a miss.
-
-    Parameters
-    ----------
-    slot:
-        Folder name of the entry (a fingerprint of what it holds).
-    matches:
-        Whether an existing entry holds what is asked for; an entry for which it is
-        false or raises :class:`InputDataError` is replaced, with a log line.
-    write:
-        Fills a staging folder, which is then renamed into place atomically.
-    """
-    root = cache_dir() / "onnx"
-    folder = root / slot
-    if (folder / MANIFEST_FILE).is_file():
-        try:
-            if matches(folder):
-                return folder
-            LOG.warning("replacing cached ONNX export %s: it belongs to other weights", folder)
-        except InputDataError as exc:
-            LOG.warning("replacing unreadable cached ONNX export %s (%s)", folder, exc)
-        shutil.rmtree(folder, ignore_errors=True)
-    root.mkdir(parents=True, exist_ok=True)
-    LOG.info("exporting the model to ONNX in %s (once per model)", folder)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
-    try:
-        write(staging)
-        try:
-            staging.rename(folder)
-        except OSError:  # another process finished the same export first
-            if not (folder / MANIFEST_FILE).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
 
 def make_predictor(
@@ -205,12 +155,12 @@ def _salient_predictor(
             "are built for the S4Net models only"
         )
     fingerprint = salient_fingerprint(network)
-    folder = cached_folder(
-        f"{fingerprint[:16]}-salient",
-        lambda folder: read_salient_export(folder)["fingerprint"] == fingerprint,
-        lambda staging: export_salient_onnx(network, staging),
+    return cached_slot(
+        cache_dir() / "onnx" / f"{fingerprint[:16]}-salient",
+        f"{fingerprint}-salient",
+        lambda folder: export_salient_onnx(network, folder),
+        lambda folder: SalientOnnxPredictor(folder, threads=threads),
     )
-    return SalientOnnxPredictor(folder, threads=threads)
 
 
 def _tensorrt_predictor(network: S4Net, model: str | Path, precision: str) -> Predictor:

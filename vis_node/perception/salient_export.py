@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from vis_node.io.errors import InputDataError
+from vis_node.perception.onnx_runtime import onnx_session
 from vis_node.perception.salient_config import GEOMETRY_FEATURES, MODEL_TYPE, SalientConfig
 from vis_node.perception.salient_model import SalientNanoDet
 from vis_node.perception.salient_predictor import SalientPredictor
@@ -204,9 +205,7 @@ class SalientOnnxPredictor(SalientPredictor):
         # Several sessions share the cores: spinning workers of one would starve the others.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._sessions = {
-            name: ort.InferenceSession(
-                str(Path(folder) / f"{name}.onnx"), options, providers=list(providers)
-            )
+            name: onnx_session(Path(folder) / f"{name}.onnx", options, providers)
             for name in GRAPHS
         }
         super().__init__(

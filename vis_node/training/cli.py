@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,9 +82,18 @@ def run(args: argparse.Namespace) -> int:
     from vis_node.training.salient_trainer import is_salient_config
     from vis_node.training.trainer import train
 
-    if is_salient_config(yaml.safe_load(Path(args.config).read_text())):
+    try:
+        salient = is_salient_config(yaml.safe_load(Path(args.config).read_text()))
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"vsis train: error: {args.config}: cannot read it ({exc})", file=sys.stderr)
+        return 2
+    if salient:
         return run_salient(args)
-    config = load_train_config(args.config)
+    try:
+        config = load_train_config(args.config)
+    except ValueError as exc:
+        print(f"vsis train: error: {args.config}: {exc}", file=sys.stderr)
+        return 2
     if args.eval_only is not None:
         from vis_node.training.trainer import evaluate_model
 
@@ -105,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_dir = train(config, resume=args.resume, max_steps=args.max_steps)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"vsis train: error: {exc}")
+        print(f"vsis train: error: {exc}", file=sys.stderr)
         return 2
     print(f"run folder: {run_dir}")
     return 0
@@ -121,7 +131,7 @@ def run_salient(args: argparse.Namespace) -> int:
             config.output_dir = args.output_dir
         path = train_salient(config, fold=args.fold)
     except ValueError as exc:
-        print(f"vsis train: error: {exc}")
+        print(f"vsis train: error: {exc}", file=sys.stderr)
         return 2
     print(f"model: {path}")
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from vis_node.io.errors import InputDataError
 from vis_node.io.labels import write_instance_png, write_semantic_png
 from vis_node.perception.checkpoint import save_model
 from vis_node.perception.model import S4Net, build_model
@@ -245,6 +247,39 @@ def _atomic_save(payload: dict[str, Any], path: Path) -> None:
     tmp.replace(path)
 
 
+def plain_state(state: TrainState) -> dict[str, Any]:
+    """``state`` as built-in types only (NumPy scalars become floats), so that a
+    checkpoint loads with ``torch.load(..., weights_only=True)``."""
+    return json.loads(json.dumps(vars(state), default=float))
+
+
+def load_training_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by :meth:`Trainer.save_checkpoint` without running code.
+
+    ``torch.load`` runs with ``weights_only=True``: only tensors and built-in containers
+    and scalars are unpickled, so a planted pickle payload is refused, not executed.
+
+    Raises
+    ------
+    InputDataError
+        If the file cannot be read that way or is not a VSIS training checkpoint.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise InputDataError(
+            path,
+            "not a loadable VSIS training checkpoint (it is damaged or holds objects other "
+            f"than tensors and plain values, which are never unpickled: {exc}); delete it "
+            "and start without --resume",
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise InputDataError(
+            path, f"not a VSIS training checkpoint (expected format {CHECKPOINT_FORMAT})"
+        )
+    return payload
+
+
 class Trainer:
     """One training run of a :class:`TrainConfig` in ``config.output_dir``.
 
@@ -262,6 +297,9 @@ class Trainer:
         Starting afresh in a folder that already holds a checkpoint.
     FileNotFoundError
         Resuming without a checkpoint.
+    InputDataError
+        Resuming from a file that is not a training checkpoint of plain values
+        (:func:`load_training_checkpoint`).
     """
 
     def __init__(self, config: TrainConfig, *, resume: bool = False) -> None:
@@ -305,9 +343,7 @@ class Trainer:
             raise FileNotFoundError(
                 f"{self.checkpoint_path} not found: nothing to resume; start without --resume"
             )
-        payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{self.checkpoint_path} is not a VSIS training checkpoint")
+        payload = load_training_checkpoint(self.checkpoint_path)
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
@@ -323,7 +359,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
-                "state": vars(self.state),
+                "state": plain_state(self.state),
             },
             self.checkpoint_path,
         )
