@@ -58,6 +58,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="T",
         help="with --eval-only: override the model's detection score threshold",
     )
+    parser.add_argument(
+        "--device",
+        default=None,
+        metavar="cpu|cuda[:N]",
+        help=(
+            "train on this device, overriding device of the config (falls back to the CPU "
+            "with a warning when CUDA is not usable); under torchrun pass cuda: each "
+            "process takes GPU LOCAL_RANK"
+        ),
+    )
     parser.set_defaults(func=run)
 
 
@@ -67,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from vis_node.training.trainer import train
 
     config = load_train_config(args.config)
+    if args.device is not None:
+        config.device = args.device
     if args.eval_only is not None:
         from pathlib import Path
 

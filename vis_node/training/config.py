@@ -14,7 +14,11 @@ never silently falls back to a default. Layout (all sections but ``model`` and
     copy_paste: {probability: 0.8, max_objects: 2, scale: [0.4, 1.0]}
     optimizer: {name: adamw, lr: 0.0004, weight_decay: 0.0001, warmup_steps: 50}
     steps: 1000
-    batch_size: 8
+    batch_size: 8             # global: images per step over all processes
+    grad_accumulation: 1      # micro-batches per process and step
+    num_workers: 2            # DataLoader worker processes per training process
+    device: cuda              # cpu, cuda or cuda:N (torchrun: each process its LOCAL_RANK GPU)
+    mixed_precision: true     # torch.autocast on CUDA (bfloat16, else float16 + GradScaler)
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import yaml
 
 from vis_node.io.errors import InputDataError
 from vis_node.perception.config import ModelConfig
+from vis_node.perception.device import DEFAULT_DEVICE, parse_device
 
 SOURCE_KINDS: tuple[str, ...] = ("synth", "davis", "coco")
 """Data source kinds understood by :func:`vis_node.training.datasets.build_source`."""
@@ -203,8 +208,21 @@ class TrainConfig:
     steps:
         Total optimisation steps.
     batch_size:
-        Images per step; even sizes pair two frames of one sequence (shared track ids
-        for the embedding loss).
+        Images per step over all processes (the global batch); even sizes pair two
+        frames of one sequence (shared track ids for the embedding loss).
+    grad_accumulation:
+        Micro-batches (forward/backward passes) per process and step; the losses are
+        normalised per micro-batch and the step's gradient is their mean over all
+        processes (see :mod:`vis_node.training.distributed`).
+    num_workers:
+        DataLoader worker processes loading and augmenting batches (0: in the
+        training process).
+    device:
+        ``cpu``, ``cuda`` or ``cuda:N``; an unusable CUDA device falls back to the CPU
+        with a warning. Under ``torchrun`` ``cuda`` means GPU ``LOCAL_RANK``.
+    mixed_precision:
+        Run forward passes under :func:`torch.autocast` on CUDA (bfloat16 where the
+        GPU supports it, else float16 with gradient scaling); ignored on the CPU.
     flip_probability:
         Chance of a horizontal flip of each training image.
     zoom_range:
@@ -240,10 +258,17 @@ class TrainConfig:
     seed: int = 0
     num_threads: int = 2
     output_dir: str = "runs/train"
+    grad_accumulation: int = 1
+    num_workers: int = 0
+    device: str = DEFAULT_DEVICE
+    mixed_precision: bool = True
 
     def __post_init__(self) -> None:
         if not self.data:
             raise ValueError("data: give at least one training source")
+        if self.grad_accumulation < 1 or self.num_workers < 0:
+            raise ValueError("grad_accumulation must be >= 1 and num_workers >= 0")
+        parse_device(self.device)
         if self.steps < 1 or self.batch_size < 1 or self.checkpoint_interval < 1:
             raise ValueError("steps, batch_size and checkpoint_interval must be >= 1")
         if not 0 <= self.freeze_backbone_stages <= 3:
