@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,13 @@ from vis_node.perception.export_onnx import (
 )
 from vis_node.perception.predictor import StagedPredictor
 
+ProviderSpec = str | tuple[str, dict[str, Any]]
+"""An ONNX Runtime execution provider: its name, or its name and provider options."""
+
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+TENSORRT_PROVIDER = "TensorrtExecutionProvider"
+
 
 class OnnxPredictor(StagedPredictor):
     """ONNX Runtime predictor of an export folder (see :func:`export_onnx`).
@@ -28,7 +36,10 @@ class OnnxPredictor(StagedPredictor):
     export:
         The export (``OnnxExport``) or its folder.
     providers:
-        ONNX Runtime execution providers, in order of preference.
+        ONNX Runtime execution providers (names, or ``(name, options)`` pairs), in
+        order of preference.
+    instance_providers:
+        Providers of the instance graph when they differ from ``providers``.
     threads:
         Intra-op threads per session; 0 lets ONNX Runtime choose.
     """
@@ -37,7 +48,8 @@ class OnnxPredictor(StagedPredictor):
         self,
         export: OnnxExport | str | Path,
         *,
-        providers: Sequence[str] = ("CPUExecutionProvider",),
+        providers: Sequence[ProviderSpec] = (CPU_PROVIDER,),
+        instance_providers: Sequence[ProviderSpec] | None = None,
         threads: int = 0,
     ) -> None:
         import onnxruntime as ort
@@ -55,7 +67,9 @@ class OnnxPredictor(StagedPredictor):
             str(export.dense_path), options, providers=list(providers)
         )
         self._instance_session = ort.InferenceSession(
-            str(export.instance_path), options, providers=list(providers)
+            str(export.instance_path),
+            options,
+            providers=list(providers if instance_providers is None else instance_providers),
         )
         super().__init__(
             export.config, self._run_dense, self._run_instance, batch_size=export.batch_size

@@ -79,6 +79,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="CPU threads for inference (0 = runtime default)"
     )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="auto|cpu|cuda[:N]",
+        help=(
+            "inference device (default auto: a GPU for tensorrt, the CPU otherwise); an "
+            "unusable GPU falls back to the CPU with a warning saying why"
+        ),
+    )
     parser.set_defaults(func=run)
 
 
@@ -102,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     frames = open_source(args.input, topic=args.topic)
     try:
-        predictor = make_predictor(args.model, args.runtime, threads=args.threads)
-    except TensorRTUnavailableError as exc:
+        predictor = make_predictor(
+            args.model, args.runtime, threads=args.threads, device=args.device
+        )
+    except (TensorRTUnavailableError, ValueError) as exc:
         print(f"vsis run: error: {exc}", file=sys.stderr)
         return 2
     with ExitStack() as stack:
