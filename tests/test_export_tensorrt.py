@@ -172,7 +172,8 @@ def test_engines_of_another_gpu_are_rebuilt_and_corrupt_ones_refused(
     slot = gpu_machine / "tiny.fp16.1x3x64x64"
     engine = slot / "dense" / "TRTKernel_graph_sm90.engine"
     engine.write_bytes(b"truncated")
-    with pytest.raises(EngineCacheError, match="corrupt.*dense/TRTKernel_graph_sm90.engine.*--rebuild"):
+    corrupt = "corrupt.*dense/TRTKernel_graph_sm90.engine.*--rebuild"
+    with pytest.raises(EngineCacheError, match=corrupt):
         make_predictor(checkpoint, "tensorrt")
     (slot / MANIFEST).write_text("{not json")
     with pytest.raises(EngineCacheError, match="unreadable"):
@@ -257,7 +258,9 @@ def test_without_a_gpu_every_runtime_falls_back_to_the_cpu_with_a_reason(
         assert "pip install 'vis_node[tensorrt]'" in capsys.readouterr().err
 
 
-def test_a_cpu_only_onnx_runtime_falls_back_from_tensorrt_and_cuda(gpu_machine, tmp_path, monkeypatch, caplog):
+def test_a_cpu_only_onnx_runtime_falls_back_from_tensorrt_and_cuda(
+    gpu_machine, tmp_path, monkeypatch, caplog
+):
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CPU])
     checkpoint = _checkpoint(tmp_path)
     with caplog.at_level(logging.WARNING):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,7 +34,8 @@ class _UnitSampler:
 def _micro_batches(
     world: int, rank: int, accumulation: int, batch: int, steps: int, start: int = 1
 ) -> list[list[list[int]]]:
-    dataset = StepUnits(_UnitSampler(), seed=3, batch_size=batch, steps=steps)  # type: ignore[arg-type]
+    sampler: Any = _UnitSampler()
+    dataset = StepUnits(sampler, seed=3, batch_size=batch, steps=steps)
     return list(
         step_batches(
             dataset,

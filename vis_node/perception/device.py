@@ -44,7 +44,10 @@ def cuda_unavailable_reason(index: int) -> str | None:
         return "no CUDA GPU is visible (driver missing or CUDA_VISIBLE_DEVICES empty)"
     count = torch.cuda.device_count()
     if index >= count:
-        return f"cuda:{index} does not exist: {count} CUDA GPU(s) visible (cuda:0..cuda:{count - 1})"
+        return (
+            f"cuda:{index} does not exist: {count} CUDA GPU(s) visible "
+            f"(cuda:0..cuda:{count - 1})"
+        )
     return None
 
 

@@ -167,7 +167,9 @@ def open_engine_folder(folder: Path, key: EngineKey, *, rebuild: bool = False) -
         recorded = dict(manifest["key"])
         files = dict(manifest["files"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise EngineCacheError(f"engine cache {manifest_path} is unreadable ({exc}): {hint}") from None
+        raise EngineCacheError(
+            f"engine cache {manifest_path} is unreadable ({exc}): {hint}"
+        ) from None
     current = key.to_dict()
     changed = sorted(name for name in current if recorded.get(name) != current[name])
     if changed:
@@ -280,7 +282,11 @@ class CalibrationBatches:
 
 
 def write_calibration_table(
-    export: OnnxExport, batches: CalibrationBatches, folder: Path, *, providers: Sequence[str] = (CPU_PROVIDER,)
+    export: OnnxExport,
+    batches: CalibrationBatches,
+    folder: Path,
+    *,
+    providers: Sequence[str] = (CPU_PROVIDER,),
 ) -> Path:
     """Calibrate the dense graph on ``batches`` (entropy method) and write the table.
 
@@ -440,10 +446,8 @@ class TensorRTPredictor(OnnxPredictor):
                 )
             write_calibration_table(export, calibration, dense_dir)
         fallback: list[ProviderSpec] = [(CUDA_PROVIDER, {"device_id": device_index}), CPU_PROVIDER]
-        dense: list[ProviderSpec] = [
-            (TENSORRT_PROVIDER, tensorrt_options(device_index, dense_dir, key.precision, int8_table=True)),
-            *fallback,
-        ]
+        dense_options = tensorrt_options(device_index, dense_dir, key.precision, int8_table=True)
+        dense: list[ProviderSpec] = [(TENSORRT_PROVIDER, dense_options), *fallback]
         instance_options = tensorrt_options(
             device_index, instance_dir, "fp16" if key.precision == "int8" else key.precision
         )
@@ -469,7 +473,9 @@ class TensorRTPredictor(OnnxPredictor):
             raise
         if not cached:
             seal_engine_folder(folder, key)
-            LOG.info("built TensorRT engines in %.0f s; cached in %s", time.monotonic() - started, folder)
+            LOG.info(
+                "built TensorRT engines in %.0f s; cached in %s", time.monotonic() - started, folder
+            )
 
 
 def engine_slot(
@@ -497,4 +503,6 @@ def engine_slot(
 def require_tensorrt(available: Sequence[str]) -> None:
     """Raise :class:`TensorRTUnavailableError` unless the TensorRT provider is ``available``."""
     if TENSORRT_PROVIDER not in available:
-        raise TensorRTUnavailableError(f"{INSTALL_HINT}; this ONNX Runtime offers {list(available)}")
+        raise TensorRTUnavailableError(
+            f"{INSTALL_HINT}; this ONNX Runtime offers {list(available)}"
+        )
