@@ -1,7 +1,10 @@
-"""``vsis train CONFIG [--resume] [--max-steps N]``: train the perception model.
+"""``vsis train CONFIG [--resume] [--max-steps N] [--device cpu|cuda[:N]]``: train the
+perception model (also under ``torchrun``, see :mod:`vis_node.training.distributed`).
 
 ``vsis train CONFIG --eval-only MODEL`` scores a trained model on the config's test
 (or validation) data instead: the held-out evaluation of the model cards.
+``vsis train CONFIG --validate-data`` checks the config's data sources and reports
+every problem found (:mod:`vis_node.training.validate_data`) without training.
 """
 
 from __future__ import annotations
@@ -68,6 +71,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "process takes GPU LOCAL_RANK"
         ),
     )
+    parser.add_argument(
+        "--validate-data",
+        action="store_true",
+        help=(
+            "do not train: check every data source of the config (missing files, size "
+            "mismatches, empty masks, unknown classes, bad JSON) and report; exit 2 on errors"
+        ),
+    )
     parser.set_defaults(func=run)
 
 
@@ -79,6 +90,15 @@ def run(args: argparse.Namespace) -> int:
     config = load_train_config(args.config)
     if args.device is not None:
         config.device = args.device
+    if args.validate_data:
+        from vis_node.training.validate_data import validate_data
+
+        reports = validate_data(config)
+        for report in reports:
+            print(report.format())
+        errors = sum(len(r.errors) for r in reports)
+        print(f"{errors} errors: {'fix them before training' if errors else 'ready to train'}")
+        return 2 if errors else 0
     if args.eval_only is not None:
         from pathlib import Path
 

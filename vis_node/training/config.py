@@ -9,6 +9,7 @@ never silently falls back to a default. Layout (all sections but ``model`` and
       - {kind: synth, videos: 500, seed: 1, frames: 8}
       - {kind: davis, root: /path, sequences: [dog], categories: {dog: dog}}
       - {kind: coco, annotations: /path/instances.json, images: /path/images}
+      - {kind: salient, images: /path/images, masks: /path/masks, category: dog}
     validation: {kind: synth, videos: 4, seed: 99, frames: 12, frame_step: 3}
     test: {kind: synth, videos: 8, seed: 7, frames: 40}
     copy_paste: {probability: 0.8, max_objects: 2, scale: [0.4, 1.0]}
@@ -34,7 +35,7 @@ from vis_node.io.errors import InputDataError
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.device import DEFAULT_DEVICE, parse_device
 
-SOURCE_KINDS: tuple[str, ...] = ("synth", "davis", "coco")
+SOURCE_KINDS: tuple[str, ...] = ("synth", "davis", "coco", "salient")
 """Data source kinds understood by :func:`vis_node.training.datasets.build_source`."""
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
@@ -62,7 +63,9 @@ class SourceConfig:
     ----------
     kind:
         ``"synth"`` (generated on the fly), ``"davis"`` (DAVIS-style root with binary
-        or instance masks) or ``"coco"`` (COCO-format instance JSON).
+        or instance masks), ``"coco"`` (COCO-format instance JSON) or ``"salient"``
+        (salient-object folders: images and same-named mask PNGs, as DUTS or MSRA10K;
+        see ``docs/DATASETS.md``).
     weight:
         Relative sampling frequency among the training sources.
     videos, seed, frames, width, height:
@@ -75,6 +78,10 @@ class SourceConfig:
         ``model.class_names``; every used sequence needs one).
     annotations, images:
         ``coco``: instance JSON file and image folder (``file_name`` is relative to it).
+    images, masks, category:
+        ``salient``: image folder, mask folder (``<stem>.png`` per image ``<stem>.*``;
+        binary 0/255 = one instance, palette or grey ids = several) and the class name
+        of every instance (a name of ``model.class_names``).
     frame_step:
         Use every ``frame_step``-th frame (validation subsampling; 1 = all frames).
     """
@@ -92,6 +99,8 @@ class SourceConfig:
     categories: dict[str, str] = field(default_factory=dict)
     annotations: str | None = None
     images: str | None = None
+    masks: str | None = None
+    category: str | None = None
     frame_step: int = 1
 
     def __post_init__(self) -> None:
@@ -101,6 +110,11 @@ class SourceConfig:
             raise ValueError("a davis data source needs root: <DAVIS-style dataset folder>")
         if self.kind == "coco" and not (self.annotations and self.images):
             raise ValueError("a coco data source needs annotations: <json> and images: <folder>")
+        if self.kind == "salient" and not (self.images and self.masks and self.category):
+            raise ValueError(
+                "a salient data source needs images: <folder>, masks: <folder> and "
+                "category: <class name>"
+            )
         if self.weight <= 0 or self.videos <= 0 or self.frames <= 0 or self.frame_step <= 0:
             raise ValueError("weight, videos, frames and frame_step must be positive")
         self.sequences = [str(s) for s in self.sequences]
@@ -285,7 +299,8 @@ class TrainConfig:
         names = set(self.model.class_names[1:])
         held_out = [s for s in (self.validation, self.test) if s is not None]
         for source in [*self.data, *held_out]:
-            bad = sorted(set(source.categories.values()) - names)
+            used = set(source.categories.values()) | ({source.category} - {None})
+            bad = sorted(used - names)
             if bad:
                 raise ValueError(
                     f"categories {bad} are not in model.class_names {self.model.class_names}"
