@@ -20,6 +20,7 @@ never silently falls back to a default. Layout (all sections but ``model`` and
     num_workers: 2            # DataLoader worker processes per training process
     device: cuda              # cpu, cuda or cuda:N (torchrun: each process its LOCAL_RANK GPU)
     mixed_precision: true     # torch.autocast on CUDA (bfloat16, else float16 + GradScaler)
+    init_from: davis          # fine-tune: start from a shipped model's weights
 """
 
 from __future__ import annotations
@@ -237,6 +238,11 @@ class TrainConfig:
     mixed_precision:
         Run forward passes under :func:`torch.autocast` on CUDA (bfloat16 where the
         GPU supports it, else float16 with gradient scaling); ignored on the CPU.
+    init_from:
+        Shipped model name or ``model.pt`` whose weights start the run (fine-tuning;
+        ``model`` must have the same architecture). Tensors whose shape differs, e.g.
+        the class head under another ``class_names`` list, keep their fresh
+        initialisation (logged). ``None``: train from the backbone initialisation.
     flip_probability:
         Chance of a horizontal flip of each training image.
     zoom_range:
@@ -276,6 +282,7 @@ class TrainConfig:
     num_workers: int = 0
     device: str = DEFAULT_DEVICE
     mixed_precision: bool = True
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if not self.data:

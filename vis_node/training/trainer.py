@@ -47,6 +47,9 @@ LOGGER = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "vsis-train/1"
 """Version tag of training checkpoints."""
 
+CLASS_HEAD = "instance_head.classifier."
+"""Prefix of the only tensors whose shape depends on ``model.class_names``."""
+
 LOSS_NAMES: tuple[str, ...] = ("objectness", "box", "mask", "class", "embedding")
 """Loss terms of :meth:`vis_node.perception.model.S4Net.forward`, in log order."""
 
@@ -81,6 +84,51 @@ def freeze_backbone(model: S4Net, stages: int) -> None:
     for stage in model.backbone.stages[:stages]:
         for parameter in stage.parameters():
             parameter.requires_grad_(False)
+
+
+def initialise_from(model: S4Net, source: str) -> list[str]:
+    """Copy a shipped model's weights into ``model`` where names and shapes agree.
+
+    Parameters
+    ----------
+    model:
+        The freshly built network.
+    source:
+        Shipped model name or ``model.pt`` path.
+
+    Returns
+    -------
+    list of str
+        Names of the tensors left at their fresh initialisation (the class head
+        under another class list), also logged.
+
+    Raises
+    ------
+    ValueError
+        If ``source`` has another architecture: a tensor outside the class head is
+        missing or has another shape.
+    """
+    from vis_node.perception.checkpoint import load_model
+
+    donor = load_model(source)[0].state_dict()
+    own = model.state_dict()
+    fits = {k: v for k, v in donor.items() if k in own and own[k].shape == v.shape}
+    foreign = sorted(
+        k for k in set(own) | set(donor) if k not in fits and not k.startswith(CLASS_HEAD)
+    )
+    if foreign:
+        raise ValueError(
+            f"init_from={source!r} has another architecture ({len(foreign)} tensors differ, "
+            f"e.g. {foreign[:3]}): copy the model section of its train.yaml (only "
+            "class_names may differ)"
+        )
+    model.load_state_dict(fits, strict=False)
+    fresh = sorted(set(own) - set(fits))
+    LOGGER.info(
+        "initialised from %s: %d tensors copied, %d fresh%s",
+        source, len(fits), len(fresh), f" ({', '.join(fresh)})" if fresh else "",
+    )
+    return fresh
 
 
 def build_optimizer(
@@ -293,7 +341,10 @@ class Trainer:
         self.checkpoint_path = self.run_dir / "checkpoint.pt"
         torch.set_num_threads(config.num_threads)
         torch.manual_seed(config.seed)
-        self.model = build_model(config.model).to(self.context.device)
+        self.model = build_model(config.model)
+        if config.init_from is not None:
+            initialise_from(self.model, config.init_from)
+        self.model.to(self.context.device)
         freeze_backbone(self.model, config.freeze_backbone_stages)
         self.model.train()
         torch.manual_seed(config.seed + self.context.rank)
