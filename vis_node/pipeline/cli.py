@@ -80,6 +80,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--threads", type=int, default=0, help="CPU threads for inference (0 = runtime default)"
     )
     parser.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "int8"),
+        default="fp16",
+        help="tensorrt only: engine precision (int8 needs a table: see docs/GPU.md)",
+    )
+    parser.add_argument(
         "--device",
         default="auto",
         metavar="auto|cpu|cuda[:N]",
@@ -112,7 +118,11 @@ def run(args: argparse.Namespace) -> int:
     frames = open_source(args.input, topic=args.topic)
     try:
         predictor = make_predictor(
-            args.model, args.runtime, threads=args.threads, device=args.device
+            args.model,
+            args.runtime,
+            threads=args.threads,
+            device=args.device,
+            precision=args.precision,
         )
     except (TensorRTUnavailableError, ValueError) as exc:
         print(f"vsis run: error: {exc}", file=sys.stderr)
