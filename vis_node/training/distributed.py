@@ -38,7 +38,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
-from vis_node.perception.device import resolve_device
+from vis_node.perception.device import cuda_unavailable_reason, resolve_device
 from vis_node.training.augment import BatchSampler
 from vis_node.training.datasets import Sample
 
@@ -104,6 +104,13 @@ class DistContext:
                 f"device={device!r} under torchrun: pass --device cuda; each process uses "
                 "GPU LOCAL_RANK (restrict the GPUs with CUDA_VISIBLE_DEVICES)"
             )
+        if device == "cuda":
+            reason = cuda_unavailable_reason(local_rank)
+            if reason is not None:  # a CPU fallback would mix Gloo and NCCL ranks
+                raise ValueError(
+                    f"rank {rank} cannot use its GPU: {reason}; start at most as many "
+                    "processes per machine as it has GPUs, or pass --device cpu"
+                )
         resolved = resolve_device(f"cuda:{local_rank}" if device == "cuda" else device)
         if resolved.startswith("cuda"):
             torch.cuda.set_device(torch.device(resolved))
