@@ -19,7 +19,8 @@ RUN apt-get update \
 
 WORKDIR /opt/vsis
 COPY . .
-# On a GPU the perception node runs TensorRT engines (built on first start, cached).
+# On a GPU the perception node runs ONNX Runtime's TensorRT provider (engines built on first
+# start, cached in /root/.cache/vsis/engines: docker run -v vsis-cache:/root/.cache/vsis ...).
 RUN sed -i 's/^    runtime: onnx /    runtime: tensorrt /' launch/config/perception.yaml \
  && grep -q '^    runtime: tensorrt ' launch/config/perception.yaml
 RUN VSIS_EXTRAS=tensorrt bash scripts/setup.sh

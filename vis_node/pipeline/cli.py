@@ -95,6 +95,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="CPU threads for inference (0 = runtime default)"
     )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "int8"),
+        default="fp16",
+        help="tensorrt only: engine precision (int8 needs a table: see docs/GPU.md)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="auto|cpu|cuda[:N]",
+        help=(
+            "inference device (default auto: a GPU for tensorrt, the CPU otherwise); an "
+            "unusable GPU falls back to the CPU with a warning saying why"
+        ),
+    )
     parser.set_defaults(func=run)
 
 
@@ -120,8 +135,14 @@ def run(args: argparse.Namespace) -> int:
     prepare_out_dir(args.out, overwrite=args.overwrite, outputs=OUTPUT_ENTRIES)
     frames = open_source(args.input, topic=args.topic, fps=args.fps)
     try:
-        predictor = make_predictor(args.model, args.runtime, threads=args.threads)
-    except TensorRTUnavailableError as exc:
+        predictor = make_predictor(
+            args.model,
+            args.runtime,
+            threads=args.threads,
+            device=args.device,
+            precision=args.precision,
+        )
+    except (TensorRTUnavailableError, ValueError) as exc:
         print(f"vsis run: error: {exc}", file=sys.stderr)
         return 2
     size_changes = 0

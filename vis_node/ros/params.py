@@ -123,7 +123,12 @@ PERCEPTION = NodeSpec(
             "(NVIDIA GPU; engines cached per model, GPU and TensorRT version).",
             choices=RUNTIME_CHOICES,
         ),
-        Param("device", "cpu", "Torch device of the 'torch' runtime ('cpu', 'cuda', 'cuda:1')."),
+        Param(
+            "device",
+            "auto",
+            "Inference device: 'auto' (a GPU for 'tensorrt', the CPU otherwise), 'cpu', "
+            "'cuda' or 'cuda:N'; an unusable GPU falls back to the CPU with a logged reason.",
+        ),
         Param(
             "mask_encoding",
             "cropped",

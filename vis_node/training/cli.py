@@ -1,7 +1,10 @@
-"""``vsis train CONFIG [--resume] [--max-steps N]``: train the perception model.
+"""``vsis train CONFIG [--resume] [--max-steps N] [--device cpu|cuda[:N]]``: train the
+perception model (also under ``torchrun``, see :mod:`vis_node.training.distributed`).
 
 ``vsis train CONFIG --eval-only MODEL`` scores a trained model on the config's test
 (or validation) data instead: the held-out evaluation of the model cards.
+``vsis train CONFIG --validate-data`` checks the config's data sources and reports
+every problem found (:mod:`vis_node.training.validate_data`) without training.
 """
 
 from __future__ import annotations
@@ -69,6 +72,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "sequences of fold K of the config (leave-sequences-out evaluation)"
         ),
     )
+    parser.add_argument(
+        "--device",
+        default=None,
+        metavar="cpu|cuda[:N]",
+        help=(
+            "train on this device, overriding device of the config (falls back to the CPU "
+            "with a warning when CUDA is not usable); under torchrun pass cuda: each "
+            "process takes GPU LOCAL_RANK"
+        ),
+    )
+    parser.add_argument(
+        "--validate-data",
+        action="store_true",
+        help=(
+            "do not train: check every data source of the config (missing files, size "
+            "mismatches, empty masks, unknown classes, bad JSON) and report; exit 2 on errors"
+        ),
+    )
     parser.set_defaults(func=run)
 
 
@@ -94,6 +115,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"vsis train: error: {args.config}: {exc}", file=sys.stderr)
         return 2
+    if args.device is not None:
+        config.device = args.device
+    if args.validate_data:
+        from vis_node.training.validate_data import validate_data
+
+        reports = validate_data(config)
+        for report in reports:
+            print(report.format())
+        errors = sum(len(r.errors) for r in reports)
+        print(f"{errors} errors: {'fix them before training' if errors else 'ready to train'}")
+        return 2 if errors else 0
     if args.eval_only is not None:
         from vis_node.training.trainer import evaluate_model
 

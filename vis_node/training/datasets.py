@@ -1,4 +1,5 @@
-"""Training and validation data: synthetic videos, DAVIS-style roots, COCO instance JSON.
+"""Training and validation data: synthetic videos, DAVIS-style roots, COCO instance JSON,
+salient-object image + mask folders (formats: ``docs/DATASETS.md``).
 
 Every source is a list of sequences of frames (a COCO image is a one-frame sequence)
 and reads a frame as a :class:`LabelledFrame` at its own resolution.
@@ -355,10 +356,95 @@ class CocoSource(FrameSource):
         return LabelledFrame(image, ids, {k: c for k, c in classes.items() if k in present})
 
 
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
+"""Image file suffixes of salient-object folders."""
+
+
+def salient_pairs(images: Path, masks: Path) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """Pair the images of a salient-object folder with their masks.
+
+    Returns
+    -------
+    pairs, unmatched:
+        ``(image, mask)`` pairs sorted by stem, and images without ``<stem>.png`` mask.
+
+    Raises
+    ------
+    InputDataError
+        A missing folder.
+    """
+    for folder in (images, masks):
+        if not folder.is_dir():
+            raise InputDataError(folder, "salient data folder not found")
+    files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    pairs = [(p, masks / f"{p.stem}.png") for p in files if (masks / f"{p.stem}.png").is_file()]
+    unmatched = [p for p in files if not (masks / f"{p.stem}.png").is_file()]
+    return pairs, unmatched
+
+
+def read_salient_mask(path: Path) -> np.ndarray:
+    """``uint16[H, W]`` instance ids of a salient-object mask PNG.
+
+    Palette PNGs hold instance ids (as DAVIS 2017 / ILSO); greyscale or binary masks
+    are saliency maps whose pixels ``>= 128`` form one instance (soft edges of
+    DUTS-style masks included).
+
+    Raises
+    ------
+    InputDataError
+        A missing, corrupt or colour PNG.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as png:
+            mode = png.mode
+            grey = np.asarray(png.convert("L")) if mode != "P" else None
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputDataError(path, f"unreadable mask PNG ({exc})") from None
+    if grey is None:
+        return read_label_png(path)[0]
+    if mode not in ("1", "L"):
+        raise InputDataError(path, f"masks must be greyscale or palette PNGs, got mode {mode}")
+    return (grey >= 128).astype(np.uint16)
+
+
+class SalientFolderSource(FrameSource):
+    """Salient-object folders: ``images/<stem>.jpg`` + ``masks/<stem>.png``, one-frame
+    sequences; every instance gets the class ``config.category``. Images without a
+    mask are skipped with a warning."""
+
+    def __init__(self, config: SourceConfig, class_names: tuple[str, ...]) -> None:
+        self.pairs, unmatched = salient_pairs(Path(str(config.images)), Path(str(config.masks)))
+        if unmatched:
+            LOGGER.warning("%d images have no mask in %s: skipped", len(unmatched), config.masks)
+        if not self.pairs:
+            raise InputDataError(Path(str(config.masks)), "no image has a <stem>.png mask here")
+        self.class_id = _class_index(class_names, str(config.category), "salient data")
+        self.sequences = [image.stem for image, _ in self.pairs]
+
+    def frame_names(self, sequence: int) -> list[str]:
+        """The image's file stem."""
+        return [self.sequences[sequence]]
+
+    def read(self, sequence: int, frame: int) -> LabelledFrame:
+        """The image and its mask's instances."""
+        image_path, mask_path = self.pairs[sequence]
+        image = read_image(image_path)
+        ids = read_salient_mask(mask_path)
+        if ids.shape != image.shape[:2]:
+            raise InputDataError(
+                mask_path, f"size {ids.shape} differs from the image's {image.shape[:2]}"
+            )
+        return LabelledFrame(image, ids, {int(i): self.class_id for i in np.unique(ids) if i})
+
+
 def build_source(config: SourceConfig, class_names: tuple[str, ...]) -> FrameSource:
     """The :class:`FrameSource` of ``config.kind``."""
     if config.kind == "synth":
         return SynthSource(config, class_names)
     if config.kind == "davis":
         return DavisSource(config, class_names)
+    if config.kind == "salient":
+        return SalientFolderSource(config, class_names)
     return CocoSource(config, class_names)
