@@ -182,12 +182,21 @@ class MatchCues:
         (flow-warped for tracks seen in the previous frame, else last seen).
     same_class:
         ``bool[N, M]``: detection and track have the same class label.
+    comparable:
+        ``bool[N, M]``: the detection's embedding and the track's gallery come from the
+        same embedder (same origin and length); ``similarity`` is 0 where they do not.
+        ``None`` means all pairs are comparable.
+    plausible:
+        ``bool[N, M]``: the detection lies where the track can be, given its last
+        velocity and the frames it has been gone. ``None`` means everywhere.
     """
 
     similarity: np.ndarray
     det_scores: np.ndarray
     box_iou: np.ndarray
     same_class: np.ndarray
+    comparable: np.ndarray | None = None
+    plausible: np.ndarray | None = None
 
 
 class AssociationScore(Protocol):
@@ -248,6 +257,58 @@ class CueFusionScore:
         return cue_fusion_scores(
             log_p, cues.det_scores, cues.box_iou, cues.same_class, self.alpha, self.beta, self.gamma
         )
+
+
+class RelativeReidScore:
+    """Re-identification that resists look-alikes: gated, relative appearance test.
+
+    A detection may take a candidate track only if the pair is comparable (same
+    embedding space), plausible (motion gate), its similarity (the best over the track's
+    appearance gallery) is at least ``min_similarity``, and it beats the detection's
+    second-best plausible candidate by ``margin``; otherwise "new track" wins. Scores
+    of admissible pairs are their similarities; the new-track option scores below any
+    admissible pair, so the Hungarian assignment gives each track to the most similar
+    detection and the others start new tracks.
+
+    Parameters
+    ----------
+    min_similarity:
+        Smallest cosine similarity for a match.
+    margin:
+        Least lead of the best candidate over the second best.
+    """
+
+    uses_appearance = True
+
+    def __init__(self, min_similarity: float, margin: float) -> None:
+        if not -1.0 <= min_similarity <= 1.0:
+            raise ValueError(f"min_similarity must lie in [-1, 1], got {min_similarity}")
+        if not 0.0 <= margin <= 2.0:
+            raise ValueError(f"margin must lie in [0, 2], got {margin}")
+        self.min_similarity = float(min_similarity)
+        self.margin = float(margin)
+
+    def __call__(self, cues: MatchCues) -> np.ndarray:
+        """Scores ``float64[N, M + 1]`` (column 0 = new track)."""
+        similarity = np.asarray(cues.similarity, dtype=np.float64)
+        n, m = similarity.shape
+        allowed = np.ones((n, m), bool)
+        for gate in (cues.comparable, cues.plausible):
+            if gate is not None:
+                allowed &= np.asarray(gate, dtype=bool)
+        candidates = np.where(allowed, similarity, -np.inf)
+        if m >= 2:
+            top2 = -np.sort(-candidates, axis=1)[:, :2]
+            with np.errstate(invalid="ignore"):
+                lead = top2[:, 0] - top2[:, 1]
+        else:
+            lead = np.full(n, np.inf)
+        clear = lead >= self.margin
+        tracks = np.where(
+            (candidates >= self.min_similarity) & clear[:, None], candidates, -np.inf
+        )
+        new = np.full((n, 1), self.min_similarity - 1.0)
+        return np.concatenate([new, tracks], axis=1)
 
 
 class IoUTrackerPlusScore:
