@@ -82,7 +82,7 @@ class SceneConfig:
     vanish_frames: int = 18
     merge_rate: float = 0.03
     false_rate: float = 0.05
-    jitter: int = 5
+    jitter: int = 3
 
     def __post_init__(self) -> None:
         if self.frames < self.vanish_frames + 10:
@@ -164,8 +164,8 @@ def _background(source: _Source, t: int) -> np.ndarray:
     return cv2.inpaint(image, hole, 5, cv2.INPAINT_TELEA)
 
 
-def _cutout(source: _Source, t: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """The object of frame ``t`` cropped to its box and scaled to ``height`` rows."""
+def _cutout(source: _Source, t: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The object of frame ``t`` cropped to its box and scaled by ``scale``."""
     image, mask = source.frame(t)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
@@ -173,7 +173,6 @@ def _cutout(source: _Source, t: int, height: int) -> tuple[np.ndarray, np.ndarra
         return np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1), bool)
     image = image[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     mask = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    scale = height / image.shape[0]
     size = (max(4, round(image.shape[1] * scale)), max(4, round(image.shape[0] * scale)))
     return (
         cv2.resize(image, size, interpolation=cv2.INTER_AREA),
@@ -227,7 +226,11 @@ def make_scene(root: Path, index: int, seed: int, config: SceneConfig) -> Scene:
     bg = _Source(root, background, size)
     sources = {1: _Source(root, twin, size), 2: _Source(root, twin, size), 3: _Source(root, other, size)}
     offsets = {1: 0, 2: int(rng.integers(len(sources[2]) // 3, len(sources[2]))), 3: 0}
-    object_height = round(config.object_height * height)
+    # One scale per object (from its first cut-out), so it deforms as in its source.
+    scale = {
+        k: config.object_height * height / _cutout(sources[k], offsets[k], 1.0)[1].shape[0]
+        for k in sources
+    }
     # Look-alikes start on opposite sides at similar heights and cross mid-scene.
     y = rng.uniform(0.35, 0.65) * height
     speed = (config.width * 0.6) / config.frames
@@ -257,7 +260,7 @@ def make_scene(root: Path, index: int, seed: int, config: SceneConfig) -> Scene:
                 # Reappear on the other side of the scene.
                 position[k] = low + high - position[k]
             if not vanish_start <= t < vanish_end or k != vanishing:
-                patch, mask = _cutout(sources[k], offsets[k] + t, object_height)
+                patch, mask = _cutout(sources[k], offsets[k] + t, scale[k])
                 _paste(canvas, ids[t], patch, mask, position[k], k)
             position[k] = position[k] + velocity[k]
             bounce = (position[k] < low) | (position[k] > high)

@@ -3,8 +3,9 @@
 A track whose detection is missing keeps its mask carried by optical flow while that
 mask stays plausible. Plausible means: the flow inside it is forward-backward
 consistent (where an object disappears or is occluded, the flow has no true
-correspondence and the round trip fails), its area stays close to the object's
-detected area, and no detection of another object covers it.
+correspondence and the round trip fails), its area does not jump from one frame to
+the next (a diverging or collapsing flow), and no detection of another object covers
+it.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class CoastCheck:
     consistent_share:
         Share of the mask's pixels whose round-trip error is within tolerance.
     area_ratio:
-        Coasted area over the track's reference area.
+        Coasted area over the reference area.
     covered_share:
         Share of the mask covered by detections of other tracks.
     """
@@ -86,7 +87,7 @@ def check_coasted(
     fb_error:
         ``float32[H, W]`` from :func:`forward_backward_error`, in pixels.
     reference_area:
-        Area in pixels of the track's confident detections.
+        Area in pixels of the mask it was carried from (the previous frame's).
     covered:
         ``bool[H, W]`` pixels of this frame's matched detections.
     fb_tolerance:
