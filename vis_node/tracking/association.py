@@ -182,12 +182,25 @@ class MatchCues:
         (flow-warped for tracks seen in the previous frame, else last seen).
     same_class:
         ``bool[N, M]``: detection and track have the same class label.
+    comparable:
+        ``bool[N, M]``: the detection's embedding and the track's gallery come from the
+        same embedder (same origin and length); ``similarity`` is 0 where they do not.
+        ``None`` means all pairs are comparable.
+    motion_cost:
+        ``float64[N, M]``: how implausible the detection's position is for the track:
+        ``d / r + log(r / r0)`` with ``d`` the distance from where the track's
+        velocity puts it, ``r`` its gate radius (which grows with the frames the track
+        has been gone) and ``r0`` the radius one frame after its last detection; so a
+        long-gone track is less certain than a recent one. ``inf`` outside the gate
+        (``d > r``). ``None`` means every pair is plausible at no cost.
     """
 
     similarity: np.ndarray
     det_scores: np.ndarray
     box_iou: np.ndarray
     same_class: np.ndarray
+    comparable: np.ndarray | None = None
+    motion_cost: np.ndarray | None = None
 
 
 class AssociationScore(Protocol):
@@ -248,6 +261,66 @@ class CueFusionScore:
         return cue_fusion_scores(
             log_p, cues.det_scores, cues.box_iou, cues.same_class, self.alpha, self.beta, self.gamma
         )
+
+
+class RelativeReidScore:
+    """Re-identification that resists look-alikes: gated, relative appearance test.
+
+    A detection may take a candidate track only if the pair is comparable (same
+    embedding space), plausible (inside the motion gate), its similarity (the best over
+    the track's appearance gallery) is at least ``min_similarity``, and its score
+    ``similarity - motion_weight * motion_cost`` beats the detection's second-best
+    plausible candidate by ``margin``; otherwise "new track" wins. Admissible pairs
+    score that value; the new-track option scores below any admissible pair, so the
+    Hungarian assignment gives each track to the best detection and the others start
+    new tracks.
+
+    Parameters
+    ----------
+    min_similarity:
+        Smallest cosine similarity for a match.
+    margin:
+        Least lead of the best candidate over the second best.
+    motion_weight:
+        Weight of :attr:`MatchCues.motion_cost`.
+    """
+
+    uses_appearance = True
+
+    def __init__(self, min_similarity: float, margin: float, motion_weight: float) -> None:
+        if not -1.0 <= min_similarity <= 1.0:
+            raise ValueError(f"min_similarity must lie in [-1, 1], got {min_similarity}")
+        if not 0.0 <= margin <= 2.0:
+            raise ValueError(f"margin must lie in [0, 2], got {margin}")
+        if motion_weight < 0:
+            raise ValueError(f"motion_weight must be >= 0, got {motion_weight}")
+        self.min_similarity = float(min_similarity)
+        self.margin = float(margin)
+        self.motion_weight = float(motion_weight)
+
+    def __call__(self, cues: MatchCues) -> np.ndarray:
+        """Scores ``float64[N, M + 1]`` (column 0 = new track)."""
+        similarity = np.asarray(cues.similarity, dtype=np.float64)
+        n, m = similarity.shape
+        allowed = similarity >= self.min_similarity
+        if cues.comparable is not None:
+            allowed &= np.asarray(cues.comparable, dtype=bool)
+        score = similarity.copy()
+        if cues.motion_cost is not None:
+            cost = np.asarray(cues.motion_cost, dtype=np.float64)
+            allowed &= np.isfinite(cost)
+            score = np.where(allowed, score - self.motion_weight * np.where(allowed, cost, 0), score)
+        candidates = np.where(allowed, score, -np.inf)
+        if m >= 2:
+            top2 = -np.sort(-candidates, axis=1)[:, :2]
+            with np.errstate(invalid="ignore"):
+                lead = top2[:, 0] - top2[:, 1]
+        else:
+            lead = np.full(n, np.inf)
+        tracks = np.where((lead >= self.margin)[:, None], candidates, -np.inf)
+        finite = candidates[np.isfinite(candidates)]
+        new = np.full((n, 1), min(self.min_similarity, finite.min(initial=0.0)) - 1.0)
+        return np.concatenate([new, tracks], axis=1)
 
 
 class IoUTrackerPlusScore:

@@ -176,7 +176,7 @@ def warp_masks(masks: np.ndarray, flow: np.ndarray) -> np.ndarray:
     out = np.zeros_like(masks)
     if n == 0:
         return out
-    grid_x, grid_y = _pixel_grid(height, width)
+    grid_x, grid_y = pixel_grid(height, width)
     map_x = grid_x + flow[..., 0]
     map_y = grid_y + flow[..., 1]
     bits = np.arange(8, dtype=np.uint8)
@@ -203,7 +203,7 @@ def warp_masks(masks: np.ndarray, flow: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Read-only ``float32[H, W]`` pixel x and y coordinates (cached per size)."""
     grid_x, grid_y = np.meshgrid(
         np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)

@@ -1,52 +1,177 @@
-"""Online instance tracker: flow propagation, re-identification memory, track lifecycle.
+"""Online instance tracker: flow propagation, look-alike-resistant re-id, lifecycle, coasting.
 
-Per frame (SISO section 4.4 with the memory of MaskTrack R-CNN):
+Per frame (SISO section 4.4 with the memory of MaskTrack R-CNN, hardened for real
+detections):
 
-1. *Identity propagation* (SISO 4.4.1). Every track seen in the previous frame has its
-   last mask warped into the current frame with dense optical flow; warped masks and
-   detections are matched one-to-one by mask IoU (Hungarian), keeping pairs with IoU of
-   at least ``propagation_iou`` (paper: 0.7).
-2. *Re-identification* (SISO 4.4.2, MaskTrack R-CNN 5.2-5.4). The remaining detections
-   are scored against every track held (recently seen or lost, i.e. the memory) with an
-   :class:`~vis_node.tracking.association.AssociationScore`, by default the MaskTrack
-   Eq. 3 cue fusion whose appearance term compares the detection embedding with the
-   track's *key-frame* embedding (key frame: the frame where the track's mask had the
-   largest mean connected-region area). A Hungarian assignment with a "new track"
-   option per detection gives each track at most one detection; tracks already
-   propagated cannot be taken again. As in MaskTrack R-CNN, a detection whose best
-   option is a track held by another detection (a duplicate) is dropped (id 0).
-3. Detections left over start new tracks.
+1. *Identity propagation* (SISO 4.4.1). Every active track (tentative or confirmed,
+   detected or coasted in the previous frame) has its mask warped into the current
+   frame with dense optical flow; warped masks and detections are matched one-to-one by
+   mask IoU (Hungarian), keeping pairs with IoU of at least ``propagation_iou``.
+2. *Re-identification* (SISO 4.4.2). The remaining detections are scored against every
+   other track held (coasting, tentative or lost) by an
+   :class:`~vis_node.tracking.association.AssociationScore`, by default
+   :class:`~vis_node.tracking.association.RelativeReidScore`: a pair must be in the
+   same embedding space, the detection must lie where the track can be (its last
+   velocity and the frames it has been gone), and the best track must beat the second
+   best by a margin, else "new track" wins. Appearance is a bounded gallery per track
+   (:class:`~vis_node.tracking.gallery.Gallery`) updated only on confident matches.
+3. A detection left over that lies inside a matched detection (a spatial duplicate)
+   gets id 0 (``drop_conflicts``); every other one starts a new track.
+4. *Coasting*. A confirmed track without a detection keeps its flow-warped mask while it
+   stays plausible (:mod:`vis_node.tracking.coasting`: forward-backward consistent
+   flow, stable area, not covered by other detections; and its colour still close to
+   the track's gallery); it is output as an extra
+   instance with ``predicted`` set. When the mask stops being plausible the track is
+   lost.
 
-Lifecycle: a new track is ``TENTATIVE``; after ``min_hits`` matched frames it is
-``CONFIRMED``. A tentative track that misses a frame is removed. A confirmed track that
-misses a frame becomes ``LOST`` and stays in memory for ``max_lost_age`` frames; at most
-``max_memory`` lost tracks are kept (the longest-lost go first), so memory is bounded
-over arbitrarily long streams. A lost track that is matched again is ``CONFIRMED``.
+Lifecycle: a new track is ``TENTATIVE`` (its id is published); it is ``CONFIRMED``
+once it has ``min_hits`` matched frames, and removed if it has not within
+``confirm_window`` frames, so one missed detection does not throw its identity away.
+A confirmed track that can no longer coast is ``LOST`` and stays in memory for
+``max_lost_age`` frames; at most ``max_memory`` lost tracks are kept (the longest-lost
+go first). A lost track that is matched again is ``CONFIRMED``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from vis_node.tracking.association import (
-    NEW_TRACK,
     AssociationScore,
-    CueFusionScore,
     MatchCues,
+    RelativeReidScore,
     assign,
     box_iou,
-    cosine_similarity,
     mask_iou,
     match_by_iou,
 )
+from vis_node.tracking.coasting import check_coasted, forward_backward_error
 from vis_node.tracking.embedding import ColourHistogramEmbedder, Embedder
 from vis_node.tracking.flow import DISFlow, FlowEstimator, warp_masks
+from vis_node.tracking.gallery import Gallery, Space
 from vis_node.tracking.types import Instances, boxes_from_masks
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Settings of :class:`OnlineTracker` (the one place their defaults are written).
+
+    Attributes
+    ----------
+    propagation_iou:
+        Smallest IoU between a warped track mask and a detection (SISO: 0.7; lower
+        tolerates jittered boundaries of real detections).
+    min_hits:
+        Matched frames that confirm a tentative track.
+    confirm_window:
+        Frames since its first detection within which a tentative track must reach
+        ``min_hits``; it survives misses until then.
+    max_lost_age:
+        Frames a lost track is remembered; 0 forgets tracks as soon as they are lost.
+    max_memory:
+        Most lost tracks remembered at once.
+    drop_conflicts:
+        A detection left over that lies inside a matched one (a spatial duplicate)
+        gets id 0 instead of a new track.
+    duplicate_overlap:
+        Share of a detection's area inside a matched detection that makes it a
+        duplicate.
+    publish_tentative:
+        Report ids of tentative tracks (``True``) or 0 until they are confirmed.
+    reid_min_similarity:
+        Smallest cosine similarity for re-identification.
+    reid_margin:
+        Least lead of the best re-id candidate over the second best.
+    reid_motion_weight:
+        Weight of the motion cost in the re-id score (see
+        :class:`~vis_node.tracking.association.MatchCues`).
+    gate_radius:
+        Motion gate: distance, in track box diagonals, a detection may be from where
+        the track's velocity puts it, one frame after its last detection.
+    gate_growth:
+        Box diagonals the gate grows by per further frame gone.
+    gallery_size:
+        Embeddings kept per track and embedding space.
+    gallery_every:
+        Frames between two gallery updates of a track.
+    gallery_iou:
+        Smallest propagation IoU of a confident match (one that may update the gallery).
+    max_area_ratio:
+        Most a confident match's area may differ from the track's reference area, and
+        a coasted mask's from the mask it was carried from (a factor, both ways).
+    coast:
+        Propagate confirmed tracks whose detection is missing.
+    coast_fb_tolerance:
+        Round-trip flow error counted consistent, in track box diagonals.
+    coast_min_consistent:
+        Least share of a coasted mask's pixels with consistent flow.
+    coast_max_covered:
+        Most share of a coasted mask that other detections may cover.
+    coast_min_similarity:
+        Least cosine similarity of a coasted mask's colour embedding with the track's
+        colour gallery (on the realistic bench, correct coasts score >= 0.77, masks
+        left on the background mostly <= 0.68).
+    """
+
+    propagation_iou: float = 0.5
+    min_hits: int = 2
+    confirm_window: int = 5
+    max_lost_age: int = 30
+    max_memory: int = 64
+    drop_conflicts: bool = True
+    duplicate_overlap: float = 0.8
+    publish_tentative: bool = True
+    reid_min_similarity: float = 0.5
+    reid_margin: float = 0.05
+    reid_motion_weight: float = 0.2
+    gate_radius: float = 1.0
+    gate_growth: float = 0.25
+    gallery_size: int = 8
+    gallery_every: int = 5
+    gallery_iou: float = 0.7
+    max_area_ratio: float = 1.6
+    coast: bool = True
+    coast_fb_tolerance: float = 0.05
+    coast_min_consistent: float = 0.6
+    coast_max_covered: float = 0.5
+    coast_min_similarity: float = 0.7
+
+    def __post_init__(self) -> None:
+        unit = ("propagation_iou", "duplicate_overlap", "gallery_iou")
+        for name in unit:
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in (0, 1], got {getattr(self, name)}")
+        for name in ("coast_min_consistent", "coast_max_covered", "reid_margin"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        counts = {
+            "min_hits": 1,
+            "confirm_window": 1,
+            "max_lost_age": 0,
+            "max_memory": 0,
+            "gallery_size": 1,
+            "gallery_every": 1,
+        }
+        for name, low in counts.items():
+            value = getattr(self, name)
+            if int(value) != value or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value}")
+        if self.confirm_window < self.min_hits:
+            raise ValueError(
+                f"confirm_window ({self.confirm_window}) must be >= min_hits ({self.min_hits})"
+            )
+        for name in ("reid_min_similarity", "coast_min_similarity"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [-1, 1], got {getattr(self, name)}")
+        for name in ("gate_radius", "gate_growth", "coast_fb_tolerance", "reid_motion_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_area_ratio < 1.0:
+            raise ValueError(f"max_area_ratio must be >= 1, got {self.max_area_ratio}")
 
 
 class TrackState(enum.Enum):
@@ -71,19 +196,30 @@ class Track:
         Number of frames with a matched detection.
     first_frame, last_frame:
         Frame indices (0-based, counted by the tracker) of the first and latest match.
+    seen_frame:
+        Latest frame the track had a mask in (matched or coasted).
     mask:
-        ``bool[H, W]`` latest mask; ``None`` once the track is lost.
+        ``bool[H, W]`` mask in ``seen_frame``; ``None`` once the track is lost.
     box:
-        ``float32[4]`` latest box ``x1, y1, x2, y2`` in pixels.
+        ``float32[4]`` box ``x1, y1, x2, y2`` in pixels of that mask.
+    predicted:
+        The mask is coasted (flow-propagated), not detected.
+    velocity:
+        ``float64[2]`` box-centre velocity in pixels per frame (x, y).
+    area:
+        Reference area in pixels (of the confident detections).
+    gallery:
+        Appearance embeddings of confident matches.
+    gallery_frame:
+        Frame of the latest gallery update.
     label:
         Class id of the latest detection (argmax of its class probabilities).
-    embedding:
-        ``float32[D]`` appearance embedding at the key frame; ``None`` when the
-        tracker's association ignores appearance.
-    key_frame:
-        Frame index of the key frame.
-    key_area:
-        Mean connected-region area (pixels) of the mask at the key frame.
+    class_probs:
+        ``float32[C]`` class probabilities of the latest detection.
+    saliency, score:
+        Saliency and confidence of the latest detection.
+    model_embedding:
+        ``float32[D]`` the segmenter's embedding of the latest detection, if any.
     """
 
     track_id: int
@@ -91,35 +227,27 @@ class Track:
     hits: int
     first_frame: int
     last_frame: int
+    seen_frame: int
     mask: np.ndarray | None
     box: np.ndarray
     label: int
-    embedding: np.ndarray | None
-    key_frame: int
-    key_area: float
+    class_probs: np.ndarray
+    saliency: float
+    score: float
+    area: float
+    gallery: Gallery
+    gallery_frame: int
+    model_embedding: np.ndarray | None = None
+    predicted: bool = False
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
 
-def mean_region_area(mask: np.ndarray) -> float:
-    """SISO key-frame criterion: mask area divided by its number of connected regions.
+def _centre(box: np.ndarray) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0], dtype=np.float64)
 
-    Parameters
-    ----------
-    mask:
-        ``bool[H, W]``.
 
-    Returns
-    -------
-    float
-        Mean area in pixels of the 8-connected regions; 0 for an empty mask.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return 0.0
-    cols = np.flatnonzero(mask.any(axis=0))
-    crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].view(np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(crop, connectivity=8)
-    return float(stats[1:, cv2.CC_STAT_AREA].sum()) / (count - 1)
+def _diagonal(box: np.ndarray) -> float:
+    return max(1.0, float(np.hypot(box[2] - box[0], box[3] - box[1])))
 
 
 class _Default:
@@ -138,62 +266,62 @@ class OnlineTracker:
 
     Parameters
     ----------
+    config:
+        Settings; default :class:`TrackerConfig`.
     flow:
-        Dense optical-flow estimator for identity propagation; default
-        :class:`~vis_node.tracking.flow.DISFlow` at half resolution. ``None`` disables
-        propagation (every track then goes to the association stage with its last box).
+        Dense optical-flow estimator for propagation and coasting; default
+        :class:`~vis_node.tracking.flow.DISFlow`. ``None`` disables both (every track
+        then goes to the association stage with its last box).
     association:
-        Scores detections against remembered tracks (re-identification); default
-        :class:`~vis_node.tracking.association.CueFusionScore` (MaskTrack Eq. 3).
-        ``None`` disables the stage: detections not propagated start new tracks.
+        Scores detections against held tracks (re-identification); default
+        :class:`~vis_node.tracking.association.RelativeReidScore` with the config's
+        ``reid_min_similarity`` and ``reid_margin``. ``None`` disables the stage.
     embedder:
         Appearance embedder used when the instances carry no ``embeddings``; default
         :class:`~vis_node.tracking.embedding.ColourHistogramEmbedder`.
-    propagation_iou:
-        Smallest IoU between a warped track mask and a detection (SISO: 0.7).
-    min_hits:
-        Matched frames needed to confirm a tentative track.
-    max_lost_age:
-        Frames a lost track is remembered; 0 forgets tracks as soon as they are missed.
-    max_memory:
-        Most lost tracks remembered at once.
-    drop_conflicts:
-        A detection that loses the contest for its best track gets id 0 (MaskTrack R-CNN)
-        instead of starting a new track.
-    publish_tentative:
-        Report ids of tentative tracks (``True``) or 0 until they are confirmed.
+    **overrides:
+        :class:`TrackerConfig` fields replacing those of ``config``.
 
     Raises
     ------
     ValueError
-        If an argument is out of range; the message names it.
+        If a setting is out of range; the message names it.
     TypeError
-        If a component does not have the expected interface; the message names it.
+        If a component does not have the expected interface, or an override is not a
+        setting; the message names it.
 
     Examples
     --------
-    >>> tracker = OnlineTracker()
+    >>> tracker = OnlineTracker(TrackerConfig(min_hits=3))
     >>> for image, detections in stream:  # doctest: +SKIP
     ...     tracked = tracker.update(detections, image)
-    ...     print(tracked.track_ids)
+    ...     print(tracked.track_ids, tracked.predicted)
     """
 
     def __init__(
         self,
+        config: TrackerConfig | None = None,
         *,
         flow: FlowEstimator | _Default | None = DEFAULT,
         association: AssociationScore | _Default | None = DEFAULT,
         embedder: Embedder | _Default = DEFAULT,
-        propagation_iou: float = 0.7,
-        min_hits: int = 2,
-        max_lost_age: int = 30,
-        max_memory: int = 64,
-        drop_conflicts: bool = True,
-        publish_tentative: bool = True,
+        **overrides: object,
     ) -> None:
+        config = config or TrackerConfig()
+        names = {f.name for f in dataclasses.fields(TrackerConfig)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(f"unknown tracker setting(s) {unknown}; settings: {sorted(names)}")
+        self.config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
         self.flow: FlowEstimator | None = DISFlow() if isinstance(flow, _Default) else flow
         self.association: AssociationScore | None = (
-            CueFusionScore() if isinstance(association, _Default) else association
+            RelativeReidScore(
+                self.config.reid_min_similarity,
+                self.config.reid_margin,
+                self.config.reid_motion_weight,
+            )
+            if isinstance(association, _Default)
+            else association
         )
         self.embedder: Embedder = (
             ColourHistogramEmbedder() if isinstance(embedder, _Default) else embedder
@@ -209,20 +337,6 @@ class OnlineTracker:
             )
         if not callable(self.embedder):
             raise TypeError(f"embedder must be a callable Embedder, got {embedder!r}")
-        if not 0.0 < propagation_iou <= 1.0:
-            raise ValueError(f"propagation_iou must lie in (0, 1], got {propagation_iou}")
-        if int(min_hits) != min_hits or min_hits < 1:
-            raise ValueError(f"min_hits must be an integer >= 1, got {min_hits}")
-        if int(max_lost_age) != max_lost_age or max_lost_age < 0:
-            raise ValueError(f"max_lost_age must be an integer >= 0, got {max_lost_age}")
-        if int(max_memory) != max_memory or max_memory < 0:
-            raise ValueError(f"max_memory must be an integer >= 0, got {max_memory}")
-        self.propagation_iou = float(propagation_iou)
-        self.min_hits = int(min_hits)
-        self.max_lost_age = int(max_lost_age)
-        self.max_memory = int(max_memory)
-        self.drop_conflicts = bool(drop_conflicts)
-        self.publish_tentative = bool(publish_tentative)
         self.reset()
 
     def reset(self) -> None:
@@ -255,8 +369,9 @@ class OnlineTracker:
         Returns
         -------
         Instances
-            The same instances with ``track_ids`` set; 0 for a detection dropped in a
-            conflict, and for tentative tracks when ``publish_tentative`` is off.
+            The detections with ``track_ids`` set (0 only for a spatial duplicate of a
+            matched detection, and for tentative tracks when ``publish_tentative`` is
+            off), followed by one ``predicted`` instance per coasting confirmed track.
         """
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -271,107 +386,259 @@ class OnlineTracker:
                 "call reset() before a new sequence"
             )
         self._frame += 1
-        frame_state = _FrameState(instances, image, self)
+        frame = _FrameState(instances, image, self)
+        active = [t for t in self._tracks if t.mask is not None]
+        warped: dict[int, np.ndarray] = {}
+        backward: np.ndarray | None = None
+        if self.flow is not None and active and self._prev_image is not None:
+            backward = self.flow(image, self._prev_image)
+            masks = warp_masks(np.stack([t.mask for t in active]), backward)
+            warped = {t.track_id: m for t, m in zip(active, masks)}
+
         matched: dict[int, Track] = {}
-        predicted_boxes: dict[int, np.ndarray] = {}
+        confident: set[int] = set()
+        overlaps: dict[int, np.ndarray] = {}
+        if warped and len(instances):
+            ious = mask_iou(np.stack([warped[t.track_id] for t in active]), instances.masks)
+            overlaps = {t.track_id: row > 0 for t, row in zip(active, ious)}
+            rows, cols = match_by_iou(ious, self.config.propagation_iou)
+            for r, c in zip(rows, cols):
+                matched[int(c)] = active[r]
+                if ious[r, c] >= self.config.gallery_iou:
+                    confident.add(int(c))
 
-        recent = [t for t in self._tracks if t.last_frame == self._frame - 1]
-        recent_masks = [t.mask for t in recent if t.mask is not None]
-        if self.flow is not None and recent and self._prev_image is not None:
-            flow = self.flow(image, self._prev_image)
-            warped = warp_masks(np.stack(recent_masks), flow)
-            for track, box in zip(recent, boxes_from_masks(warped)):
-                predicted_boxes[track.track_id] = box
-            if len(instances):
-                rows, cols = match_by_iou(mask_iou(warped, instances.masks), self.propagation_iou)
-                for r, c in zip(rows, cols):
-                    matched[int(c)] = recent[r]
-
-        unmatched_dets = [i for i in range(len(instances)) if i not in matched]
-        propagated = {t.track_id for t in matched.values()}
-        new_dets: list[int] = []
-        if self.association is not None and unmatched_dets and self._tracks:
-            taken = np.array([t.track_id in propagated for t in self._tracks])
-            codes = assign(
-                self.association(frame_state.cues(unmatched_dets, self._tracks, predicted_boxes)),
-                self.drop_conflicts,
-                taken,
-            )
-            for det, code in zip(unmatched_dets, codes):
+        left = [i for i in range(len(instances)) if i not in matched]
+        reidentified: set[int] = set()
+        taken = {t.track_id for t in matched.values()}
+        candidates = [t for t in self._tracks if t.track_id not in taken]
+        if self.association is not None and left and candidates:
+            cues = frame.cues(left, candidates, warped, overlaps, self._frame, self.config)
+            codes = assign(self.association(cues), drop_conflicts=False)
+            for det, code in zip(left, codes):
                 if code >= 0:
-                    matched[det] = self._tracks[code]
-                elif code == NEW_TRACK:
-                    new_dets.append(det)
-        else:
-            new_dets = unmatched_dets
+                    matched[det] = candidates[code]
+                    reidentified.add(det)
+        left = [i for i in left if i not in matched]
 
         track_ids = np.zeros(len(instances), dtype=np.int64)
         for det, track in matched.items():
-            self._update_track(track, det, frame_state)
+            self._update_track(track, det, frame, det in confident, det in reidentified)
             track_ids[det] = track.track_id
+        duplicates = self._duplicates(left, list(matched), instances)
         updated = {t.track_id for t in matched.values()}
-        self._age_unmatched(updated)
-        for det in new_dets:
-            track = self._new_track(det, frame_state)
-            track_ids[det] = track.track_id
-        if not self.publish_tentative:
+        covered = (
+            instances.masks[list(matched)].any(axis=0)
+            if matched
+            else np.zeros(image.shape[:2], bool)
+        )
+        self._age_unmatched(updated, warped, backward, covered, image)
+        for det in left:
+            if det not in duplicates:
+                track_ids[det] = self._new_track(det, frame).track_id
+        if not self.config.publish_tentative:
             tentative = {t.track_id for t in self._tracks if t.state is TrackState.TENTATIVE}
             track_ids[np.isin(track_ids, list(tentative))] = 0
         self._prev_image = image.copy()
-        return instances.with_track_ids(track_ids)
+        return _with_coasted(instances.with_track_ids(track_ids), self._coasting(), image.shape)
 
-    def _update_track(self, track: Track, det: int, frame_state: _FrameState) -> None:
-        instances = frame_state.instances
+    def _duplicates(self, left: list[int], matched: list[int], instances: Instances) -> set[int]:
+        """Left-over detections lying inside a matched one (when ``drop_conflicts``)."""
+        if not self.config.drop_conflicts or not left or not matched:
+            return set()
+        masks = instances.masks
+        out = set()
+        for det in left:
+            area = np.count_nonzero(masks[det])
+            inside = [np.count_nonzero(masks[det] & masks[other]) for other in matched]
+            if area and max(inside) >= self.config.duplicate_overlap * area:
+                out.add(det)
+        return out
+
+    def _looks_like(self, track: Track, mask: np.ndarray, image: np.ndarray) -> bool:
+        """Whether ``mask``'s colour embedding in ``image`` is close to the track's
+        colour gallery (``True`` when the track has none: nothing to compare)."""
+        vector = np.asarray(self.embedder(image, mask[None]))[0]
+        similarity = track.gallery.similarity(("colour", len(vector)), vector)
+        return similarity is None or similarity >= self.config.coast_min_similarity
+
+    def _remember(self, track: Track, det: int, frame: _FrameState) -> None:
+        """Add detection ``det``'s embedding (and its colour one) to the track's gallery."""
+        embedding = frame.embedding(det)
+        if embedding is None:
+            return
+        track.gallery.add(*embedding)
+        if embedding[0][0] != "colour":
+            track.gallery.add(*frame.colour(det))
+        track.gallery_frame = self._frame
+
+    def _coasting(self) -> list[Track]:
+        return [
+            t
+            for t in self._tracks
+            if t.predicted and t.state is TrackState.CONFIRMED and t.seen_frame == self._frame
+        ]
+
+    def _update_track(
+        self, track: Track, det: int, frame: _FrameState, confident: bool, reidentified: bool
+    ) -> None:
+        instances = frame.instances
+        box = instances.boxes[det].copy()
+        if reidentified:
+            track.velocity = np.zeros(2)
+        else:
+            step = (_centre(box) - _centre(track.box)) / max(1, self._frame - track.seen_frame)
+            track.velocity = step if track.hits == 1 else 0.5 * (track.velocity + step)
         track.hits += 1
         track.last_frame = self._frame
+        track.seen_frame = self._frame
         track.mask = instances.masks[det].copy()
-        track.box = instances.boxes[det].copy()
-        track.label = int(frame_state.labels[det])
-        if track.state is TrackState.LOST or track.hits >= self.min_hits:
+        track.box = box
+        track.predicted = False
+        track.label = int(frame.labels[det])
+        track.class_probs = instances.class_probs[det].copy()
+        track.saliency = float(instances.saliency[det])
+        track.score = float(instances.scores[det])
+        if instances.embeddings is not None:
+            track.model_embedding = instances.embeddings[det].copy()
+        if track.state is TrackState.LOST or track.hits >= self.config.min_hits:
             track.state = TrackState.CONFIRMED
-        area = mean_region_area(instances.masks[det])
-        if area > track.key_area:
-            track.key_area = area
-            track.key_frame = self._frame
-            track.embedding = frame_state.embedding(det)
+        area = float(instances.masks[det].sum())
+        ratio = area / max(track.area, 1.0)
+        limit = self.config.max_area_ratio
+        if confident and 1.0 / limit <= ratio <= limit:
+            track.area = 0.8 * track.area + 0.2 * area
+            if self._frame - track.gallery_frame >= self.config.gallery_every:
+                self._remember(track, det, frame)
 
-    def _new_track(self, det: int, frame_state: _FrameState) -> Track:
-        instances = frame_state.instances
+    def _new_track(self, det: int, frame: _FrameState) -> Track:
+        instances = frame.instances
         track = Track(
             track_id=self._next_id,
-            state=TrackState.CONFIRMED if self.min_hits == 1 else TrackState.TENTATIVE,
+            state=TrackState.CONFIRMED if self.config.min_hits == 1 else TrackState.TENTATIVE,
             hits=1,
             first_frame=self._frame,
             last_frame=self._frame,
+            seen_frame=self._frame,
             mask=instances.masks[det].copy(),
             box=instances.boxes[det].copy(),
-            label=int(frame_state.labels[det]),
-            embedding=frame_state.embedding(det),
-            key_frame=self._frame,
-            key_area=mean_region_area(instances.masks[det]),
+            label=int(frame.labels[det]),
+            class_probs=instances.class_probs[det].copy(),
+            saliency=float(instances.saliency[det]),
+            score=float(instances.scores[det]),
+            area=float(instances.masks[det].sum()),
+            gallery=Gallery(self.config.gallery_size),
+            gallery_frame=self._frame,
+            model_embedding=None
+            if instances.embeddings is None
+            else instances.embeddings[det].copy(),
         )
+        self._remember(track, det, frame)
         self._next_id += 1
         self._tracks.append(track)
         return track
 
-    def _age_unmatched(self, updated: set[int]) -> None:
+    def _age_unmatched(
+        self,
+        updated: set[int],
+        warped: dict[int, np.ndarray],
+        backward: np.ndarray | None,
+        covered: np.ndarray,
+        image: np.ndarray,
+    ) -> None:
+        config = self.config
+        fb_error: np.ndarray | None = None
         kept: list[Track] = []
         for track in self._tracks:
-            if track.track_id not in updated:
-                if track.state is TrackState.TENTATIVE:
-                    continue
-                track.state = TrackState.LOST
+            if track.track_id in updated:
+                kept.append(track)
+                continue
+            coasted = warped.get(track.track_id)
+            if coasted is not None and (config.coast or track.state is TrackState.TENTATIVE):
+                if fb_error is None:
+                    assert backward is not None and self.flow is not None
+                    fb_error = forward_backward_error(
+                        backward, self.flow(self._prev_image, image)
+                    )
+                check = check_coasted(
+                    coasted,
+                    fb_error,
+                    float(np.count_nonzero(track.mask)) if track.mask is not None else 0.0,
+                    covered,
+                    fb_tolerance=config.coast_fb_tolerance * _diagonal(track.box),
+                    min_consistent=config.coast_min_consistent,
+                    max_area_ratio=config.max_area_ratio,
+                    max_covered=config.coast_max_covered,
+                )
+                if check.plausible and self._looks_like(track, coasted, image):
+                    track.mask = coasted
+                    track.box = boxes_from_masks(coasted[None])[0]
+                    track.seen_frame = self._frame
+                    track.predicted = True
+                else:
+                    track.mask = None
+            elif track.state is not TrackState.TENTATIVE:
                 track.mask = None
-                if self._frame - track.last_frame > self.max_lost_age:
+            if track.state is TrackState.TENTATIVE:
+                if self._frame - track.first_frame + 1 >= config.confirm_window:
+                    continue
+            elif track.mask is None:
+                track.state = TrackState.LOST
+                track.predicted = False
+                if self._frame - track.last_frame > config.max_lost_age:
                     continue
             kept.append(track)
         lost = sorted((t for t in kept if t.state is TrackState.LOST), key=lambda t: t.last_frame)
-        excess = {t.track_id for t in lost[: max(0, len(lost) - self.max_memory)]}
+        excess = {t.track_id for t in lost[: max(0, len(lost) - config.max_memory)]}
         self._tracks = [t for t in kept if t.track_id not in excess]
 
 
+def _fit(probs: np.ndarray, length: int) -> np.ndarray:
+    """``probs`` cut or zero-padded to ``length``."""
+    out = np.zeros(length, np.float32)
+    out[: min(length, len(probs))] = probs[:length]
+    return out
+
+
+def _with_coasted(
+    tracked: Instances, coasting: list[Track], image_shape: tuple[int, ...]
+) -> Instances:
+    """``tracked`` followed by one ``predicted`` instance per coasting track."""
+    if not coasting:
+        return tracked
+    classes = (
+        tracked.class_probs.shape[1] if len(tracked) else max(len(t.class_probs) for t in coasting)
+    )
+    embeddings = None
+    if tracked.embeddings is not None:
+        dim = tracked.embeddings.shape[1]
+        extra = [
+            t.model_embedding
+            if t.model_embedding is not None and len(t.model_embedding) == dim
+            else np.zeros(dim, np.float32)
+            for t in coasting
+        ]
+        embeddings = np.concatenate([tracked.embeddings, np.stack(extra)])
+    height, width = image_shape[:2]
+    masks = np.stack([t.mask for t in coasting if t.mask is not None])
+    return Instances(
+        masks=np.concatenate([tracked.masks.reshape(-1, height, width), masks]),
+        boxes=np.concatenate([tracked.boxes, boxes_from_masks(masks)]),
+        class_probs=np.concatenate(
+            [
+                tracked.class_probs if len(tracked) else np.zeros((0, classes), np.float32),
+                np.stack([_fit(t.class_probs, classes) for t in coasting]),
+            ]
+        ),
+        saliency=np.concatenate([tracked.saliency, [t.saliency for t in coasting]]),
+        embeddings=embeddings,
+        track_ids=np.concatenate([tracked.track_ids, [t.track_id for t in coasting]]),
+        scores=np.concatenate([tracked.scores, [t.score for t in coasting]]),
+        predicted=np.concatenate([tracked.predicted, np.ones(len(coasting), bool)]),
+    )
+
+
 class _FrameState:
-    """Per-frame lazily computed detection features."""
+    """Per-frame lazily computed detection embeddings and re-id cues."""
 
     def __init__(self, instances: Instances, image: np.ndarray, tracker: OnlineTracker) -> None:
         self.instances = instances
@@ -381,45 +648,94 @@ class _FrameState:
         self.uses_appearance = bool(
             tracker.association is not None and tracker.association.uses_appearance
         )
-        self._embeddings: dict[int, np.ndarray] = {}
+        self._colour: dict[int, np.ndarray] = {}
 
-    def embedding(self, det: int) -> np.ndarray | None:
-        """``float32[D]`` embedding of detection ``det`` (the model's, else computed).
+    def embedding(self, det: int) -> tuple[Space, np.ndarray] | None:
+        """Embedding space and ``float32[D]`` vector of detection ``det``.
 
-        ``None`` when the association ignores appearance, so nothing is computed.
+        The segmenter's embedding when the instances carry one, else the colour
+        fallback; ``None`` when the association ignores appearance.
         """
         if not self.uses_appearance:
             return None
-        self._ensure([det])
-        return self._embeddings[det]
-
-    def _ensure(self, dets: list[int]) -> None:
-        missing = [d for d in dets if d not in self._embeddings]
-        if not missing:
-            return
         if self.instances.embeddings is not None:
-            vectors = self.instances.embeddings[missing]
-        else:
-            vectors = self._embedder(self.image, self.instances.masks[missing])
-        for d, vector in zip(missing, np.asarray(vectors, dtype=np.float32)):
-            self._embeddings[d] = vector
+            vector = self.instances.embeddings[det]
+            return ("model", len(vector)), vector
+        return self.colour(det)
+
+    def colour(self, det: int) -> tuple[Space, np.ndarray]:
+        """The colour-fallback embedding of detection ``det``."""
+        if det not in self._colour:
+            vector = np.asarray(self._embedder(self.image, self.instances.masks[det][None]))[0]
+            self._colour[det] = vector.astype(np.float32)
+        vector = self._colour[det]
+        return ("colour", len(vector)), vector
+
+    def similarity(self, det: int, track: Track) -> float | None:
+        """Gallery similarity in a common embedding space; ``None`` if there is none."""
+        first = self.embedding(det)
+        if first is None:
+            return None
+        space, vector = first
+        if space in track.gallery.spaces:
+            return track.gallery.similarity(space, vector)
+        if space[0] != "colour":
+            space, vector = self.colour(det)
+            return track.gallery.similarity(space, vector)
+        return None
 
     def cues(
-        self, dets: list[int], candidates: list[Track], predicted_boxes: dict[int, np.ndarray]
+        self,
+        dets: list[int],
+        candidates: list[Track],
+        warped: dict[int, np.ndarray],
+        overlaps: dict[int, np.ndarray],
+        frame_index: int,
+        config: TrackerConfig,
     ) -> MatchCues:
-        """Cues between detections ``dets`` and ``candidates``."""
-        track_boxes = np.stack([predicted_boxes.get(t.track_id, t.box) for t in candidates])
+        """Cues between detections ``dets`` and ``candidates``.
+
+        ``warped`` maps the ids of tracks seen in the previous frame to their warped
+        masks and ``overlaps`` to ``bool[N_all]``, which detections their warped mask
+        touches: such a track is only plausible for a detection it touches.
+        """
+        n, m = len(dets), len(candidates)
+        similarity = np.zeros((n, m))
+        comparable = np.zeros((n, m), bool)
         if self.uses_appearance:
-            self._ensure(dets)
-            det_vectors = np.stack([self._embeddings[d] for d in dets])
-            track_vectors = np.stack([cast(np.ndarray, t.embedding) for t in candidates])
-            similarity = cosine_similarity(det_vectors, track_vectors)
-        else:
-            similarity = np.zeros((len(dets), len(candidates)))
-        track_labels = np.array([t.label for t in candidates])
+            for i, det in enumerate(dets):
+                for j, track in enumerate(candidates):
+                    value = self.similarity(det, track)
+                    if value is not None:
+                        similarity[i, j] = value
+                        comparable[i, j] = True
+        track_boxes = np.stack(
+            [
+                boxes_from_masks(warped[t.track_id][None])[0] if t.track_id in warped else t.box
+                for t in candidates
+            ]
+        )
+        det_boxes = self.instances.boxes[dets]
+        det_centres = np.stack([_centre(b) for b in det_boxes])
+        cost = np.zeros((n, m))
+        for j, track in enumerate(candidates):
+            since_seen = frame_index - track.seen_frame
+            gone = frame_index - track.last_frame
+            expected = _centre(track.box) + track.velocity * since_seen
+            base = _diagonal(track.box) * config.gate_radius
+            radius = base + _diagonal(track.box) * config.gate_growth * (gone - 1)
+            distance = np.linalg.norm(det_centres - expected, axis=1) / max(radius, 1e-6)
+            spread = np.log(max(radius, 1e-6) / max(base, 1e-6))
+            inside = distance <= 1.0
+            if track.track_id in overlaps:
+                inside &= overlaps[track.track_id][dets]
+            cost[:, j] = np.where(inside, distance + spread, np.inf)
         return MatchCues(
             similarity=similarity,
             det_scores=self.instances.scores[dets],
-            box_iou=box_iou(self.instances.boxes[dets], track_boxes),
-            same_class=self.labels[dets][:, None] == track_labels[None, :],
+            box_iou=box_iou(det_boxes, track_boxes),
+            same_class=self.labels[dets][:, None]
+            == np.array([t.label for t in candidates])[None, :],
+            comparable=comparable if self.uses_appearance else None,
+            motion_cost=cost,
         )

@@ -59,6 +59,10 @@ class Instances:
         ``float32[N]`` detection confidences in ``(0, 1]``. Defaults to the winning
         class probability ``class_probs.max(axis=1)``, which is how Mask R-CNN scores
         a detection.
+    predicted:
+        ``bool[N]``: the instance was not detected in this frame but predicted by the
+        tracker (a coasted track, its last mask carried by optical flow). Defaults to
+        all ``False``.
 
     Raises
     ------
@@ -73,6 +77,7 @@ class Instances:
     embeddings: np.ndarray | None
     track_ids: np.ndarray
     scores: np.ndarray
+    predicted: np.ndarray
 
     def __init__(
         self,
@@ -83,6 +88,7 @@ class Instances:
         embeddings: np.ndarray | None = None,
         track_ids: np.ndarray | None = None,
         scores: np.ndarray | None = None,
+        predicted: np.ndarray | None = None,
     ) -> None:
         self.masks = np.asarray(masks, dtype=bool)
         if self.masks.ndim != 3:
@@ -114,6 +120,10 @@ class Instances:
             scores = self.class_probs.max(axis=1) if self.class_probs.shape[1] else np.ones(n)
         self.scores = np.asarray(scores, dtype=np.float32)
         _check_shape("scores", self.scores, (n,))
+        self.predicted = np.asarray(
+            np.zeros(n, bool) if predicted is None else predicted, dtype=bool
+        )
+        _check_shape("predicted", self.predicted, (n,))
 
     @classmethod
     def from_masks(
@@ -184,6 +194,7 @@ class Instances:
             embeddings=None if self.embeddings is None else self.embeddings[index],
             track_ids=self.track_ids[index],
             scores=self.scores[index],
+            predicted=self.predicted[index],
         )
 
     def with_track_ids(self, track_ids: np.ndarray) -> Instances:
