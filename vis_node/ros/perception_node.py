@@ -99,12 +99,7 @@ class PerceptionNode(VsisNode):
             msg = self._slot.take()
             if msg is None:
                 return
-            try:
-                self._process(msg)
-            except Exception as exc:  # keep the worker alive whatever one frame does
-                self.get_logger().error(
-                    f"frame skipped, inference failed: {exc!r}", throttle_duration_sec=5.0
-                )
+            self.guard.call("inference", self._process, msg)
 
     def _process(self, msg: Image | CompressedImage) -> None:
         backend = self._backend

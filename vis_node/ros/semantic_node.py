@@ -93,6 +93,15 @@ class SemanticNode(VsisNode):
         self._pubs = {}
         self._unifier = None
 
+    def on_time_jump(self, topic: str, stamp_ns: int, back: bool) -> None:
+        self._matcher.discard_outside(stamp_ns, newer=back)
+        if topic == "tracked_instances":
+            self.recover_node()
+
+    def recover_node(self) -> None:
+        if self._unifier is not None:
+            self._unifier.reset()
+
     def _overlay_wanted(self) -> bool:
         return self._pubs["overlay"].get_subscription_count() > 0
 

@@ -82,6 +82,15 @@ class TrackingNode(VsisNode):
         self._frame_shape = None
         self._publisher = None
 
+    def on_time_jump(self, topic: str, stamp_ns: int, back: bool) -> None:
+        self._matcher.discard_outside(stamp_ns, newer=back)
+        self.recover_node()
+
+    def recover_node(self) -> None:
+        if self._tracker is not None:
+            self._tracker.reset()
+        self._frame_shape = None
+
     def _on_instances(self, msg: SalientInstanceArray) -> None:
         if not self.check_header("instances", msg.header):
             return

@@ -47,6 +47,7 @@ from vis_node.tracking.association import (
 from vis_node.tracking.embedding import ColourHistogramEmbedder, Embedder
 from vis_node.tracking.flow import DISFlow, FlowEstimator, warp_masks
 from vis_node.tracking.types import Instances, boxes_from_masks
+from vis_node.tracking.validate import validate_instances
 
 
 class TrackState(enum.Enum):
@@ -258,6 +259,7 @@ class OnlineTracker:
             The same instances with ``track_ids`` set; 0 for a detection dropped in a
             conflict, and for tentative tracks when ``publish_tentative`` is off.
         """
+        instances = validate_instances(instances, image)
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(
