@@ -93,6 +93,18 @@ def test_threshold_follows_the_observed_period():
     assert fast.check(4 * PERIOD + 5_000_000_000).verdict is StampVerdict.JUMP_AHEAD
 
 
+def test_bursts_of_close_stamps_do_not_become_the_period():
+    # Messages 10 ns apart (a burst, or test traffic) must not shrink the period to
+    # 10 ns, which would make the next normal frame a "jump" and count millions lost.
+    clock = StampClock()
+    _stream(clock, _normal(3))
+    burst = [2 * PERIOD + 10 * k for k in range(1, 8)]
+    assert _stream(clock, burst) == ["next"] * 7
+    assert clock.period_ns == PERIOD
+    check = clock.check(3 * PERIOD)
+    assert (check.verdict, check.missing) == (StampVerdict.NEXT, 0)
+
+
 def test_before_the_period_is_known_the_initial_threshold_applies():
     clock = StampClock(initial_jump_ns=10**9)
     assert _stream(clock, [0, 2 * 10**9]) == ["next", "clock_jump_ahead"]
@@ -121,6 +133,7 @@ def test_matcher_drops_the_old_time_line_on_a_jump():
     [
         ({"jump_periods": 1.0}, "jump_periods"),
         ({"initial_jump_ns": 0}, "initial_jump_ns"),
+        ({"min_period_ns": 0}, "min_period_ns"),
         ({"resync_after": 0}, "resync_after"),
         ({"history": 1}, "history"),
     ],

@@ -208,7 +208,8 @@ class StampCheck:
 class StampClock:
     """Stamp checks of one input topic, relative to its observed frame period.
 
-    The period is the median of the last ``history`` gaps between accepted stamps.
+    The period is the median of the last ``history`` gaps between accepted stamps
+    (gaps under ``min_period_ns`` are bursts, not a frame rate, and are left out).
     A stamp more than ``jump_periods`` periods away from the last one (ahead or back)
     is a jump: it is accepted and starts a new time line. Before the period is known
     the jump threshold is ``initial_jump_ns``. A stamp a little older than the last is
@@ -221,6 +222,8 @@ class StampClock:
         Distance, in frame periods, from which a stamp counts as a jump.
     initial_jump_ns:
         Jump threshold in nanoseconds until two gaps have been seen.
+    min_period_ns:
+        Shortest gap taken as a frame period (default 1 ms: cameras up to 1 kHz).
     resync_after:
         Consecutive late stamps after which the clock follows them.
     history:
@@ -238,6 +241,7 @@ class StampClock:
         *,
         jump_periods: float = 30.0,
         initial_jump_ns: int = 1_000_000_000,
+        min_period_ns: int = 1_000_000,
         resync_after: int = 3,
         history: int = 16,
     ) -> None:
@@ -245,12 +249,15 @@ class StampClock:
             raise ValueError(f"jump_periods must be > 1.5 (a gap of one lost frame), got {jump_periods}")
         if initial_jump_ns <= 0:
             raise ValueError(f"initial_jump_ns must be > 0, got {initial_jump_ns}")
+        if min_period_ns < 1:
+            raise ValueError(f"min_period_ns must be >= 1, got {min_period_ns}")
         if int(resync_after) != resync_after or resync_after < 1:
             raise ValueError(f"resync_after must be an integer >= 1, got {resync_after}")
         if int(history) != history or history < 2:
             raise ValueError(f"history must be an integer >= 2, got {history}")
         self.jump_periods = float(jump_periods)
         self.initial_jump_ns = int(initial_jump_ns)
+        self.min_period_ns = int(min_period_ns)
         self.resync_after = int(resync_after)
         self._gaps: deque[int] = deque(maxlen=int(history))
         self.reset()
@@ -292,7 +299,8 @@ class StampClock:
             return self._jump(StampVerdict.JUMP_AHEAD, stamp_ns, delta)
         period = self.period_ns
         missing = 0 if period is None else max(0, round(delta / period) - 1)
-        self._gaps.append(delta)
+        if delta >= self.min_period_ns:
+            self._gaps.append(delta)
         self.last_ns = stamp_ns
         return StampCheck(StampVerdict.NEXT, delta, missing)
 
