@@ -310,3 +310,27 @@ def test_bad_scores_are_rejected_with_the_data_error(harness):
         assert node.rejections.counts["unexpected_error"] == 0
     finally:
         harness.stop_tracker(node)
+
+
+def test_frames_that_never_arrived_are_counted_in_diagnostics(harness):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from vis_node.ros.diagnostics import stats_to_status
+
+    node = harness.start_tracker()
+    try:
+        for frame in _frames(range(4)) + _frames(range(7, 9)) + _frames(range(12, 13)):
+            assert harness.send(node, frame)
+        status = stats_to_status(
+            node.stats.snapshot(node.rejections.counts, node.clock_events.counts),
+            name="t", hardware_id="t", active=True,
+        )
+        values = {kv.key: kv.value for kv in status.values}
+        assert values["frames_missing_instances"] == "6"
+        assert values["frames_missing_image"] == "6"
+        assert values["frames_missing"] == "12"
+        assert values["clock_jump_back"] == "0"
+        assert status.level == DiagnosticStatus.WARN
+        assert status.message == "0 frames dropped, 12 never arrived, 0 messages rejected"
+    finally:
+        harness.stop_tracker(node)
