@@ -334,3 +334,26 @@ def test_frames_that_never_arrived_are_counted_in_diagnostics(harness):
         assert status.message == "0 frames dropped, 12 never arrived, 0 messages rejected"
     finally:
         harness.stop_tracker(node)
+
+
+def test_instance_bombs_are_rejected_by_the_node_and_it_carries_on(harness):
+    from vis_msgs.msg import SalientInstance
+
+    node = harness.start_tracker()
+    try:
+        for frame in _frames(range(2)):
+            assert harness.send(node, frame)
+        huge, _ = _messages(_frames(range(2, 3))[0])
+        huge.image_height = huge.image_width = 12000
+        many, _ = _messages(_frames(range(3, 4))[0])
+        many.instances = [SalientInstance(saliency_score=0.5) for _ in range(1000)]
+        for bomb in (huge, many):
+            before = node.rejections.counts["too_large"]
+            harness.instances_pub.publish(bomb)
+            assert spin_until(
+                harness.executor, lambda: node.rejections.counts["too_large"] == before + 1
+            )
+        for frame in _frames(range(4, 6)):
+            assert harness.send(node, frame)
+    finally:
+        harness.stop_tracker(node)

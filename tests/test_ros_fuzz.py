@@ -42,6 +42,7 @@ FUZZ = settings(
 
 ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "yuv422", "bayer_rggb8", "", "x"]
 FLOAT32 = st.floats(width=32)
+UINT32 = st.integers(0, 2**32 - 1)
 STAMPS = st.one_of(
     st.integers(0, 2**31 - 1).map(lambda s: s * 1_000_000_000),
     st.integers(-5, 5).map(lambda k: 10**12 + k * PERIOD_NS),
@@ -107,7 +108,7 @@ def instance_items(draw: st.DrawFn) -> Any:
 
     small = st.integers(0, 48)
     item = SalientInstance(
-        track_id=draw(st.one_of(small, st.integers(0, 2**32 - 1))),
+        track_id=draw(st.one_of(small, UINT32)),
         class_id=draw(st.one_of(st.integers(0, 8), st.integers(0, 2**16 - 1))),
         class_name=draw(st.text(max_size=4)),
         class_score=draw(FLOAT32),
@@ -138,13 +139,13 @@ def instance_items(draw: st.DrawFn) -> Any:
 
 @st.composite
 def instance_arrays(draw: st.DrawFn) -> Any:
-    """A ``SalientInstanceArray`` with 0-4 arbitrary instances and an arbitrary stamp."""
+    """A ``SalientInstanceArray``: 0-4 arbitrary instances, any declared size and stamp."""
     from vis_msgs.msg import SalientInstanceArray
 
     return SalientInstanceArray(
         header=_header(draw(STAMPS), draw(st.sampled_from([FRAME_ID, FRAME_ID, "lidar"]))),
-        image_height=draw(st.one_of(st.just(HEIGHT), st.integers(0, 48))),
-        image_width=draw(st.one_of(st.just(WIDTH), st.integers(0, 48))),
+        image_height=draw(st.one_of(st.just(HEIGHT), st.integers(0, 48), UINT32)),
+        image_width=draw(st.one_of(st.just(WIDTH), st.integers(0, 48), UINT32)),
         frame_confidence=draw(FLOAT32),
         instances=draw(st.lists(instance_items(), max_size=4)),
     )

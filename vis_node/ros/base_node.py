@@ -35,6 +35,7 @@ from vis_node.io.errors import InputDataError
 from vis_node.ros.diagnostics import DIAGNOSTICS_TOPIC, NodeStats, stats_to_status, status_array
 from vis_node.ros.input_guard import (
     CLOCK_EVENTS,
+    Budget,
     CallbackGuard,
     Rejection,
     RejectionCounter,
@@ -77,6 +78,7 @@ class VsisNode(LifecycleNode):
         declare(self, spec)
         self.config: dict[str, Any] = {}
         self.qos: QoSProfile = PRESETS["sensor"]
+        self.budget = Budget.from_config(spec.defaults())
         self.stats = NodeStats()
         self.rejections = RejectionCounter(self.get_logger().warning)
         self.clock_events = RejectionCounter(
@@ -184,6 +186,7 @@ class VsisNode(LifecycleNode):
         try:
             self.config = read(self, self.spec)
             self.qos = PRESETS[self.config["qos"]]
+            self.budget = Budget.from_config(self.config)
             self.rejections.period_s = float(self.config["warn_period"])
             self.clock_events.period_s = float(self.config["warn_period"])
             self.configure_node()

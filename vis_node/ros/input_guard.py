@@ -11,15 +11,18 @@ rate-limited, and counted).
 
 from __future__ import annotations
 
+import io
 import math
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PIL import Image as PILImage
 
 from vis_node.io.errors import InvalidDataError
 from vis_node.io.image_codec import COLOR_ENCODINGS, ImageEncodingError, RawImage, decode_rgb
@@ -36,11 +39,13 @@ REJECTION_KINDS: tuple[str, ...] = (
     "size_mismatch",
     "invalid_data",
     "unexpected_error",
+    "too_large",
 )
 """Every rejection kind a node counts (keys of :attr:`RejectionCounter.counts`).
 
 ``invalid_data``: a core stage raised :class:`~vis_node.io.errors.InvalidDataError`;
-``unexpected_error``: a callback raised anything else (a bug, logged with traceback).
+``unexpected_error``: a callback raised anything else (a bug, logged with traceback);
+``too_large``: over a :class:`Budget`, rejected before decoding.
 """
 
 CLOCK_EVENTS: tuple[str, ...] = ("clock_jump_ahead", "clock_jump_back")
@@ -61,6 +66,68 @@ class Rejection:
 
     kind: str
     detail: str
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Size limits checked on a message's header fields before anything is allocated.
+
+    Attributes
+    ----------
+    max_image_pixels:
+        Largest camera image, width x height, decoded (raw or compressed).
+    max_instance_pixels:
+        Largest image size, width x height, an instance message may declare.
+    max_instances:
+        Most instances in one instance message.
+    """
+
+    max_image_pixels: int
+    max_instance_pixels: int
+    max_instances: int
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Budget:
+        """The budget of a node's parameters (``max_image_pixels`` ...)."""
+        return cls(
+            max_image_pixels=int(config["max_image_pixels"]),
+            max_instance_pixels=int(config["max_instance_pixels"]),
+            max_instances=int(config["max_instances"]),
+        )
+
+
+def check_image_size(pixels: int, max_pixels: int | None, what: str) -> Rejection | None:
+    """Reject an image of ``pixels`` (width x height) over ``max_pixels`` (``None``: no limit).
+
+    ``what`` describes the size in the message (e.g. ``"640x480"``).
+    """
+    if max_pixels is not None and pixels > max_pixels:
+        return Rejection(
+            "too_large",
+            f"image is {what} = {pixels} pixels, over the budget of {max_pixels} (raise "
+            "the node's max_image_pixels parameter if such images are real)",
+        )
+    return None
+
+
+def compressed_pixels(data: bytes) -> tuple[int, str] | None:
+    """Pixel count and ``"WxH"`` of a PNG / JPEG from its header, without decoding it.
+
+    Returns ``None`` when the header is not readable (the decoder then rejects it). An
+    image past Pillow's own decompression-bomb limit counts as that limit (a lower
+    bound of its size).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+        try:
+            with PILImage.open(io.BytesIO(data)) as image:
+                width, height = image.size
+        except PILImage.DecompressionBombError:
+            limit = 2 * int(PILImage.MAX_IMAGE_PIXELS or 0)
+            return limit, f"more than {limit} pixels"
+        except (OSError, ValueError, SyntaxError):
+            return None
+    return int(width) * int(height), f"{width}x{height}"
 
 
 def decode_camera_image(raw: RawImage) -> tuple[np.ndarray | None, Rejection | None]:
@@ -121,13 +188,18 @@ def as_camera_rgb(pixels: np.ndarray) -> tuple[np.ndarray | None, Rejection | No
     return pixels, None
 
 
-def decode_image_msg(msg: Any) -> tuple[np.ndarray | None, Rejection | None]:
+def decode_image_msg(
+    msg: Any, max_pixels: int | None = None
+) -> tuple[np.ndarray | None, Rejection | None]:
     """Decode a ``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage`` to camera RGB.
 
     Parameters
     ----------
     msg:
         An ``Image`` (has ``encoding``) or a ``CompressedImage`` (has ``format``).
+    max_pixels:
+        Largest width x height decoded (``None``: no limit); checked on the message's
+        size fields or the compressed header before any pixel is decoded.
 
     Returns
     -------
@@ -135,7 +207,17 @@ def decode_image_msg(msg: Any) -> tuple[np.ndarray | None, Rejection | None]:
         ``uint8[H, W, 3]`` RGB and ``None``, or ``None`` and why it is unusable.
     """
     if hasattr(msg, "encoding"):
+        size = f"{msg.width}x{msg.height}"
+        rejection = check_image_size(int(msg.width) * int(msg.height), max_pixels, size)
+        if rejection is not None:
+            return None, rejection
         return decode_camera_image(RawImage.from_msg(msg))
+    header = compressed_pixels(bytes(msg.data)) if max_pixels is not None else None
+    if header is not None:
+        pixels, size = header
+        rejection = check_image_size(pixels, max_pixels, size)
+        if rejection is not None:
+            return None, rejection
     try:
         pixels = decode_image_message(msg, COMPRESSED_MSGTYPE)
     except ValueError as exc:

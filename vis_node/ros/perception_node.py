@@ -107,7 +107,7 @@ class PerceptionNode(VsisNode):
             return
         topic = "image" if isinstance(msg, Image) else "image/compressed"
         with self.stats.stage("decode"):
-            image, rejection = decode_image_msg(msg)
+            image, rejection = decode_image_msg(msg, self.budget.max_image_pixels)
         if rejection is not None:
             self.reject(topic, rejection)
             return

@@ -117,7 +117,9 @@ class SemanticNode(VsisNode):
         if self._unifier is None:
             return
         with self.stats.stage("decode_instances"):
-            instances, rejection = decode_instances(msg, len(self._class_names))
+            instances, rejection = decode_instances(
+                msg, len(self._class_names), self.budget
+            )
         if rejection is not None:
             self.reject("tracked_instances", rejection)
             return
@@ -168,7 +170,7 @@ class SemanticNode(VsisNode):
 
     def _publish_overlays(self, pairs: list[tuple[int, Any, Image]]) -> None:
         for _, (ids, tags), image_msg in pairs:
-            image, rejection = decode_image_msg(image_msg)
+            image, rejection = decode_image_msg(image_msg, self.budget.max_image_pixels)
             if rejection is not None:
                 self.reject("image", rejection)
                 continue

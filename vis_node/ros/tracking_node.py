@@ -97,7 +97,7 @@ class TrackingNode(VsisNode):
         rejection = check_finite_scores(score_values(msg))
         if rejection is None:
             with self.stats.stage("decode_instances"):
-                instances, rejection = decode_instances(msg)
+                instances, rejection = decode_instances(msg, budget=self.budget)
         if rejection is not None:
             self.reject("instances", rejection)
             return
@@ -116,7 +116,7 @@ class TrackingNode(VsisNode):
     def _track(self, msg: SalientInstanceArray, instances: Instances, image_msg: Any) -> None:
         topic = "image" if isinstance(image_msg, Image) else "image/compressed"
         with self.stats.stage("decode"):
-            image, rejection = decode_image_msg(image_msg)
+            image, rejection = decode_image_msg(image_msg, self.budget.max_image_pixels)
         if rejection is not None:
             self.reject(topic, rejection)
             return
