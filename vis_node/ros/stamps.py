@@ -18,7 +18,6 @@ node resynchronises by itself instead of rejecting every later frame.
 from __future__ import annotations
 
 import enum
-import statistics
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -208,8 +207,10 @@ class StampCheck:
 class StampClock:
     """Stamp checks of one input topic, relative to its observed frame period.
 
-    The period is the median of the last ``history`` gaps between accepted stamps
-    (gaps under ``min_period_ns`` are bursts, not a frame rate, and are left out).
+    The period is the shortest of the last ``history`` gaps between accepted stamps:
+    under loss most gaps span several frames, so a median would grow with the loss,
+    while any two consecutive frames that both arrived give the true period. Gaps
+    under ``min_period_ns`` are bursts, not a frame rate, and are left out.
     A stamp more than ``jump_periods`` periods away from the last one (ahead or back)
     is a jump: it is accepted and starts a new time line. Before the period is known
     the jump threshold is ``initial_jump_ns``. A stamp a little older than the last is
@@ -271,8 +272,8 @@ class StampClock:
 
     @property
     def period_ns(self) -> float | None:
-        """Observed frame period in nanoseconds (median gap), ``None`` until two gaps."""
-        return float(statistics.median(self._gaps)) if len(self._gaps) >= 2 else None
+        """Observed frame period in nanoseconds (shortest gap), ``None`` until two gaps."""
+        return float(min(self._gaps)) if len(self._gaps) >= 2 else None
 
     @property
     def jump_ns(self) -> float:
