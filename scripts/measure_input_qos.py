@@ -92,7 +92,8 @@ def measure(domain: int, frames: int, rate: float) -> list[dict[str, object]]:
         for qos in QOS:
             seconds = frames / rate + 8.0
             sink = subprocess.Popen(
-                [sys.executable, __file__, "--role", "sub", "--qos", qos, "--seconds", str(seconds)],
+                [sys.executable, __file__, "--role", "sub", "--qos", qos,
+                 "--seconds", str(seconds)],
                 stdout=subprocess.PIPE, text=True, env=env,
             )
             assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"

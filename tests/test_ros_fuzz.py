@@ -202,7 +202,7 @@ class Stage:
     def expect_output(self, send: Callable[[int], None]) -> None:
         before = self.node.stats.processed
         send(self.next_stamp())
-        assert self.node.stats.processed == before + 1, "a good message after the fuzz gave no output"
+        assert self.node.stats.processed == before + 1, "the good message gave no output"
         assert self.node.rejections.counts["unexpected_error"] == 0
 
 

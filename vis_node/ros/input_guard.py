@@ -384,4 +384,6 @@ class CallbackGuard:
         try:
             self._recover()
         except Exception:  # a failing recovery must not end the node either
-            self._log_error(f"recovery after the error in '{name}' failed:\n{traceback.format_exc()}")
+            self._log_error(
+                f"recovery after the error in '{name}' failed:\n{traceback.format_exc()}"
+            )

@@ -247,7 +247,9 @@ class StampClock:
         history: int = 16,
     ) -> None:
         if jump_periods <= 1.5:
-            raise ValueError(f"jump_periods must be > 1.5 (a gap of one lost frame), got {jump_periods}")
+            raise ValueError(
+                f"jump_periods must be > 1.5 (a gap of one lost frame), got {jump_periods}"
+            )
         if initial_jump_ns <= 0:
             raise ValueError(f"initial_jump_ns must be > 0, got {initial_jump_ns}")
         if min_period_ns < 1:
