@@ -18,6 +18,7 @@ node cleanly on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import subprocess
 import sys
@@ -100,10 +101,11 @@ def run(args: argparse.Namespace) -> int:
         from vis_node.ros.pipeline import main as pipeline_main
 
         return pipeline_main(argv)
-    from vis_node.ros.base_node import run_standalone
-    from vis_node.ros.pipeline import NODE_CLASSES
+    from vis_node.ros.params import NODE_SPECS
 
-    return run_standalone(NODE_CLASSES[args.ros_command], argv)
+    # Only the node's own module: a tracking process never loads the model stack.
+    node_main = importlib.import_module(NODE_SPECS[args.ros_command].module).main
+    return int(node_main(argv))
 
 
 def node_commands(ros_args: Sequence[str]) -> list[list[str]]:

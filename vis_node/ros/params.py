@@ -75,6 +75,9 @@ class NodeSpec:
         return {p.name: p.default for p in self.params}
 
 
+DEFAULT_MAX_PIXELS = 3840 * 2160
+"""Largest image (pixels) a node decodes by default: 4K UHD."""
+
 QOS_CHOICES = ("sensor", "reliable")
 MASK_CHOICES = ("cropped", "rle", "none")
 RUNTIME_CHOICES = ("onnx", "torch", "tensorrt")
@@ -100,6 +103,28 @@ COMMON_PARAMS: tuple[Param, ...] = (
         "Shortest seconds between two warnings of one kind.",
         low=0.0,
         high=3600.0,
+    ),
+    Param(
+        "max_image_pixels",
+        DEFAULT_MAX_PIXELS,
+        "Largest camera image (width x height) decoded; a larger raw or compressed image "
+        "is rejected from its header, before any pixel is decoded.",
+        low=1,
+    ),
+    Param(
+        "max_instance_pixels",
+        DEFAULT_MAX_PIXELS,
+        "Largest image size (width x height) an instance message may declare; checked "
+        "before its masks are allocated.",
+        low=1,
+    ),
+    Param(
+        "max_instances",
+        100,
+        "Most instances in one message (Mask R-CNN keeps 100 per image); a message with "
+        "more is rejected before decoding.",
+        low=1,
+        high=100000,
     ),
 )
 

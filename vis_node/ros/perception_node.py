@@ -99,12 +99,7 @@ class PerceptionNode(VsisNode):
             msg = self._slot.take()
             if msg is None:
                 return
-            try:
-                self._process(msg)
-            except Exception as exc:  # keep the worker alive whatever one frame does
-                self.get_logger().error(
-                    f"frame skipped, inference failed: {exc!r}", throttle_duration_sec=5.0
-                )
+            self.guard.call("inference", self._process, msg)
 
     def _process(self, msg: Image | CompressedImage) -> None:
         backend = self._backend
@@ -112,7 +107,7 @@ class PerceptionNode(VsisNode):
             return
         topic = "image" if isinstance(msg, Image) else "image/compressed"
         with self.stats.stage("decode"):
-            image, rejection = decode_image_msg(msg)
+            image, rejection = decode_image_msg(msg, self.budget.max_image_pixels)
         if rejection is not None:
             self.reject(topic, rejection)
             return

@@ -93,6 +93,15 @@ class SemanticNode(VsisNode):
         self._pubs = {}
         self._unifier = None
 
+    def on_time_jump(self, topic: str, stamp_ns: int, back: bool) -> None:
+        self._matcher.discard_outside(stamp_ns, newer=back)
+        if topic == "tracked_instances":
+            self.recover_node()
+
+    def recover_node(self) -> None:
+        if self._unifier is not None:
+            self._unifier.reset()
+
     def _overlay_wanted(self) -> bool:
         return self._pubs["overlay"].get_subscription_count() > 0
 
@@ -108,7 +117,9 @@ class SemanticNode(VsisNode):
         if self._unifier is None:
             return
         with self.stats.stage("decode_instances"):
-            instances, rejection = decode_instances(msg, len(self._class_names))
+            instances, rejection = decode_instances(
+                msg, len(self._class_names), self.budget
+            )
         if rejection is not None:
             self.reject("tracked_instances", rejection)
             return
@@ -159,7 +170,7 @@ class SemanticNode(VsisNode):
 
     def _publish_overlays(self, pairs: list[tuple[int, Any, Image]]) -> None:
         for _, (ids, tags), image_msg in pairs:
-            image, rejection = decode_image_msg(image_msg)
+            image, rejection = decode_image_msg(image_msg, self.budget.max_image_pixels)
             if rejection is not None:
                 self.reject("image", rejection)
                 continue

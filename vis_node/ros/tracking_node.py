@@ -82,13 +82,22 @@ class TrackingNode(VsisNode):
         self._frame_shape = None
         self._publisher = None
 
+    def on_time_jump(self, topic: str, stamp_ns: int, back: bool) -> None:
+        self._matcher.discard_outside(stamp_ns, newer=back)
+        self.recover_node()
+
+    def recover_node(self) -> None:
+        if self._tracker is not None:
+            self._tracker.reset()
+        self._frame_shape = None
+
     def _on_instances(self, msg: SalientInstanceArray) -> None:
         if not self.check_header("instances", msg.header):
             return
         rejection = check_finite_scores(score_values(msg))
         if rejection is None:
             with self.stats.stage("decode_instances"):
-                instances, rejection = decode_instances(msg)
+                instances, rejection = decode_instances(msg, budget=self.budget)
         if rejection is not None:
             self.reject("instances", rejection)
             return
@@ -107,7 +116,7 @@ class TrackingNode(VsisNode):
     def _track(self, msg: SalientInstanceArray, instances: Instances, image_msg: Any) -> None:
         topic = "image" if isinstance(image_msg, Image) else "image/compressed"
         with self.stats.stage("decode"):
-            image, rejection = decode_image_msg(image_msg)
+            image, rejection = decode_image_msg(image_msg, self.budget.max_image_pixels)
         if rejection is not None:
             self.reject(topic, rejection)
             return
