@@ -29,7 +29,7 @@ from vis_node.io.errors import InputDataError
 from vis_node.ros.diagnostics import DIAGNOSTICS_TOPIC, NodeStats, stats_to_status, status_array
 from vis_node.ros.input_guard import Rejection, RejectionCounter, StampOrder, check_frame_id
 from vis_node.ros.params import NodeSpec, declare, read
-from vis_node.ros.qos import PRESETS
+from vis_node.ros.qos import INPUT_PRESETS, OUTPUT_PRESETS
 
 CONFIG_ERRORS = (InputDataError, ValueError, OSError, RuntimeError)
 """Errors of a hook that fail a transition (logged) rather than crash the node."""
@@ -62,7 +62,8 @@ class VsisNode(LifecycleNode):
         self.spec = spec
         declare(self, spec)
         self.config: dict[str, Any] = {}
-        self.qos: QoSProfile = PRESETS["sensor"]
+        self.input_qos: QoSProfile = INPUT_PRESETS["sensor"]
+        self.output_qos: QoSProfile = OUTPUT_PRESETS["reliable"]
         self.stats = NodeStats()
         self.rejections = RejectionCounter(self.get_logger().warning)
         self.active = False
@@ -126,7 +127,8 @@ class VsisNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.config = read(self, self.spec)
-            self.qos = PRESETS[self.config["qos"]]
+            self.input_qos = INPUT_PRESETS[self.config["input_qos"]]
+            self.output_qos = OUTPUT_PRESETS[self.config["output_qos"]]
             self.rejections.period_s = float(self.config["warn_period"])
             self.configure_node()
         except CONFIG_ERRORS as exc:
@@ -137,7 +139,9 @@ class VsisNode(LifecycleNode):
         self._diagnostics_timer = self.create_timer(
             float(self.config["diagnostics_period"]), self.publish_diagnostics
         )
-        self.get_logger().info(f"configured ({self.config['qos']} QoS)")
+        self.get_logger().info(
+            f"configured (inputs {self.config['input_qos']}, outputs {self.config['output_qos']} QoS)"
+        )
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
