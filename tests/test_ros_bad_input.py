@@ -59,8 +59,8 @@ def test_bad_images_are_skipped_and_counted(composed, synth_root):
     small = images[2][:4, :5]
     base = stamp_of(1)
     cases = [
-        ("bad_encoding", _image(images[2], base + 10, encoding="yuv422")),
-        ("bad_encoding", _image(images[2], base + 20, encoding="mono16")),
+        ("bad_encoding", _image(images[2], base + 10, encoding="32FC1")),
+        ("bad_encoding", _image(images[2], base + 20, encoding="nv12")),
         ("empty_image", _image(small, base + 30, height=0, width=0, step=0, data=b"")),
         ("bad_buffer", _image(small, base + 40, data=bytes(4 * 15 - 3))),
         ("bad_buffer", _image(small, base + 50, step=7)),

@@ -31,6 +31,21 @@ DATA_TOPICS = (
 LATCHED_TOPICS = ("label_map", "label_info")
 
 
+def _bayer_rggb(rgb: np.ndarray) -> np.ndarray:
+    """``uint8[H, W]`` RGGB mosaic of an RGB frame."""
+    mosaic = rgb[:, :, 1].copy()
+    mosaic[0::2, 0::2] = rgb[0::2, 0::2, 0]
+    mosaic[1::2, 1::2] = rgb[1::2, 1::2, 2]
+    return mosaic
+
+
+CAMERA_PACKERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "bayer_rggb8": _bayer_rggb,
+    "yuv422": lambda rgb: cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_UYVY),
+}
+"""Camera encoding -> packing of an RGB frame into its buffer layout."""
+
+
 def _types() -> dict[str, Any]:
     from sensor_msgs.msg import Image
     from vis_msgs.msg import LabelMap, SalientInstanceArray
@@ -78,7 +93,7 @@ class Listener:
         with self._lock:
             return len(self.received[topic])
 
-    def publish(self, image: np.ndarray, stamp_ns: int) -> None:
+    def publish(self, image: np.ndarray, stamp_ns: int, encoding: str = "rgb8") -> None:
         from sensor_msgs.msg import CompressedImage
         from std_msgs.msg import Header
 
@@ -87,7 +102,11 @@ class Listener:
         header = Header(frame_id=FRAME_ID)
         header.stamp.sec, header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         if self.transport == "raw":
-            self.image_pub.publish(image_to_msg(image, "rgb8", header))
+            msg = image_to_msg(image, "rgb8", header)
+            if encoding != "rgb8":
+                packed = CAMERA_PACKERS[encoding](image)
+                msg.encoding, msg.step, msg.data = encoding, packed.strides[0], packed.tobytes()
+            self.image_pub.publish(msg)
             return
         ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         assert ok
@@ -137,11 +156,13 @@ def graph(request):
             listener.node.destroy_node()
 
 
-def send(executor: Any, listener: Listener, images: list[np.ndarray]) -> None:
+def send(
+    executor: Any, listener: Listener, images: list[np.ndarray], encoding: str = "rgb8"
+) -> None:
     """Publish frames one at a time, each once every data output of the previous arrived."""
     for index, image in enumerate(images):
         expected = listener.count("unified_instances") + 1
-        listener.publish(image, stamp_of(index))
+        listener.publish(image, stamp_of(index), encoding)
         assert spin_until(
             executor,
             lambda: all(
@@ -272,6 +293,20 @@ def test_one_image_transport_per_node(graph, synth_root, transport):  # noqa: F8
         listener.image_pub.publish(CompressedImage(header=header, format="jpeg", data=b"junk"))
         rejections = perception.rejections
         assert spin_until(executor, lambda: rejections.counts["bad_buffer"] == 1, timeout_s=10.0)
+
+
+@pytest.mark.parametrize("encoding", sorted(CAMERA_PACKERS))
+def test_bayer_and_yuv422_cameras_give_output(graph, synth_root, encoding):  # noqa: F811
+    """Frames from Bayer and YUV 4:2:2 cameras are converted, tracked and labelled."""
+    executor, make = graph
+    (perception, tracking, semantic), listener = make({"perception": {"model": f"gt:{synth_root}"}})
+    images, gt_ids, _ = ground_truth(synth_root)
+    send(executor, listener, images[:3], encoding)
+    for msg in listener.received["unified_instances"]:
+        assert (msg.image_height, msg.image_width) == images[0].shape[:2]
+    last = listener.received["unified_instances"][-1]
+    assert len(last.instances) == len(np.unique(gt_ids[2])) - 1
+    assert [n.rejections.total for n in (perception, tracking, semantic)] == [0, 0, 0]
 
 
 def test_runtime_filters_reach_the_output(graph, synth_root):  # noqa: F811
