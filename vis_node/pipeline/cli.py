@@ -73,6 +73,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(SISO fusion with motion saliency from optical flow)"
         ),
     )
+    parser.add_argument("--score-threshold", type=float, default=0.0,
+                        help="drop instances whose saliency score is below this (default 0)")
+    parser.add_argument("--classes", nargs="+", default=(), metavar="NAME",
+                        help="keep only these classes of the model's label map (default all)")
+    parser.add_argument("--max-instances", type=int, default=0,
+                        help="keep the N most salient instances per frame (default 0: all)")
+    parser.add_argument("--min-mask-area", type=int, default=0,
+                        help="drop instances whose mask has fewer pixels (default 0)")
     parser.add_argument("--topic", help="image topic of a rosbag2 input")
     parser.add_argument("--fps", type=float, default=30.0, help="overlay video frame rate")
     parser.add_argument("--no-overlay", action="store_true", help="skip OUT/overlay/*.mp4")
@@ -90,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from vis_node.io.sources import open_source
     from vis_node.perception.runtime import make_predictor
     from vis_node.perception.tensorrt import TensorRTUnavailableError
+    from vis_node.pipeline.filters import InstanceFilter, filter_predictor
     from vis_node.pipeline.offline import OfflinePipeline
     from vis_node.pipeline.online import OnlinePipeline
     from vis_node.pipeline.outputs import OutputWriter
@@ -103,7 +112,10 @@ def run(args: argparse.Namespace) -> int:
     frames = open_source(args.input, topic=args.topic)
     try:
         predictor = make_predictor(args.model, args.runtime, threads=args.threads)
-    except TensorRTUnavailableError as exc:
+        predictor = filter_predictor(predictor, InstanceFilter(
+            args.score_threshold, tuple(args.classes), args.max_instances, args.min_mask_area
+        ), str(args.model))
+    except (TensorRTUnavailableError, ValueError) as exc:
         print(f"vsis run: error: {exc}", file=sys.stderr)
         return 2
     with ExitStack() as stack:
@@ -146,4 +158,3 @@ def run(args: argparse.Namespace) -> int:
             raise InputDataError(args.input, "no frames in this input")
     print(f"wrote {writer.frames_written} frames to {args.out}")
     return 0
-

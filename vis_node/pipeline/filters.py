@@ -7,7 +7,9 @@ both keep the same instances. Class names come from the loaded model's label map
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -103,3 +105,67 @@ class InstanceFilter:
             index = np.sort(index[order[: self.max_instances]])
         return instances.select(index)
 
+
+
+class FilteredPredictor:
+    """A predictor whose instances pass through an :class:`InstanceFilter`.
+
+    Parameters
+    ----------
+    predictor:
+        ``(uint8[H, W, 3] RGB) -> Instances`` with a ``class_names`` attribute.
+    instance_filter:
+        What to keep.
+    label_map:
+        The predictor's label map (names for ``class_allow``).
+
+    Raises
+    ------
+    ValueError
+        A ``class_allow`` name the label map does not have.
+    """
+
+    def __init__(
+        self, predictor: Callable[[np.ndarray], Instances], instance_filter: InstanceFilter,
+        label_map: LabelMap,
+    ) -> None:
+        instance_filter.allowed_ids(label_map)
+        self.predictor = predictor
+        self.instance_filter = instance_filter
+        self.label_map = label_map
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """The wrapped predictor's label map, index = class id."""
+        return self.label_map.names
+
+    def __call__(self, image: np.ndarray) -> Instances:
+        """The wrapped predictor's instances of ``image`` that the filter keeps."""
+        return self.instance_filter(self.predictor(image), self.label_map)
+
+
+def filter_predictor(
+    predictor: Any, instance_filter: InstanceFilter, model: str
+) -> Any:
+    """``predictor`` behind ``instance_filter`` (``predictor`` itself when it keeps all).
+
+    Parameters
+    ----------
+    predictor:
+        ``(uint8[H, W, 3] RGB) -> Instances`` with a ``class_names`` attribute.
+    instance_filter:
+        What to keep.
+    model:
+        The model's name or path (named in the label map).
+
+    Raises
+    ------
+    ValueError
+        A ``class_allow`` name the model's label map does not have.
+    """
+    from vis_node.perception.checkpoint import model_name
+
+    if instance_filter.keeps_all:
+        return predictor
+    label_map = LabelMap(predictor.class_names, model_name(model))
+    return FilteredPredictor(predictor, instance_filter, label_map)
