@@ -510,8 +510,7 @@ def ros_env(domain: int) -> dict[str, str]:
     """This process's environment (scripts/env.sh) with DDS kept on localhost."""
     env = dict(os.environ)
     env.update(
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOCALHOST_ONLY="1",
-        ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1",
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1",
     )
     return env
 
