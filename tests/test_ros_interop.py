@@ -377,3 +377,24 @@ def test_unknown_class_in_allow_list_fails_activation_with_the_names(request, sy
             assert not node.active
         finally:
             node.destroy_node()
+
+
+def test_without_vision_msgs_the_semantic_node_says_so_and_runs(request, monkeypatch):
+    require_ros()
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    import vis_node.ros.semantic_node as semantic_module
+
+    logged: list[str] = []
+    monkeypatch.setattr(semantic_module, "vision_msgs_available", lambda: False)
+    with ros_context(domain_for(request)) as context:
+        node = semantic_module.SemanticNode(context=context)
+        monkeypatch.setattr(node.get_logger(), "info", logged.append)
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            assert semantic_module.VISION_MSGS_MISSING in logged
+            assert not {"detections", "label_info"} & set(node._pubs)
+            assert {"unified_instances", "instance_ids", "semantic"} <= set(node._pubs)
+        finally:
+            node.destroy_node()

@@ -24,6 +24,7 @@ Run: ``vsis ros semantic --params launch/config/semantic.yaml``.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,10 +54,9 @@ VISION_MSGS_MISSING = (
     "builds ../shared/third_party/vision_msgs into ros_ws, then source scripts/env.sh"
 )
 
-def _vision_msgs_available() -> bool:
-    """Whether ``vision_msgs`` is importable (then :mod:`vis_node.ros.vision` is)."""
-    import importlib.util
 
+def vision_msgs_available() -> bool:
+    """Whether ``vision_msgs`` is importable (then :mod:`vis_node.ros.vision` is)."""
     return importlib.util.find_spec("vision_msgs") is not None
 
 
@@ -92,7 +92,7 @@ class SemanticNode(VsisNode):
             "semantic": create(Image, "semantic", out),
             "overlay": create(Image, "overlay", out),
         }
-        if _vision_msgs_available():
+        if vision_msgs_available():
             from vision_msgs.msg import Detection2DArray, LabelInfo
 
             from vis_node.ros import vision
