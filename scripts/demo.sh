@@ -5,8 +5,10 @@
 set -euo pipefail
 OUT="${1:-out/demo}"
 MODEL="${VSIS_DEMO_MODEL:-synth}"
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_LOCALHOST_ONLY=1
-export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-42}"
+# The demo's graph is its own: discovery on this machine only, in a domain of its own
+# (VSIS_DEMO_DOMAIN_ID), whatever the calling shell uses.
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST ROS_DOMAIN_ID="${VSIS_DEMO_DOMAIN_ID:-42}"
+unset ROS_LOCALHOST_ONLY
 rm -rf "$OUT"
 mkdir -p "$OUT"
 

@@ -41,8 +41,8 @@ def test_good_image_decodes_to_rgb():
 @pytest.mark.parametrize(
     ("changes", "kind"),
     [
-        ({"encoding": "yuv422"}, "bad_encoding"),
-        ({"encoding": "mono16"}, "bad_encoding"),
+        ({"encoding": "32FC1"}, "bad_encoding"),
+        ({"encoding": "nv12"}, "bad_encoding"),
         ({"encoding": ""}, "bad_encoding"),
         ({"height": 0, "data": b""}, "empty_image"),
         ({"width": 0, "step": 0, "data": b""}, "empty_image"),

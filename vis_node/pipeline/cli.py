@@ -81,6 +81,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(SISO fusion with motion saliency from optical flow)"
         ),
     )
+    parser.add_argument("--score-threshold", type=float, default=0.0,
+                        help="drop instances whose saliency score is below this (default 0)")
+    parser.add_argument("--classes", nargs="+", default=(), metavar="NAME",
+                        help="keep only these classes of the model's label map (default all)")
+    parser.add_argument("--max-instances", type=int, default=0,
+                        help="keep the N most salient instances per frame (default 0: all)")
+    parser.add_argument("--min-mask-area", type=int, default=0,
+                        help="drop instances whose mask has fewer pixels (default 0)")
     parser.add_argument("--topic", help="image topic of a rosbag2 input")
     parser.add_argument(
         "--fps",
@@ -122,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     from vis_node.io.sources import open_source
     from vis_node.perception.runtime import make_predictor
     from vis_node.perception.tensorrt import TensorRTUnavailableError
+    from vis_node.pipeline.filters import InstanceFilter, filter_predictor
     from vis_node.pipeline.offline import OfflinePipeline
     from vis_node.pipeline.online import OnlinePipeline
     from vis_node.pipeline.outputs import OUTPUT_ENTRIES, OutputWriter
@@ -142,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             precision=args.precision,
         )
+        predictor = filter_predictor(predictor, InstanceFilter(
+            args.score_threshold, tuple(args.classes), args.max_instances, args.min_mask_area
+        ), str(args.model))
     except (TensorRTUnavailableError, ValueError) as exc:
         print(f"vsis run: error: {exc}", file=sys.stderr)
         return 2

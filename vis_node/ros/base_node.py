@@ -42,7 +42,7 @@ from vis_node.ros.input_guard import (
     check_frame_id,
 )
 from vis_node.ros.params import NodeSpec, declare, read
-from vis_node.ros.qos import PRESETS
+from vis_node.ros.qos import INPUT_PRESETS, OUTPUT_PRESETS
 from vis_node.ros.stamps import StampClock, StampVerdict
 
 CONFIG_ERRORS = (InputDataError, ValueError, OSError, RuntimeError)
@@ -77,7 +77,8 @@ class VsisNode(LifecycleNode):
         self.spec = spec
         declare(self, spec)
         self.config: dict[str, Any] = {}
-        self.qos: QoSProfile = PRESETS["sensor"]
+        self.input_qos: QoSProfile = INPUT_PRESETS["sensor"]
+        self.output_qos: QoSProfile = OUTPUT_PRESETS["reliable"]
         self.budget = Budget.from_config(spec.defaults())
         self.stats = NodeStats()
         self.rejections = RejectionCounter(self.get_logger().warning)
@@ -185,7 +186,8 @@ class VsisNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.config = read(self, self.spec)
-            self.qos = PRESETS[self.config["qos"]]
+            self.input_qos = INPUT_PRESETS[self.config["input_qos"]]
+            self.output_qos = OUTPUT_PRESETS[self.config["output_qos"]]
             self.budget = Budget.from_config(self.config)
             self.rejections.period_s = float(self.config["warn_period"])
             self.clock_events.period_s = float(self.config["warn_period"])
@@ -199,7 +201,9 @@ class VsisNode(LifecycleNode):
             float(self.config["diagnostics_period"]),
             self.guard.wrap("diagnostics", self.publish_diagnostics),
         )
-        self.get_logger().info(f"configured ({self.config['qos']} QoS)")
+        self.get_logger().info(
+            f"configured (inputs {self.config['input_qos']}, outputs {self.config['output_qos']} QoS)"
+        )
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

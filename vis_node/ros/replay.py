@@ -271,7 +271,7 @@ def write_ground_truth(bag: Path, out: Path) -> bool:
 def graph_params(out: Path, model: str) -> Path:
     """A params YAML for replay: reliable QoS everywhere and the chosen model."""
     params = {
-        "/**": {"ros__parameters": {"qos": "reliable"}},
+        "/**": {"ros__parameters": {"input_qos": "reliable"}},
         "vsis_perception": {"ros__parameters": {"model": model}},
     }
     path = out / "replay_params.yaml"
