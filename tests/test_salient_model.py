@@ -77,8 +77,19 @@ def test_saliency_labels_reject_parts_and_background() -> None:
     boxes = np.array(
         [[20, 20, 80, 80], [30, 30, 40, 40], [0, 0, 100, 100], [85, 85, 99, 99]], np.float32
     )
-    labels = saliency_labels(boxes, foreground, box_cover=0.5, object_cover=0.15)
+    labels = saliency_labels(boxes, foreground, object_boxes(foreground), box_cover=0.5,
+                             object_cover=0.15)
     assert labels.tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_saliency_labels_accept_a_sparse_object_in_its_own_box() -> None:
+    foreground = np.zeros((100, 100), np.uint8)
+    foreground[60:90, 20:80] = 1  # body
+    foreground[10:60, 70:74] = 1  # long thin neck: the object fills 40 % of its box
+    boxes = np.array([[20, 10, 80, 90], [20, 60, 80, 90]], np.float32)
+    labels = saliency_labels(boxes, foreground, object_boxes(foreground), box_cover=0.5,
+                             object_cover=0.15)
+    assert labels.tolist() == [1.0, 1.0]
 
 
 def test_object_boxes_merge_close_parts() -> None:

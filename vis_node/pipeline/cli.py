@@ -17,12 +17,11 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+from vis_node import DEFAULT_MODEL
 from vis_node.io.readers import DEFAULT_FPS
 
 LOG = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "synth"
-"""Shipped model used when ``--model`` is not given."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -143,7 +143,7 @@ class OnlinePipeline:
         self.predictor = predictor
         self.tracker = tracker if tracker is not None else OnlineTracker()
         self.unifier = (
-            unifier if unifier is not None else OnlineUnifier(max_idle=self.tracker.max_lost_age)
+            unifier if unifier is not None else OnlineUnifier(max_idle=self.tracker.config.max_lost_age)
         )
         self.gate = gate
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vis_node import DEFAULT_MODEL
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bag`` sub-command group to the ``vsis`` parser."""
@@ -51,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--out", required=True, help="output folder (new or empty)")
     replay.add_argument("--overwrite", action="store_true",
                         help="replace the results in a non-empty --out")
-    replay.add_argument("--model", default="synth",
+    replay.add_argument("--model", default=DEFAULT_MODEL,
                         help="perception model: shipped name, model.pt path or gt:<DAVIS root>")
     replay.add_argument("--graph", choices=("composed", "processes", "external"),
                         default="composed", help="how the graph runs (default composed)")

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from vis_node import DEFAULT_MODEL
+
 ParamValue = bool | int | float | str | list[str]
 
 
@@ -157,7 +159,7 @@ PERCEPTION = NodeSpec(
     + (
         Param(
             "model",
-            "synth",
+            DEFAULT_MODEL,
             "Shipped model name, model.pt path or model folder; or 'gt:<DAVIS root>' for "
             "the ground-truth oracle (evaluation only, see vis_node.ros.predictors).",
         ),

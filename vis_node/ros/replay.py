@@ -35,6 +35,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vis_msgs.msg import LabelMap, SalientInstanceArray
 
+from vis_node import DEFAULT_MODEL
 from vis_node.io.errors import InputDataError
 from vis_node.io.frames import Frame
 from vis_node.io.labels import wrap_track_ids, write_instance_png, write_semantic_png
@@ -317,7 +318,7 @@ class ReplaySettings:
         Longest wait for the graph to come up (model loading included), seconds.
     """
 
-    model: str = "synth"
+    model: str = DEFAULT_MODEL
     graph: str = "composed"
     pace: str = "max"
     topic: str | None = None

@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path)
     parser.add_argument("--skip-training", action="store_true",
                         help="reuse the fold models already in the config's output_dir")
+    parser.add_argument("--folds", type=int, nargs="+", default=None,
+                        help="score only these folds (default all); cv.json then holds them only")
     parser.add_argument("--fit", action="store_true",
                         help="also score each fold model on its own training sequences")
     args = parser.parse_args(argv)
@@ -156,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     held_out: dict[str, dict[str, float]] = {}
     fit: dict[int, dict[str, dict[str, float]]] = {}
     for fold, sequences in enumerate(config.data.folds):
+        if args.folds is not None and fold not in args.folds:
+            continue
         model = Path(config.output_dir) / f"fold-{fold}" / "model.pt"
         if not args.skip_training or not model.is_file():
             subprocess.run([sys.executable, "-m", "vis_node.cli", "train", args.config,

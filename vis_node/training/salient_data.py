@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from torchvision.ops import box_iou
 from tqdm import tqdm
 
 from vis_node.io.readers import DavisRoot, read_image
@@ -67,13 +68,22 @@ class FrameFeatures:
 
 
 def saliency_labels(
-    boxes: np.ndarray, foreground: np.ndarray, *, box_cover: float, object_cover: float
+    boxes: np.ndarray,
+    foreground: np.ndarray,
+    objects: np.ndarray,
+    *,
+    box_cover: float,
+    object_cover: float,
+    object_iou: float = 0.5,
 ) -> np.ndarray:
     """Which candidate boxes frame a salient object.
 
-    A box is salient when the foreground fills at least ``box_cover`` of it and it
-    holds at least ``object_cover`` of the whole foreground: a box of a part (a bag on
-    a person) or of a background object that the foreground merely overlaps is not.
+    A box is salient when it frames a ground-truth object (box IoU at least
+    ``object_iou`` with one of ``objects``: a swan with its long neck fills less than
+    half of its box), or when the foreground fills at least ``box_cover`` of it and it
+    holds at least ``object_cover`` of the whole foreground (the rider of a horse). A box
+    of a part (a bag on a person) or of a background object that the foreground merely
+    overlaps is not.
 
     Parameters
     ----------
@@ -81,6 +91,8 @@ def saliency_labels(
         ``float32[K, 4]`` x1y1x2y2 in pixels of ``foreground``.
     foreground:
         ``uint8[H, W]`` 1 = salient.
+    objects:
+        ``float32[M, 4]`` boxes of the foreground's objects (:func:`object_boxes`).
 
     Returns
     -------
@@ -89,8 +101,11 @@ def saliency_labels(
     """
     total = float(foreground.sum())
     labels = np.zeros(len(boxes), np.float32)
-    if total == 0:
+    if total == 0 or len(boxes) == 0:
         return labels
+    if len(objects):
+        ious = box_iou(torch.from_numpy(boxes), torch.from_numpy(objects)).amax(dim=1).numpy()
+        labels[ious >= object_iou] = 1.0
     integral = cv2.integral(foreground.astype(np.uint8))
     height, width = foreground.shape
     for k, (x1, y1, x2, y2) in enumerate(boxes):
@@ -98,7 +113,8 @@ def saliency_labels(
         c2, r2 = int(np.clip(np.ceil(x2), 0, width)), int(np.clip(np.ceil(y2), 0, height))
         area = max((c2 - c1) * (r2 - r1), 1)
         inside = float(integral[r2, c2] - integral[r1, c2] - integral[r2, c1] + integral[r1, c1])
-        labels[k] = float(inside >= box_cover * area and inside >= object_cover * total)
+        if inside >= box_cover * area and inside >= object_cover * total:
+            labels[k] = 1.0
     return labels
 
 
@@ -172,6 +188,7 @@ def frame_features(
     candidates = select_candidates(class_probs[0], box_dists[0], inputs.shape[2:], valid_hw,
                                    config)
     foreground = letterbox_mask(mask, scale, inputs.shape[2:])
+    objects = object_boxes(foreground)
     return FrameFeatures(
         images=torch.from_numpy(inputs).half(),
         p3=torch.from_numpy(p3).half(),
@@ -179,10 +196,10 @@ def frame_features(
         boxes=candidates.boxes,
         scores=candidates.scores,
         labels=saliency_labels(
-            candidates.boxes, foreground, box_cover=box_cover, object_cover=object_cover
+            candidates.boxes, foreground, objects, box_cover=box_cover, object_cover=object_cover
         ),
         foreground=foreground,
-        objects=object_boxes(foreground),
+        objects=objects,
         valid_hw=valid_hw,
     )
 
@@ -217,7 +234,13 @@ def sequence_features(
     if path.is_file():
         payload = torch.load(path, weights_only=True)
         if isinstance(payload, dict) and payload.get("format") == CACHE_FORMAT:
-            return [_from_tensors(frame) for frame in payload["frames"]]
+            frames = [_from_tensors(frame) for frame in payload["frames"]]
+            for frame in frames:  # labels follow the current rule, features stay cached
+                frame.labels = saliency_labels(
+                    frame.boxes, frame.foreground, frame.objects, box_cover=box_cover,
+                    object_cover=object_cover,
+                )
+            return frames
     frames = []
     annotations = {name: ids > 0 for name, ids, _ in root.annotations(sequence)}
     images = sorted((root.image_root / sequence).glob("*.jpg"))
