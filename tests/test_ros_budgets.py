@@ -48,13 +48,14 @@ def budget():
 def test_default_budgets(budget):
     from vis_node.ros.params import NODE_SPECS
 
-    assert (budget.max_image_pixels, budget.max_instance_pixels, budget.max_instances) == (
-        3840 * 2160, 3840 * 2160, 100
-    )
+    limits = (budget.max_image_pixels, budget.max_instance_pixels, budget.max_message_instances)
+    assert limits == (3840 * 2160, 3840 * 2160, 100)
     for spec in NODE_SPECS.values():
+        names = [p.name for p in spec.params]
+        assert len(names) == len(set(names)), f"{spec.kind} declares a parameter twice"
         defaults = spec.defaults()
         assert defaults["max_image_pixels"] == 3840 * 2160
-        assert defaults["max_instances"] == 100
+        assert defaults["max_message_instances"] == 100
 
 
 def test_png_bomb_is_rejected_from_its_header(budget):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -26,7 +27,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rosutil import require_ros, ros_context
-from test_ros_nodes import synth_root  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.ros
 
@@ -207,7 +207,22 @@ class Stage:
 
 
 @pytest.fixture(scope="module")
-def stages(synth_root) -> Iterator[dict[str, Stage]]:  # noqa: F811  (fixture)
+def oracle_root(tmp_path_factory) -> Path:
+    """A one-frame DAVIS-style root for the ground-truth oracle (no model to load)."""
+    from vis_node.io.labels import write_instance_png
+
+    root = tmp_path_factory.mktemp("oracle")
+    (root / "JPEGImages" / "480p" / "s").mkdir(parents=True)
+    cv2.imwrite(str(root / "JPEGImages" / "480p" / "s" / "00000.jpg"),
+                np.zeros((HEIGHT, WIDTH, 3), np.uint8))
+    ids = np.zeros((HEIGHT, WIDTH), np.uint8)
+    ids[4:14, 6:20] = 1
+    write_instance_png(root / "Annotations" / "480p" / "s" / "00000.png", ids)
+    return root
+
+
+@pytest.fixture(scope="module")
+def stages(oracle_root: Path) -> Iterator[dict[str, Stage]]:
     require_ros()
     from rclpy.parameter import Parameter
 
@@ -216,7 +231,7 @@ def stages(synth_root) -> Iterator[dict[str, Stage]]:  # noqa: F811  (fixture)
 
     common = {"qos": "reliable", "expected_frame_id": FRAME_ID, "warn_period": 3600.0}
     params = {
-        "perception": {**common, "model": f"gt:{synth_root}"},
+        "perception": {**common, "model": f"gt:{oracle_root}"},
         "tracking": {**common, "flow": "none"},
         "semantic": dict(common),
     }

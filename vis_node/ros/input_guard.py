@@ -78,13 +78,13 @@ class Budget:
         Largest camera image, width x height, decoded (raw or compressed).
     max_instance_pixels:
         Largest image size, width x height, an instance message may declare.
-    max_instances:
+    max_message_instances:
         Most instances in one instance message.
     """
 
     max_image_pixels: int
     max_instance_pixels: int
-    max_instances: int
+    max_message_instances: int
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Budget:
@@ -92,7 +92,7 @@ class Budget:
         return cls(
             max_image_pixels=int(config["max_image_pixels"]),
             max_instance_pixels=int(config["max_instance_pixels"]),
-            max_instances=int(config["max_instances"]),
+            max_message_instances=int(config["max_message_instances"]),
         )
 
 

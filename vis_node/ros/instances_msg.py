@@ -152,11 +152,12 @@ def check_budget(msg: SalientInstanceArray, budget: Budget) -> Rejection | None:
     would be allocated as ``N x H x W``) costs nothing.
     """
     count = len(msg.instances)
-    if count > budget.max_instances:
+    if count > budget.max_message_instances:
         return Rejection(
             "too_large",
-            f"{count} instances in one message, over the budget of {budget.max_instances} "
-            "(raise the node's max_instances parameter if that is real)",
+            f"{count} instances in one message, over the budget of "
+            f"{budget.max_message_instances} (raise the node's max_message_instances "
+            "parameter if that is real)",
         )
     pixels = int(msg.image_height) * int(msg.image_width)
     if pixels > budget.max_instance_pixels:

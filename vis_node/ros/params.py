@@ -141,7 +141,7 @@ COMMON_PARAMS: tuple[Param, ...] = (
         low=1,
     ),
     Param(
-        "max_instances",
+        "max_message_instances",
         100,
         "Most instances in one message (Mask R-CNN keeps 100 per image); a message with "
         "more is rejected before decoding.",
