@@ -168,3 +168,36 @@ def test_perception_node_backend_repairs_the_cache(
     assert line.startswith(f"rebuilding cached export {export.folder}: instance.onnx")
     expected = TorchPredictor(_model(0))(IMAGE)
     np.testing.assert_allclose(backend.predict(IMAGE, 0).boxes, expected.boxes, atol=1e-2)
+
+
+def test_salient_model_export_is_verified_and_rebuilt_too(
+    cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import torch
+
+    from vis_node.perception.nanodet import NanoDetG
+    from vis_node.perception.salient_checkpoint import save_salient_model
+    from vis_node.perception.salient_config import SalientConfig
+    from vis_node.perception.salient_model import SalientNanoDet
+
+    torch.manual_seed(0)
+    network = SalientNanoDet(SalientConfig(input_size=128), NanoDetG()).eval()
+    checkpoint = save_salient_model(network, tmp_path / "salient" / "model.pt")
+    image = cv2.resize(IMAGE, (128, 96))
+    expected = make_predictor(checkpoint, "torch")(image)
+    first = make_predictor(checkpoint, "onnx")
+    [slot] = (cache / "onnx").iterdir()
+    graphs = sorted(p.name for p in slot.glob("*.onnx"))
+    assert len(graphs) == 3
+    _truncate(slot / graphs[0])
+    with caplog.at_level(logging.WARNING):
+        repaired = make_predictor(checkpoint, "onnx")
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line == (
+        f"rebuilding cached export {slot}: {graphs[0]} does not match its recorded hash "
+        "(truncated, emptied or replaced)"
+    )
+    for predictor in (first, repaired):
+        got = predictor(image)
+        assert len(got) == len(expected)
+        np.testing.assert_allclose(got.boxes, expected.boxes, atol=1e-2)
