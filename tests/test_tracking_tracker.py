@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vis_node.tracking.association import IoUTrackerPlusScore
-from vis_node.tracking.tracker import OnlineTracker, TrackState, mean_region_area
+from vis_node.tracking.tracker import OnlineTracker, TrackState
 from vis_node.tracking.types import Instances
 
 SIZE = 160
@@ -117,7 +117,10 @@ def test_plain_iou_tracker_loses_the_occluded_object() -> None:
 
 
 def test_lifecycle_tentative_confirmed_lost_removed() -> None:
-    tracker = OnlineTracker(min_hits=3, max_lost_age=2)
+    # Without flow nothing coasts: a confirmed track is lost on its first miss. A
+    # tentative track survives misses until its confirmation window runs out (issue 11;
+    # the issue-4 tracker removed it on the first miss).
+    tracker = OnlineTracker(min_hits=3, confirm_window=4, max_lost_age=2, flow=None)
     frames = _moving_discs(12)
     states = []
     for t, (image, masks) in enumerate(frames):
@@ -128,8 +131,9 @@ def test_lifecycle_tentative_confirmed_lost_removed() -> None:
         states.append({tr.track_id: tr.state for tr in tracker.tracks})
     assert states[0] == {1: TrackState.TENTATIVE}
     assert states[1] == {1: TrackState.TENTATIVE, 2: TrackState.TENTATIVE}
-    assert states[2] == {1: TrackState.CONFIRMED}  # 3 hits; track 2 missed while tentative
-    assert states[4] == {1: TrackState.CONFIRMED}
+    assert states[2] == {1: TrackState.CONFIRMED, 2: TrackState.TENTATIVE}  # 3 hits; 2 waits
+    assert states[3] == {1: TrackState.CONFIRMED, 2: TrackState.TENTATIVE}
+    assert states[4] == {1: TrackState.CONFIRMED}  # 1 hit in its 4-frame window: removed
     assert states[5] == {1: TrackState.LOST}
     assert states[6] == {1: TrackState.LOST}
     assert states[7] == {}  # lost for 3 > max_lost_age frames
@@ -210,21 +214,6 @@ def test_publish_tentative_off_hides_unconfirmed_ids() -> None:
     assert tracker.update(detection, image).track_ids.tolist() == [1]
 
 
-def test_key_frame_is_largest_mean_region_area() -> None:
-    tracker = OnlineTracker(min_hits=1, flow=None)
-    image, masks = _render([(40, 40)], radius=12)
-    full = masks[0]
-    split = full.copy()
-    split[:, 38:42] = False  # two regions: mean area below the full disc's
-    for mask in (split, full, split):
-        tracker.update(Instances.from_masks(mask[None]), image)
-    track = tracker.tracks[0]
-    assert track.key_frame == 1
-    assert track.key_area == pytest.approx(float(full.sum()))
-    assert mean_region_area(split) == pytest.approx(split.sum() / 2)
-    assert mean_region_area(np.zeros((4, 4), bool)) == 0.0
-
-
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [
@@ -232,6 +221,9 @@ def test_key_frame_is_largest_mean_region_area() -> None:
         ({"min_hits": 0}, "min_hits"),
         ({"max_lost_age": -1}, "max_lost_age"),
         ({"max_memory": 1.5}, "max_memory"),
+        ({"confirm_window": 1, "min_hits": 2}, "confirm_window"),
+        ({"coast_min_similarity": 2.0}, "coast_min_similarity"),
+        ({"min_hit": 2}, "min_hit"),
         ({"flow": 3}, "flow"),
         ({"association": lambda cues: cues}, "association"),
         ({"embedder": "hsv"}, "embedder"),

@@ -62,6 +62,7 @@ def instances_to_msg(
             embedding=() if instances.embeddings is None else instances.embeddings[k],
             mask_encoding=mask_encoding,
         )
+        item.predicted = bool(instances.predicted[k])
         if labels is not None:
             item.class_id = int(labels[k])
             item.class_name = str(class_names[int(labels[k])])
@@ -142,6 +143,7 @@ def instances_from_msg(msg: SalientInstanceArray, num_classes: int = 0) -> Insta
         embeddings=embeddings,
         track_ids=np.array([i.track_id for i in items], dtype=np.int64),
         scores=saliency,
+        predicted=np.array([i.predicted for i in items], dtype=bool),
     )
 
 

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from vis_node import DEFAULT_MODEL
+from vis_node.tracking.tracker import TrackerConfig
+
+_TRACKER = TrackerConfig()
+"""Tracker defaults, so the tracking node's parameters match ``vsis run`` / ``vsis track``."""
 
 ParamValue = bool | int | float | str | list[str]
 
@@ -226,11 +230,13 @@ TRACKING = NodeSpec(
             "Optical flow for identity propagation: 'dis', 'farneback' or 'none'.",
             choices=("dis", "farneback", "none"),
         ),
-        Param("reid", True, "Re-identify lost tracks (MaskTrack cue fusion)."),
-        Param("propagation_iou", 0.7, "Smallest IoU of a warped track and a detection.",
-              low=0.0, high=1.0),
-        Param("min_hits", 2, "Matched frames that confirm a track.", low=1, high=1000),
-        Param("max_lost_age", 30, "Frames a lost track is remembered.", low=0, high=100000),
+        Param("reid", True, "Re-identify lost tracks (gated, relative appearance test)."),
+        Param("propagation_iou", _TRACKER.propagation_iou,
+              "Smallest IoU of a warped track and a detection.", low=0.0, high=1.0),
+        Param("min_hits", _TRACKER.min_hits, "Matched frames that confirm a track.",
+              low=1, high=1000),
+        Param("max_lost_age", _TRACKER.max_lost_age, "Frames a lost track is remembered.",
+              low=0, high=100000),
         Param(
             "match_capacity", 8,
             "Most instance / image messages waiting for their partner stamp.", low=1, high=1000,

@@ -41,15 +41,17 @@ Pending = tuple[SalientInstanceArray, Instances]
 
 def build_tracker(config: dict[str, Any]) -> OnlineTracker:
     """The tracker described by the node's parameters."""
-    from vis_node.tracking.association import CueFusionScore
     from vis_node.tracking.flow import FLOW_ESTIMATORS
+    from vis_node.tracking.tracker import DEFAULT, TrackerConfig
 
     return OnlineTracker(
+        TrackerConfig(
+            propagation_iou=float(config["propagation_iou"]),
+            min_hits=int(config["min_hits"]),
+            max_lost_age=int(config["max_lost_age"]),
+        ),
         flow=None if config["flow"] == "none" else FLOW_ESTIMATORS[config["flow"]](),
-        association=CueFusionScore() if config["reid"] else None,
-        propagation_iou=float(config["propagation_iou"]),
-        min_hits=int(config["min_hits"]),
-        max_lost_age=int(config["max_lost_age"]),
+        association=DEFAULT if config["reid"] else None,
     )
 
 

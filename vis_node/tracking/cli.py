@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
+DEFAULT_DAVIS_ROOT = Path("../shared/data/davis2016")
+"""Where the realistic bench looks for DAVIS-2016 (``shared/`` beside the clone)."""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``track`` and ``bench-track`` sub-commands to the ``vsis`` parser."""
@@ -56,12 +59,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-reid", action="store_true", help="disable the re-identification memory"
     )
+    from vis_node.tracking.tracker import TrackerConfig
+
+    defaults = TrackerConfig()
     parser.add_argument(
-        "--propagation-iou", type=float, default=0.7, help="warped-mask IoU to propagate (0.7)"
+        "--propagation-iou",
+        type=float,
+        help=f"warped-mask IoU to propagate ({defaults.propagation_iou})",
     )
-    parser.add_argument("--min-hits", type=int, default=2, help="hits to confirm a track (2)")
     parser.add_argument(
-        "--max-lost-age", type=int, default=30, help="frames a lost track is remembered (30)"
+        "--min-hits", type=int, help=f"hits to confirm a track ({defaults.min_hits})"
+    )
+    parser.add_argument(
+        "--max-lost-age",
+        type=int,
+        help=f"frames a lost track is remembered ({defaults.max_lost_age})",
+    )
+    parser.add_argument(
+        "--no-coast",
+        action="store_true",
+        help="do not output flow-propagated (predicted) masks for missed detections",
     )
     parser.set_defaults(func=run_track)
 
@@ -115,10 +132,6 @@ def add_bench_track_parser(subparsers: argparse._SubParsersAction, name: str) ->
         help="synthetic: chance a frame has no detections (0.1)",
     )
     bench.set_defaults(func=run_bench)
-
-
-DEFAULT_DAVIS_ROOT = Path("../shared/data/davis2016")
-"""Where the realistic bench looks for DAVIS-2016 (``shared/`` beside the clone)."""
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -203,17 +216,20 @@ def run_track(args: argparse.Namespace) -> int:
 
 
 def _build_tracker(args: argparse.Namespace) -> OnlineTracker:
-    """The tracker configured by the command-line options."""
-    from vis_node.tracking.association import CueFusionScore
+    """The tracker configured by the command-line options (others: config defaults)."""
     from vis_node.tracking.flow import FLOW_ESTIMATORS
-    from vis_node.tracking.tracker import OnlineTracker
+    from vis_node.tracking.tracker import DEFAULT, OnlineTracker
 
+    options = {
+        "propagation_iou": args.propagation_iou,
+        "min_hits": args.min_hits,
+        "max_lost_age": args.max_lost_age,
+        "coast": False if args.no_coast else None,
+    }
     return OnlineTracker(
         flow=None if args.flow == "none" else FLOW_ESTIMATORS[args.flow](),
-        association=None if args.no_reid else CueFusionScore(),
-        propagation_iou=args.propagation_iou,
-        min_hits=args.min_hits,
-        max_lost_age=args.max_lost_age,
+        association=None if args.no_reid else DEFAULT,
+        **{name: value for name, value in options.items() if value is not None},
     )
 
 
@@ -350,9 +366,15 @@ def _write_frame(
             "score": float(score),
             "label": int(label),
             "label_confidence": float(conf),
+            "predicted": bool(predicted),
         }
-        for track_id, probs, score, label, conf in zip(
-            tracked.track_ids, tracked.class_probs, tracked.scores, labels, confidence
+        for track_id, probs, score, label, conf, predicted in zip(
+            tracked.track_ids,
+            tracked.class_probs,
+            tracked.scores,
+            labels,
+            confidence,
+            tracked.predicted,
         )
         if track_id > 0
     }

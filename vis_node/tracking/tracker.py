@@ -91,8 +91,10 @@ class TrackerConfig:
         Weight of the motion cost in the re-id score (see
         :class:`~vis_node.tracking.association.MatchCues`).
     gate_radius:
-        Motion gate: distance, in track box diagonals, a detection may be from where
-        the track's velocity puts it, one frame after its last detection.
+        Motion gate: distance, in box diagonals (the larger of track and detection),
+        a detection may be from where the track's velocity puts it, one frame after
+        its last detection (clipped to the image: an object that left re-enters where
+        it left). A detection touched by the track's warped mask is always inside.
     gate_growth:
         Box diagonals the gate grows by per further frame gone.
     gallery_size:
@@ -129,7 +131,7 @@ class TrackerConfig:
     reid_min_similarity: float = 0.5
     reid_margin: float = 0.05
     reid_motion_weight: float = 0.2
-    gate_radius: float = 1.0
+    gate_radius: float = 0.5
     gate_growth: float = 0.25
     gallery_size: int = 8
     gallery_every: int = 5
@@ -699,7 +701,7 @@ class _FrameState:
 
         ``warped`` maps the ids of tracks seen in the previous frame to their warped
         masks and ``overlaps`` to ``bool[N_all]``, which detections their warped mask
-        touches: such a track is only plausible for a detection it touches.
+        touches: a touched detection is plausible for the track even outside its gate.
         """
         n, m = len(dets), len(candidates)
         similarity = np.zeros((n, m))
@@ -719,19 +721,21 @@ class _FrameState:
         )
         det_boxes = self.instances.boxes[dets]
         det_centres = np.stack([_centre(b) for b in det_boxes])
+        det_diagonals = np.array([_diagonal(b) for b in det_boxes])
+        height, width = self.image.shape[:2]
         cost = np.zeros((n, m))
         for j, track in enumerate(candidates):
-            since_seen = frame_index - track.seen_frame
             gone = frame_index - track.last_frame
-            expected = _centre(track.box) + track.velocity * since_seen
-            base = _diagonal(track.box) * config.gate_radius
+            expected = _centre(track.box) + track.velocity * (frame_index - track.seen_frame)
+            expected = np.clip(expected, 0, [width, height])  # it left: it re-enters there
+            size = np.maximum(_diagonal(track.box), det_diagonals)
+            base = size * config.gate_radius
             radius = base + _diagonal(track.box) * config.gate_growth * (gone - 1)
-            distance = np.linalg.norm(det_centres - expected, axis=1) / max(radius, 1e-6)
-            spread = np.log(max(radius, 1e-6) / max(base, 1e-6))
+            distance = np.linalg.norm(det_centres - expected, axis=1) / radius
             inside = distance <= 1.0
             if track.track_id in overlaps:
-                inside &= overlaps[track.track_id][dets]
-            cost[:, j] = np.where(inside, distance + spread, np.inf)
+                inside |= overlaps[track.track_id][dets]
+            cost[:, j] = np.where(inside, np.minimum(distance, 1.0) + np.log(radius / base), np.inf)
         return MatchCues(
             similarity=similarity,
             det_scores=self.instances.scores[dets],
