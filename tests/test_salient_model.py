@@ -17,7 +17,12 @@ from vis_node.perception.salient_model import (
     class_distribution,
     ternary_grid,
 )
-from vis_node.perception.salient_predictor import SalientTorchPredictor, drop_parts
+from vis_node.perception.salient_predictor import (
+    Candidates,
+    SalientTorchPredictor,
+    drop_parts,
+    fused_class_probs,
+)
 from vis_node.training.salient_data import FrameFeatures, object_boxes, saliency_labels
 from vis_node.training.salient_trainer import frame_losses, load_config, parse_config
 
@@ -60,6 +65,20 @@ def test_class_distribution_names_unknown_objects() -> None:
     assert names[int(dist[1].argmax())] == OBJECT_CLASS
     np.testing.assert_allclose(dist.sum(1).numpy(), 1.0, rtol=1e-6)
     assert float(dist[:, 0].max()) == 0.0
+
+
+def test_fused_class_probs_take_the_duplicates_evidence() -> None:
+    probs = np.zeros((3, 80), np.float32)
+    probs[0, 16], probs[1, 21], probs[2, 0] = 0.43, 0.23, 0.6  # dog, bear, person
+    candidates = Candidates(
+        boxes=np.array([[10, 0, 100, 90], [12, 5, 100, 92], [200, 0, 240, 90]], np.float32),
+        scores=probs.max(1),
+        class_probs=probs,
+    )
+    fused = fused_class_probs(candidates, np.array([1, 2]), 0.6)
+    assert fused.shape == (2, 80)
+    assert fused[0, 16] == pytest.approx(0.43) and fused[0, 21] == pytest.approx(0.23)
+    assert fused[1, 0] == pytest.approx(0.6) and fused[1, 16] == 0.0
 
 
 def test_drop_parts_keeps_whole_objects() -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torchvision.ops import batched_nms
+from torchvision.ops import batched_nms, box_iou
 
 from vis_node.perception.nanodet import cell_centers, decode_boxes, letterbox
 from vis_node.perception.postprocess import paste_masks_in_frame
@@ -115,6 +115,35 @@ def select_candidates(
     )
 
 
+def fused_class_probs(candidates: Candidates, index: np.ndarray, iou: float) -> np.ndarray:
+    """Class evidence of each kept candidate, fused with the boxes it duplicates.
+
+    Class-aware NMS keeps one box per class on an object (a dog also found as "bear"),
+    and the saliency head may prefer any of them; each kept box takes, per class, the
+    highest probability among the candidates whose box overlaps it by at least ``iou``.
+
+    Parameters
+    ----------
+    candidates:
+        All candidates of the frame.
+    index:
+        ``int[M]`` the kept ones.
+    iou:
+        Box IoU from which two candidates frame the same object.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32[M, 80]``.
+    """
+    boxes = torch.from_numpy(candidates.boxes)
+    same = (box_iou(boxes[index], boxes) >= iou).numpy()
+    probs = candidates.class_probs
+    return np.stack([probs[row].max(axis=0) for row in same]).astype(np.float32).reshape(
+        len(index), probs.shape[1]
+    )
+
+
 def drop_parts(masks: np.ndarray, order: np.ndarray, max_overlap: float) -> np.ndarray:
     """Indices of masks that are not mostly covered by stronger ones.
 
@@ -204,7 +233,8 @@ class SalientPredictor:
         kept = drop_parts(masks, order, cfg.duplicate_overlap)[: cfg.max_instances]
         index = salient[kept]
         classes = class_distribution(
-            torch.from_numpy(candidates.class_probs[index]), cfg.min_class_probability
+            torch.from_numpy(fused_class_probs(candidates, index, cfg.candidate_nms_iou)),
+            cfg.min_class_probability,
         ).numpy()
         scores = saliency[index].astype(np.float32)
         return Instances(
