@@ -194,3 +194,29 @@ def test_onnx_runtime_matches_eager_on_a_real_frame(tmp_path: Path) -> None:
     for a, b in zip(onnx.masks, eager.masks):
         iou = (a & b).sum() / max((a | b).sum(), 1)
         assert iou > 0.995
+
+
+@needs_davis
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_shipped_real_model_on_fixed_frames(runtime: str, tmp_path: Path, monkeypatch) -> None:
+    """Pinned outputs of the shipped default model (a regression here changes them)."""
+    from vis_node import DEFAULT_MODEL
+    from vis_node.perception.runtime import make_predictor
+
+    monkeypatch.setenv("VSIS_CACHE_DIR", str(tmp_path / "cache"))
+    assert DEFAULT_MODEL == "real"
+    predictor = make_predictor(DEFAULT_MODEL, runtime)
+    expected = {
+        ("dog", 0): [("dog", (162.9, 57.6, 509.6, 303.5), 0.985, 45009)],
+        ("motocross-jump", 10): [
+            ("person", (536.7, 33.2, 732.1, 332.3), 0.991, 59630),
+            ("motorcycle", (391.4, 222.4, 676.5, 480.0), 0.961, 61079),
+        ],
+    }
+    for (sequence, index), instances in expected.items():
+        out = predictor(_frame(sequence, index))
+        assert [predictor.class_names[c] for c in out.labels] == [i[0] for i in instances]
+        np.testing.assert_allclose(out.boxes, [i[1] for i in instances], atol=0.5)
+        np.testing.assert_allclose(out.scores, [i[2] for i in instances], atol=0.005)
+        np.testing.assert_allclose(out.masks.sum((1, 2)), [i[3] for i in instances], rtol=0.01)
+        assert out.embeddings.shape == (len(instances), 128)
