@@ -207,3 +207,56 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert main(["train", str(tmp_path / "good.yaml"), "--validate-data"]) == 2
     out = capsys.readouterr().out
     assert "data[0] (salient): ERRORS" in out and "1 errors: fix them before training" in out
+
+
+def _ytvis(root: Path) -> dict:
+    from vis_node.io.ytvis_json import encode_rle
+
+    names = [f"clip/{k:05d}.jpg" for k in range(2)]
+    for name in names:
+        _image(root / "JPEGImages" / name)
+    big, small = np.zeros((30, 40), bool), np.zeros((30, 40), bool)
+    big[2:20, 2:30] = True
+    small[5:10, 5:10] = True
+    data = {
+        "videos": [{"id": 4, "width": 40, "height": 30, "length": 2, "file_names": names}],
+        "categories": [
+            {"id": 1, "name": "dog"}, {"id": 2, "name": "zebra"}, {"id": 3, "name": "car"}
+        ],
+        "annotations": [
+            {"id": 1, "video_id": 4, "category_id": 1, "iscrowd": 0,
+             "segmentations": [encode_rle(big), encode_rle(big)]},
+            {"id": 2, "video_id": 4, "category_id": 3, "iscrowd": 0,
+             "segmentations": [encode_rle(small), None]},
+            {"id": 3, "video_id": 4, "category_id": 2, "iscrowd": 0,
+             "segmentations": [encode_rle(small), encode_rle(small)]},
+        ],
+    }
+    (root / "train.json").write_text(json.dumps(data))
+    return {"kind": "ytvis", "annotations": str(root / "train.json"),
+            "images": str(root / "JPEGImages")}
+
+
+def test_ytvis_videos_keep_identities_and_broken_ones_are_reported(tmp_path):
+    source = _ytvis(tmp_path / "yt")
+    videos = build_source(_config(source).data[0], tuple(CLASSES))
+    assert videos.sequences == ["clip"] and videos.frame_names(0) == ["00000", "00001"]
+    first, second = videos.read(0, 0), videos.read(0, 1)
+    assert first.classes == {1: 1, 2: 2} and second.classes == {1: 1}
+    assert int((first.ids == 2).sum()) == 25 and int((first.ids == 1).sum()) == 18 * 28 - 25
+    report = _only(validate_data(_config(source)))
+    assert (report.frames, report.instances, report.errors) == (2, 3, [])
+    assert report.warnings == [f"{source['annotations']}: category 'zebra' is not a model "
+                               "class: its tracks are skipped (map it with categories: "
+                               "{ytvis: model})"]
+    path = Path(source["annotations"])
+    data = json.loads(path.read_text())
+    data["annotations"][0]["segmentations"].pop()
+    path.write_text(json.dumps(data))
+    (tmp_path / "yt" / "JPEGImages" / "clip" / "00001.jpg").unlink()
+    report = _only(validate_data(_config(source)))
+    assert report.errors == [f"{path}: video 4: annotations [1] do not have one segmentation "
+                             "per frame (2)"]
+    path.write_text("[]")
+    report = _only(validate_data(_config(source)))
+    assert "not a YouTube-VIS annotation file" in report.errors[0]

@@ -10,6 +10,7 @@ never silently falls back to a default. Layout (all sections but ``model`` and
       - {kind: davis, root: /path, sequences: [dog], categories: {dog: dog}}
       - {kind: coco, annotations: /path/instances.json, images: /path/images}
       - {kind: salient, images: /path/images, masks: /path/masks, category: dog}
+      - {kind: ytvis, annotations: /path/train.json, images: /path/JPEGImages}
     validation: {kind: synth, videos: 4, seed: 99, frames: 12, frame_step: 3}
     test: {kind: synth, videos: 8, seed: 7, frames: 40}
     copy_paste: {probability: 0.8, max_objects: 2, scale: [0.4, 1.0]}
@@ -36,7 +37,7 @@ from vis_node.io.errors import InputDataError
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.device import DEFAULT_DEVICE, parse_device
 
-SOURCE_KINDS: tuple[str, ...] = ("synth", "davis", "coco", "salient")
+SOURCE_KINDS: tuple[str, ...] = ("synth", "davis", "coco", "salient", "ytvis")
 """Data source kinds understood by :func:`vis_node.training.datasets.build_source`."""
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
@@ -65,8 +66,8 @@ class SourceConfig:
     kind:
         ``"synth"`` (generated on the fly), ``"davis"`` (DAVIS-style root with binary
         or instance masks), ``"coco"`` (COCO-format instance JSON) or ``"salient"``
-        (salient-object folders: images and same-named mask PNGs, as DUTS or MSRA10K;
-        see ``docs/DATASETS.md``).
+        (salient-object folders: images and same-named mask PNGs, as DUTS or MSRA10K)
+        or ``"ytvis"`` (YouTube-VIS video instance JSON); see ``docs/DATASETS.md``.
     weight:
         Relative sampling frequency among the training sources.
     videos, seed, frames, width, height:
@@ -78,7 +79,8 @@ class SourceConfig:
         and the class name of each sequence's foreground (a name of
         ``model.class_names``; every used sequence needs one).
     annotations, images:
-        ``coco``: instance JSON file and image folder (``file_name`` is relative to it).
+        ``coco``: instance JSON file and image folder (``file_name`` is relative to it);
+        ``ytvis``: the same with YouTube-VIS JSON (``file_names`` relative to it).
     images, masks, category:
         ``salient``: image folder, mask folder (``<stem>.png`` per image ``<stem>.*``;
         binary 0/255 = one instance, palette or grey ids = several) and the class name
@@ -109,8 +111,10 @@ class SourceConfig:
             raise ValueError(f"data kind={self.kind!r}: choose one of {SOURCE_KINDS}")
         if self.kind == "davis" and not self.root:
             raise ValueError("a davis data source needs root: <DAVIS-style dataset folder>")
-        if self.kind == "coco" and not (self.annotations and self.images):
-            raise ValueError("a coco data source needs annotations: <json> and images: <folder>")
+        if self.kind in ("coco", "ytvis") and not (self.annotations and self.images):
+            raise ValueError(
+                f"a {self.kind} data source needs annotations: <json> and images: <folder>"
+            )
         if self.kind == "salient" and not (self.images and self.masks and self.category):
             raise ValueError(
                 "a salient data source needs images: <folder>, masks: <folder> and "

@@ -22,6 +22,7 @@ import torch
 from vis_node.io.errors import InputDataError
 from vis_node.io.labels import read_label_png
 from vis_node.io.readers import read_image
+from vis_node.io.ytvis_json import decode_rle
 from vis_node.synth.generator import CATEGORIES, SynthConfig, SynthVideo, generate_video
 from vis_node.synth.writer import frame_name, sequence_name, video_seed
 from vis_node.tracking.types import boxes_from_masks
@@ -439,6 +440,83 @@ class SalientFolderSource(FrameSource):
         return LabelledFrame(image, ids, {int(i): self.class_id for i in np.unique(ids) if i})
 
 
+class YtvisSource(FrameSource):
+    """YouTube-VIS video instance annotations: one sequence per video.
+
+    JSON: ``videos`` (``id``, ``width``, ``height``, ``file_names`` relative to
+    ``config.images``), ``annotations`` (``video_id``, ``category_id``, ``iscrowd``,
+    ``segmentations``: one RLE or ``null`` per frame), ``categories`` (``id``,
+    ``name``). Instance ``k`` of a video keeps id ``k`` in every frame (an identity for
+    the embedding loss). Categories map through ``config.categories`` as for COCO;
+    crowd annotations and categories outside ``model.class_names`` are skipped.
+    """
+
+    def __init__(self, config: SourceConfig, class_names: tuple[str, ...]) -> None:
+        import json
+
+        path = Path(str(config.annotations))
+        try:
+            data = json.loads(path.read_text())
+            self.videos = sorted(data["videos"], key=lambda v: v["id"])
+            categories = {c["id"]: str(c["name"]) for c in data["categories"]}
+            annotations = data["annotations"]
+        except FileNotFoundError:
+            raise InputDataError(path, "YouTube-VIS annotation JSON not found") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputDataError(path, f"not a YouTube-VIS annotation file ({exc})") from None
+        self.image_dir = Path(str(config.images))
+        self.class_of_category: dict[int, int] = {}
+        for cat_id, name in categories.items():
+            mapped = config.categories.get(name, name)
+            if mapped in class_names[1:]:
+                self.class_of_category[cat_id] = class_names.index(mapped)
+            else:
+                LOGGER.warning("YouTube-VIS category %r is not a model class: skipped", name)
+        self.tracks: dict[int, list[dict]] = {v["id"]: [] for v in self.videos}
+        for ann in annotations:
+            if not ann.get("iscrowd", 0) and ann["category_id"] in self.class_of_category:
+                self.tracks.setdefault(ann["video_id"], []).append(ann)
+        self.sequences = [Path(v["file_names"][0]).parent.name or str(v["id"]) for v in self.videos]
+        self.frame_indices = [
+            list(range(0, len(v["file_names"]), config.frame_step)) for v in self.videos
+        ]
+
+    def frame_names(self, sequence: int) -> list[str]:
+        """Stems of the video's frames (every ``frame_step``-th)."""
+        names = self.videos[sequence]["file_names"]
+        return [Path(names[t]).stem for t in self.frame_indices[sequence]]
+
+    def read(self, sequence: int, frame: int) -> LabelledFrame:
+        """The frame and the instances annotated in it (largest drawn first)."""
+        from pycocotools import mask as mask_utils
+
+        video = self.videos[sequence]
+        t = self.frame_indices[sequence][frame]
+        image = read_image(self.image_dir / video["file_names"][t])
+        masks: list[tuple[int, np.ndarray, int]] = []
+        for k, ann in enumerate(self.tracks[video["id"]], start=1):
+            rle = ann["segmentations"][t]
+            if not rle:
+                continue
+            if isinstance(rle["counts"], list):  # uncompressed RLE
+                mask = mask_utils.decode(mask_utils.frPyObjects(rle, *rle["size"])).astype(bool)
+            else:
+                mask = decode_rle(rle)
+            masks.append((k, mask, ann["category_id"]))
+        ids = np.zeros(image.shape[:2], dtype=np.uint16)
+        classes: dict[int, int] = {}
+        for k, mask, category in sorted(masks, key=lambda m: -int(m[1].sum())):
+            if mask.shape != ids.shape:
+                raise InputDataError(
+                    self.image_dir / video["file_names"][t],
+                    f"segmentation size {mask.shape} differs from the frame's {ids.shape}",
+                )
+            ids[mask] = k
+            classes[k] = self.class_of_category[category]
+        present = set(np.unique(ids).tolist())
+        return LabelledFrame(image, ids, {k: c for k, c in classes.items() if k in present})
+
+
 def build_source(config: SourceConfig, class_names: tuple[str, ...]) -> FrameSource:
     """The :class:`FrameSource` of ``config.kind``."""
     if config.kind == "synth":
@@ -447,4 +525,6 @@ def build_source(config: SourceConfig, class_names: tuple[str, ...]) -> FrameSou
         return DavisSource(config, class_names)
     if config.kind == "salient":
         return SalientFolderSource(config, class_names)
+    if config.kind == "ytvis":
+        return YtvisSource(config, class_names)
     return CocoSource(config, class_names)

@@ -20,7 +20,7 @@ from vis_node.io.errors import InputDataError
 from vis_node.io.labels import read_label_png
 from vis_node.io.readers import read_image
 from vis_node.training.config import SourceConfig, TrainConfig
-from vis_node.training.datasets import read_salient_mask, salient_pairs
+from vis_node.training.datasets import YtvisSource, read_salient_mask, salient_pairs
 
 MAX_LISTED = 20
 """Problems listed per source and kind of problem; the rest are counted."""
@@ -254,7 +254,45 @@ def check_coco(source: SourceConfig, class_names: tuple[str, ...], report: Sourc
         report.instances += per_image[key]
 
 
-CHECKS = {"davis": check_davis, "coco": check_coco, "salient": check_salient}
+def check_ytvis(source: SourceConfig, class_names: tuple[str, ...], report: SourceReport) -> None:
+    """YouTube-VIS JSON: structure, one segmentation per frame, frames on disk, sizes."""
+    path = Path(str(source.annotations))
+    try:
+        videos = YtvisSource(source, class_names)
+    except InputDataError as exc:
+        report.error(exc.path, exc.reason)
+        return
+    for category in _categories(path):
+        if category["id"] not in videos.class_of_category:
+            report.warn(path, f"category {category['name']!r} is not a model class: its "
+                        "tracks are skipped (map it with categories: {ytvis: model})")
+    for q, video in enumerate(videos.videos):
+        length = len(video["file_names"])
+        tracks = videos.tracks.get(video["id"], [])
+        bad = [a.get("id", "?") for a in tracks if len(a["segmentations"]) != length]
+        if bad:
+            report.error(path, f"video {video['id']}: annotations {bad} do not have one "
+                         f"segmentation per frame ({length})")
+            continue
+        for t, frame_name in enumerate(videos.frame_names(q)):
+            try:
+                frame = videos.read(q, t)
+            except (InputDataError, ValueError, TypeError, KeyError) as exc:
+                report.error(f"{videos.sequences[q]}/{frame_name}", str(exc))
+                continue
+            count = len(frame.classes)
+            if count == 0:
+                report.warn(f"{videos.sequences[q]}/{frame_name}", "no instance in this frame")
+            report.frames += 1
+            report.instances += count
+
+
+def _categories(path: Path) -> list[dict[str, Any]]:
+    """The ``categories`` list of a JSON file already read once."""
+    return list(json.loads(path.read_text())["categories"])
+
+
+CHECKS = {"davis": check_davis, "coco": check_coco, "salient": check_salient, "ytvis": check_ytvis}
 """Checker of each file-backed source kind (``synth`` is generated and always valid)."""
 
 
