@@ -198,12 +198,16 @@ def _messages(frame: Frame):
 
 
 class Harness:
-    """A probe publishing instances + images and recording ``tracked_instances`` stamps."""
+    """A probe publishing instances + images and recording ``tracked_instances`` stamps.
+
+    It also latches the graph's label map (``NAMES``) on ``label_map``, as the
+    perception node of a full graph does.
+    """
 
     def __init__(self, context: Any, executor: Any) -> None:
         import rclpy
         from sensor_msgs.msg import Image
-        from vis_msgs.msg import SalientInstanceArray
+        from vis_msgs.msg import ClassLabel, LabelMap, SalientInstanceArray
 
         from vis_node.ros import qos
         from vis_node.ros.base_node import stamp_ns
@@ -219,6 +223,9 @@ class Harness:
             SalientInstanceArray, "instances", qos.RELIABLE
         )
         self.image_pub = self.node.create_publisher(Image, "image", qos.RELIABLE)
+        label_map = self.node.create_publisher(LabelMap, "label_map", qos.LATCHED)
+        classes = [ClassLabel(class_id=i, class_name=n) for i, n in enumerate(NAMES)]
+        label_map.publish(LabelMap(header=_header(0), classes=classes, model_name="crash-test"))
         executor.add_node(self.node)
 
     def start_tracker(self) -> Any:

@@ -27,8 +27,9 @@ HEAVY = ("torch", "torchvision", "onnxruntime", "tensorrt", "vis_node.perception
 ENTRIES = {
     "launch": "import vis_node.ros.{kind}_node as node; node.main([])",
     "ros_cli": (
-        "import argparse; from vis_node.ros.cli import run; "
-        "run(argparse.Namespace(ros_command='{kind}', params=None, remap=[]))"
+        "import argparse; from vis_node.ros.cli import register; "
+        "parser = argparse.ArgumentParser(); register(parser.add_subparsers()); "
+        "args = parser.parse_args(['ros', '{kind}']); args.func(args)"
     ),
     "vsis": "from vis_node.cli import main; main(['ros', '{kind}'])",
 }
