@@ -96,7 +96,7 @@ def test_vsis_run_applies_the_filter_flags(tmp_path, capsys):
     frames.mkdir()
     for index, image in enumerate(generate_video(4, SynthConfig(width=160, height=128, frames=3)).frames):
         cv2.imwrite(str(frames / f"{index:05d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    common = [str(frames), "--runtime", "torch", "--no-overlay"]
+    common = [str(frames), "--model", "synth", "--runtime", "torch", "--no-overlay"]
     assert main(["run", *common, "--out", str(tmp_path / "all")]) == 0
     assert main(["run", *common, "--out", str(tmp_path / "one"), "--max-instances", "1"]) == 0
     everything = json.loads((tmp_path / "all" / "results.json").read_text())

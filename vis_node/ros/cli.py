@@ -157,8 +157,11 @@ def node_commands(ros_args: Sequence[str]) -> list[list[str]]:
 def run_up(ros_args: Sequence[str]) -> int:
     """Start the three nodes as child processes; Ctrl-C (or SIGTERM) stops them all.
 
-    Returns 0 after a requested stop, 1 when a node exited on its own (the others are
-    then stopped too).
+    A node that exits on its own is restarted after :data:`RESPAWN_DELAY_S`, as launch's
+    ``respawn`` would, at most :data:`MAX_RESPAWNS` times; each restart is logged.
+
+    Returns 0 after a requested stop, 1 when a node kept exiting (the others are then
+    stopped too).
     """
     stopping = False
 
@@ -167,29 +170,46 @@ def run_up(ros_args: Sequence[str]) -> int:
         stopping = True
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    commands = node_commands(ros_args)
     children: list[subprocess.Popen] = []
+    restarts = [0] * len(commands)
     exit_code = 0
     try:
         # Own sessions: a terminal Ctrl-C reaches only this process, which forwards
         # one SIGINT to each node.
-        for cmd in node_commands(ros_args):
-            children.append(subprocess.Popen(cmd, start_new_session=True))
-        while not stopping:
-            exited = [c for c in children if c.poll() is not None]
-            if exited:
+        children = [subprocess.Popen(cmd, start_new_session=True) for cmd in commands]
+        while not stopping and exit_code == 0:
+            for index, child in enumerate(children):
+                if child.poll() is None or stopping:
+                    continue
+                name = _node_name(commands[index])
+                if restarts[index] >= MAX_RESPAWNS:
+                    print(
+                        f"vsis ros up: {name} exited with code {child.returncode} after "
+                        f"{MAX_RESPAWNS} restarts; stopping the others",
+                        file=sys.stderr,
+                    )
+                    exit_code = 1
+                    break
+                restarts[index] += 1
                 print(
-                    f"vsis ros up: {exited[0].args[2]} exited with code {exited[0].returncode}; "
-                    "stopping the others",
+                    f"vsis ros up: {name} exited with code {child.returncode}; restarting it "
+                    f"({restarts[index]} of {MAX_RESPAWNS})",
                     file=sys.stderr,
                 )
-                exit_code = 1
-                break
+                time.sleep(RESPAWN_DELAY_S)
+                children[index] = subprocess.Popen(commands[index], start_new_session=True)
             time.sleep(0.2)
     finally:
         _stop_children(children)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return exit_code
+
+
+def _node_name(command: Sequence[str]) -> str:
+    """The node module of a ``python -m MODULE ...`` command line (else the program)."""
+    return str(command[2]) if len(command) > 2 and command[1] == "-m" else str(command[0])
 
 
 def _stop_children(children: Sequence[subprocess.Popen]) -> None:
