@@ -726,9 +726,11 @@ class _FrameState:
             gone = frame_index - track.last_frame
             expected = _centre(track.box) + track.velocity * (frame_index - track.seen_frame)
             expected = np.clip(expected, 0, [width, height])  # it left: it re-enters there
-            size = np.maximum(_diagonal(track.box), det_diagonals)
-            base = size * config.gate_radius
-            radius = base + _diagonal(track.box) * config.gate_growth * (gone - 1)
+            # Judge the track's size by its confident area too, not only its last
+            # (possibly partly occluded) box.
+            track_size = max(_diagonal(track.box), float(np.sqrt(2.0 * track.area)))
+            base = np.maximum(track_size, det_diagonals) * config.gate_radius
+            radius = base + track_size * config.gate_growth * (gone - 1)
             distance = np.linalg.norm(det_centres - expected, axis=1) / radius
             inside = distance <= 1.0
             if track.track_id in overlaps:
