@@ -317,7 +317,7 @@ class RelativeReidScore:
         if cues.motion_cost is not None:
             cost = np.asarray(cues.motion_cost, dtype=np.float64)
             allowed &= np.isfinite(cost)
-            score = np.where(allowed, score - self.motion_weight * np.where(allowed, cost, 0), score)
+            score = score - self.motion_weight * np.where(allowed, cost, 0.0)
         candidates = np.where(allowed, score, -np.inf)
         if m >= 2:
             top2 = -np.sort(-candidates, axis=1)[:, :2]
