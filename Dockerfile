@@ -3,8 +3,14 @@
 # the colcon-built vis_msgs + vsis_bringup, and the TensorRT extra.
 #
 #   docker build -t vsis .
-#   docker run --rm --gpus all --net host vsis                      # the three-node graph
-#   docker run --rm --gpus all -v "$PWD/out:/opt/vsis/out" vsis vsis run data/ --out out/run
+#   docker run --rm --gpus all --net host -v vsis-cache:/var/cache/vsis vsis   # the graph
+#   docker run --rm --gpus all -v vsis-cache:/var/cache/vsis -v "$PWD/out:/opt/vsis/out" \
+#       vsis vsis run data/ --out out/run
+#
+# TensorRT engines and ONNX exports are cached in the volume at /var/cache/vsis
+# (VSIS_CACHE_DIR), so they are built once, not on every `docker run --rm`. ROS 2
+# networking is left to you: pass -e ROS_DOMAIN_ID=... (and -e
+# ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST to keep discovery on the host).
 #
 # The graph starts from launch/config/*.yaml (the same files the launch files use) with
 # `vsis ros up`, because `ros2 launch` is not available as a wheel; on a full ROS 2
@@ -19,14 +25,13 @@ RUN apt-get update \
 
 WORKDIR /opt/vsis
 COPY . .
-# On a GPU the perception node runs TensorRT engines (built on first start, cached).
+# On a GPU the perception node runs ONNX Runtime's TensorRT provider (engines built on first
+# start, cached in /root/.cache/vsis/engines: docker run -v vsis-cache:/root/.cache/vsis ...).
 RUN sed -i 's/^    runtime: onnx /    runtime: tensorrt /' launch/config/perception.yaml \
  && grep -q '^    runtime: tensorrt ' launch/config/perception.yaml
 RUN VSIS_EXTRAS=tensorrt bash scripts/setup.sh
 
-# Discovery stays on this host unless the user overrides these (docker run -e ...).
-ENV ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST \
-    ROS_LOCALHOST_ONLY=1 \
-    ROS_DOMAIN_ID=42
+ENV VSIS_CACHE_DIR=/var/cache/vsis
+VOLUME /var/cache/vsis
 ENTRYPOINT ["bash", "-c", ". scripts/env.sh && exec \"$@\"", "vsis-entrypoint"]
 CMD ["vsis", "ros", "up"]

@@ -14,8 +14,10 @@ help:
 setup:
 	@bash scripts/setup.sh
 
+# Tests keep DDS discovery on this machine and choose their own domain ids (tests/conftest.py).
 test: setup
-	@. scripts/env.sh && VSIS_REQUIRE_ROS=1 python -m pytest -q -p no:cacheprovider
+	@. scripts/env.sh && ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST VSIS_REQUIRE_ROS=1 \
+		python -m pytest -q -p no:cacheprovider
 
 demo: setup
 	@. scripts/env.sh && bash scripts/demo.sh out/demo

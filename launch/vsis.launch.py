@@ -1,69 +1,55 @@
 """VSIS as three processes: perception -> tracking -> semantic.
 
     ros2 launch vsis_bringup vsis.launch.py image:=/camera/image_raw
+    ros2 launch vsis_bringup vsis.launch.py namespace:=robot1 model:=davis runtime:=torch \
+        device:=cuda params_file:=my.yaml use_sim_time:=true
 
-Parameters come from config/<node>.yaml beside this file; the nodes' generic topic
-names (image, instances, tracked_instances, ...) are remapped here. Without
-``ros2 launch``: ``vsis ros up`` starts the same graph.
+Parameters come from config/<node>.yaml beside this file (then ``params_file``, then
+the model / runtime / device / use_sim_time arguments). Arguments, remappings and topic
+names come from vis_node.ros.graph, which ``vsis ros up`` uses too: both start the
+same graph under the same names (``ros2 launch -s`` lists the arguments).
 """
 
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from vis_node.ros.graph import GRAPH_ARGUMENTS, parameter_overrides, remappings
+from vis_node.ros.params import NODE_SPECS
+
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config")
+NODE_KINDS = ("perception", "tracking", "semantic")
+
+
+def _nodes(context):
+    values = {a.name: LaunchConfiguration(a.name).perform(context) for a in GRAPH_ARGUMENTS}
+    extra = [values["params_file"]] if values["params_file"] else []
+    return [
+        Node(
+            package="vsis_bringup",
+            executable=NODE_SPECS[kind].executable,
+            name=NODE_SPECS[kind].node_name,
+            namespace=values["namespace"],
+            output="screen",
+            parameters=[
+                os.path.join(CONFIG_DIR, f"{kind}.yaml"), *extra, parameter_overrides(values)
+            ],
+            remappings=remappings(values["image"]),
+        )
+        for kind in NODE_KINDS
+    ]
 
 
 def generate_launch_description():
-    image = LaunchConfiguration("image")
     return LaunchDescription(
         [
-            DeclareLaunchArgument(
-                "image", default_value="/camera/image_raw", description="camera image topic"
+            *(
+                DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)
+                for a in GRAPH_ARGUMENTS
             ),
-            Node(
-                package="vsis_bringup",
-                executable="perception_node",
-                name="vsis_perception",
-                output="screen",
-                parameters=[os.path.join(CONFIG_DIR, "perception.yaml")],
-                remappings=[
-                    ("image", image),
-                    ("image/compressed", [image, "/compressed"]),
-                    ("instances", "/vsis/instances"),
-                ],
-            ),
-            Node(
-                package="vsis_bringup",
-                executable="tracking_node",
-                name="vsis_tracking",
-                output="screen",
-                parameters=[os.path.join(CONFIG_DIR, "tracking.yaml")],
-                remappings=[
-                    ("image", image),
-                    ("image/compressed", [image, "/compressed"]),
-                    ("instances", "/vsis/instances"),
-                    ("tracked_instances", "/vsis/tracked_instances"),
-                ],
-            ),
-            Node(
-                package="vsis_bringup",
-                executable="semantic_node",
-                name="vsis_semantic",
-                output="screen",
-                parameters=[os.path.join(CONFIG_DIR, "semantic.yaml")],
-                remappings=[
-                    ("image", image),
-                    ("tracked_instances", "/vsis/tracked_instances"),
-                    ("unified_instances", "/vsis/unified_instances"),
-                    ("instance_ids", "/vsis/instance_ids"),
-                    ("semantic", "/vsis/semantic"),
-                    ("label_map", "/vsis/label_map"),
-                    ("overlay", "/vsis/overlay"),
-                ],
-            ),
+            OpaqueFunction(function=_nodes),
         ]
     )

@@ -2,47 +2,50 @@
 
     ros2 launch vsis_bringup vsis_composed.launch.py image:=/camera/image_raw
 
-Same parameters (config/*.yaml beside this file, one section per node) and topics as
-vsis.launch.py; without ``ros2 launch``: ``vsis ros pipeline``.
+Same arguments, parameters (config/*.yaml beside this file, one section per node) and
+topic names as vsis.launch.py (all from vis_node.ros.graph); without ``ros2 launch``:
+``vsis ros pipeline``.
 """
 
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from vis_node.ros.graph import GRAPH_ARGUMENTS, parameter_overrides, remappings
+
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config")
+NODE_KINDS = ("perception", "tracking", "semantic")
+
+
+def _nodes(context):
+    values = {a.name: LaunchConfiguration(a.name).perform(context) for a in GRAPH_ARGUMENTS}
+    extra = [values["params_file"]] if values["params_file"] else []
+    return [
+        Node(
+            package="vsis_bringup",
+            executable="vsis_pipeline",
+            namespace=values["namespace"],
+            output="screen",
+            parameters=[
+                *(os.path.join(CONFIG_DIR, f"{kind}.yaml") for kind in NODE_KINDS),
+                *extra,
+                parameter_overrides(values),
+            ],
+            remappings=remappings(values["image"]),
+        )
+    ]
 
 
 def generate_launch_description():
-    image = LaunchConfiguration("image")
     return LaunchDescription(
         [
-            DeclareLaunchArgument(
-                "image", default_value="/camera/image_raw", description="camera image topic"
+            *(
+                DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)
+                for a in GRAPH_ARGUMENTS
             ),
-            Node(
-                package="vsis_bringup",
-                executable="vsis_pipeline",
-                output="screen",
-                parameters=[
-                    os.path.join(CONFIG_DIR, "perception.yaml"),
-                    os.path.join(CONFIG_DIR, "tracking.yaml"),
-                    os.path.join(CONFIG_DIR, "semantic.yaml"),
-                ],
-                remappings=[
-                    ("image", image),
-                    ("image/compressed", [image, "/compressed"]),
-                    ("instances", "/vsis/instances"),
-                    ("tracked_instances", "/vsis/tracked_instances"),
-                    ("unified_instances", "/vsis/unified_instances"),
-                    ("instance_ids", "/vsis/instance_ids"),
-                    ("semantic", "/vsis/semantic"),
-                    ("label_map", "/vsis/label_map"),
-                    ("overlay", "/vsis/overlay"),
-                ],
-            ),
+            OpaqueFunction(function=_nodes),
         ]
     )

@@ -76,14 +76,38 @@ link_fix() {  # link_fix TARGET LINK
 link_fix "$PY_INCLUDE" /opt/python/cp311-cp311/include/python3.11
 link_fix "$SITE" /opt/python/cp311-cp311/lib/python3.11/site-packages
 
+# vision_msgs (Detection2DArray, LabelInfo outputs): a distribution package when one is
+# installed (a full ROS 2 install, or the venv), else built here from the source in
+# ../shared/third_party/vision_msgs (VSIS_SHARED_DIR overrides ../shared).
+SHARED_DIR="${VSIS_SHARED_DIR:-$ROOT/../shared}"
+VISION_MSGS_SRC="$SHARED_DIR/third_party/vision_msgs"
+EXTRA_PATHS=""
+vision_msgs_installed() {
+  local prefix
+  for prefix in $(printf '%s' "$VENV:${AMENT_PREFIX_PATH:-}" | tr ':' ' '); do
+    case "$prefix" in "$ROOT/ros_ws/install"*) continue ;; esac
+    [ -f "$prefix/share/vision_msgs/package.xml" ] && return 0
+  done
+  return 1
+}
+if vision_msgs_installed; then
+  log "vision_msgs: using the installed distribution package"
+elif [ -f "$VISION_MSGS_SRC/package.xml" ]; then
+  EXTRA_PATHS="$(cd "$VISION_MSGS_SRC" && pwd)"
+else
+  log "vision_msgs: not installed and no source in $VISION_MSGS_SRC; the nodes run without vision_msgs output"
+fi
+
 MSG_KEY="$(cat ros_ws/src/*/package.xml ros_ws/src/*/CMakeLists.txt ros_ws/src/*/msg/*.msg \
-  ros_ws/src/*/scripts/* launch/*.launch.* launch/config/*.yaml 2>/dev/null | sha256sum | cut -c1-16)"
+  ros_ws/src/*/scripts/* launch/*.launch.* launch/config/*.yaml 2>/dev/null | sha256sum | cut -c1-16) $EXTRA_PATHS"
 if ! stamp_ok colcon "$MSG_KEY" || [ ! -f ros_ws/install/setup.bash ]; then
-  log "building ros_ws with colcon (vis_msgs, vsis_bringup)"
+  log "building ros_ws with colcon (vis_msgs, vsis_bringup${EXTRA_PATHS:+, vision_msgs from $EXTRA_PATHS: about 2 minutes})"
   (
     export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
     cd ros_ws
-    colcon build --merge-install --event-handlers console_direct- >/dev/null
+    # shellcheck disable=SC2086
+    colcon build --merge-install --base-paths src $EXTRA_PATHS \
+      --cmake-args -DBUILD_TESTING=OFF --event-handlers console_direct- >/dev/null
   ) || { log "colcon build failed; rerun 'cd ros_ws && colcon build --merge-install' to see why"; exit 1; }
   stamp_set colcon "$MSG_KEY"
 fi

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ["ROS_LOCALHOST_ONLY"] = "1"
+os.environ.pop("ROS_LOCALHOST_ONLY", None)  # deprecated on Jazzy; the range above replaces it
 os.environ.setdefault("ROS_DOMAIN_ID", "77")
 # Exports and engines made by the tests go to a throw-away cache, never the user's.
 os.environ["VSIS_CACHE_DIR"] = tempfile.mkdtemp(prefix="vsis-test-cache-")

@@ -27,6 +27,20 @@ def require_ros() -> None:
     pytest.skip(reason)
 
 
+def require_vision_msgs() -> None:
+    """Skip when vision_msgs is not importable, unless VSIS_REQUIRE_ROS=1 (make test, CI).
+
+    scripts/setup.sh builds it from ../shared/third_party/vision_msgs when no
+    distribution package is installed.
+    """
+    if importlib.util.find_spec("vision_msgs") is not None:
+        return
+    reason = "vision_msgs not importable: run scripts/setup.sh, then . scripts/env.sh"
+    if os.environ.get("VSIS_REQUIRE_ROS") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @contextmanager
 def ros_context(domain_id: int) -> Iterator[Any]:
     """An initialised rclpy context on ``domain_id`` with discovery kept on localhost."""

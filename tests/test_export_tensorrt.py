@@ -1,239 +1,302 @@
-"""TensorRT engine cache, build orchestration and calibration batching (builder mocked).
+"""GPU runtime on ONNX Runtime's TensorRT / CUDA providers: provider selection, engine
+cache, INT8 calibration table, CPU fallback.
 
-TensorRT needs an NVIDIA GPU, so the real builder and runtime are not exercised here;
-:class:`FakeBackend` stands in at the :class:`TensorRTBackend` seam.
+The orchestration tests run on any machine: ``onnxruntime.InferenceSession`` is
+replaced by :class:`RecordingSession`, which records the providers and options VSIS
+requests, writes an "engine" file where TensorRT would, and runs the graph on the CPU
+provider. The parity tests at the end need an NVIDIA GPU with onnxruntime-gpu and skip
+elsewhere.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import os
-import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 
 from vis_node.cli import main
+from vis_node.perception.bench import compare_predictions
 from vis_node.perception.checkpoint import save_model
 from vis_node.perception.config import ModelConfig
-from vis_node.perception.export_onnx import OnnxExport
 from vis_node.perception.model import build_model
-from vis_node.perception.predictor import preprocess
+from vis_node.perception.onnx_runtime import OnnxPredictor
+from vis_node.perception.predictor import TorchPredictor, preprocess
+from vis_node.perception.runtime import cached_onnx_export, make_predictor
 from vis_node.perception.tensorrt import (
-    MAGIC,
+    CALIBRATION_TABLE,
+    MANIFEST,
     CalibrationBatches,
     EngineCacheError,
-    EngineKey,
-    build_engines,
-    load_or_build,
-    read_engine,
-    write_engine,
+    TensorRTPredictor,
+    instance_profile,
+    tensorrt_options,
+)
+
+TRT = "TensorrtExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+REAL_SESSION = ort.InferenceSession
+HAS_GPU_RUNTIME = torch.cuda.is_available() and TRT in ort.get_available_providers()
+NEEDS_GPU = pytest.mark.skipif(
+    not HAS_GPU_RUNTIME,
+    reason="needs a CUDA GPU and onnxruntime-gpu with the TensorRT provider "
+    "(pip install 'vis_node[tensorrt]'); scripts/gpu_check.py runs these on a GPU machine",
 )
 
 
-class FakeBackend:
-    """Records builds; the 'engine' is the ONNX path, precision and shapes as bytes."""
+class RecordingSession:
+    """Stands in for ``onnxruntime.InferenceSession`` on a machine without a GPU."""
 
-    def __init__(self, version: str = "10.9.0", gpu: str = "NVIDIA H100", cc: str = "9.0"):
-        self.version = version
-        self._device = (gpu, cc)
-        self.builds: list[tuple[str, str, dict, object]] = []
+    calls: list[tuple[str, list]] = []
 
-    def device(self) -> tuple[str, str]:
-        return self._device
+    def __init__(self, path: str, sess_options: object = None, providers: list | None = None):
+        providers = list(providers or [])
+        RecordingSession.calls.append((Path(path).name, providers))
+        for provider in providers:
+            if isinstance(provider, tuple) and provider[0] == TRT:
+                engine = Path(provider[1]["trt_engine_cache_path"]) / "TRTKernel_graph_sm90.engine"
+                if not engine.exists():
+                    engine.write_bytes(f"engine of {Path(path).name}".encode())
+        self._session = REAL_SESSION(path, sess_options, providers=[CPU])
 
-    def build(self, onnx_path, precision, shapes, calibrator) -> bytes:
-        self.builds.append((Path(onnx_path).name, precision, shapes, calibrator))
-        return f"{Path(onnx_path).name}|{precision}|{sorted(shapes)}".encode()
-
-
-def _key(**changes: object) -> EngineKey:
-    fields = {
-        "model_hash": "a" * 64, "graph": "dense", "tensorrt_version": "10.9.0",
-        "device_name": "NVIDIA H100", "compute_capability": "9.0", "precision": "fp16",
-        "input_shape": (1, 3, 320, 320),
-    }
-    fields.update(changes)
-    return EngineKey(**fields)
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._session, name)
 
 
-def test_key_digest_depends_on_every_field():
-    base = _key()
-    assert base.digest() == _key().digest()
-    variants = [
-        _key(model_hash="b" * 64), _key(graph="instance"), _key(tensorrt_version="10.10.0"),
-        _key(device_name="NVIDIA L4"), _key(compute_capability="8.9"), _key(precision="int8"),
-        _key(input_shape=(1, 3, 256, 256)),
-    ]
-    assert len({v.digest() for v in variants} | {base.digest()}) == 8
-    assert base.slot_name("synth") == "synth.dense.fp16.1x3x320x320.engine"
-    with pytest.raises(ValueError, match="precision='bf16'"):
-        _key(precision="bf16")
-
-
-def test_write_is_atomic_and_round_trips(tmp_path, monkeypatch):
-    path = tmp_path / "cache" / "m.engine"
-    write_engine(path, _key(), b"engine-1")
-    assert read_engine(path, _key()) == b"engine-1"
-    assert path.read_bytes().startswith(MAGIC)
-
-    def failing_replace(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
-        write_engine(path, _key(), b"engine-2")
-    monkeypatch.undo()
-    assert read_engine(path, _key()) == b"engine-1"
-    assert sorted(p.name for p in path.parent.iterdir()) == ["m.engine"]
-
-
-def test_stale_and_foreign_engines_are_rejected_with_a_log(tmp_path, caplog):
-    path = tmp_path / "m.engine"
-    assert read_engine(path, _key()) is None
-    write_engine(path, _key(), b"engine")
-    with caplog.at_level(logging.WARNING, logger="vis_node.perception.tensorrt"):
-        assert read_engine(path, _key(model_hash="b" * 64)) is None
-        assert read_engine(path, _key(tensorrt_version="10.10.0")) is None
-        assert read_engine(path, _key(device_name="NVIDIA L4", compute_capability="8.9")) is None
-    messages = [r.getMessage() for r in caplog.records]
-    assert "stale TensorRT engine" in messages[0]
-    assert "foreign TensorRT engine" in messages[1] and "tensorrt_version" in messages[1]
-    assert "compute_capability, device_name" in messages[2]
-
-
-@pytest.mark.parametrize(
-    "damage",
-    [
-        lambda data: b"GARBAGE!" + data[8:],
-        lambda data: data[:-3],
-        lambda data: data[:12] + b"\xff" * 20 + data[32:],
-        lambda data: data[:-1] + bytes([data[-1] ^ 1]),
-    ],
-    ids=["magic", "truncated", "header", "bit-flip"],
-)
-def test_corrupt_engine_gives_clear_error(tmp_path, damage):
-    path = tmp_path / "m.engine"
-    write_engine(path, _key(), b"serialised-engine-bytes")
-    path.write_bytes(damage(path.read_bytes()))
-    with pytest.raises(EngineCacheError, match=r"m\.engine: corrupt .*--rebuild"):
-        read_engine(path, _key())
-
-
-def test_load_or_build_caches_and_rebuilds(tmp_path, caplog):
-    fields = {"model_hash": "a" * 64, "graph": "dense", "precision": "fp16",
-              "input_shape": (1, 3, 64, 64)}
-    backend = FakeBackend()
-    engine, path = load_or_build(backend, tmp_path, "tiny", fields, Path("dense.onnx"), {})
-    assert engine == b"dense.onnx|fp16|[]" and path.name == "tiny.dense.fp16.1x3x64x64.engine"
-    assert load_or_build(backend, tmp_path, "tiny", fields, Path("dense.onnx"), {})[0] == engine
-    assert len(backend.builds) == 1
-    upgraded = FakeBackend(version="10.10.0")
-    with caplog.at_level(logging.WARNING, logger="vis_node.perception.tensorrt"):
-        load_or_build(upgraded, tmp_path, "tiny", fields, Path("dense.onnx"), {})
-    assert len(upgraded.builds) == 1 and "foreign" in caplog.text
-    path.write_bytes(b"junk")
-    with pytest.raises(EngineCacheError):
-        load_or_build(upgraded, tmp_path, "tiny", fields, Path("dense.onnx"), {})
-    load_or_build(upgraded, tmp_path, "tiny", fields, Path("dense.onnx"), {}, rebuild=True)
-    assert len(upgraded.builds) == 2
-    assert load_or_build(upgraded, tmp_path, "tiny", fields, Path("dense.onnx"), {})[0] == engine
-
-
-def test_build_engines_keys_and_profiles(tmp_path):
-    config = ModelConfig(input_size=128, seg_in_channels=16, num_proposals=7, seg_crop_size=12,
-                         pretrained_backbone=False)
-    export = OnnxExport(tmp_path, config, "c" * 64, batch_size=2)
-    backend = FakeBackend()
-    calibrator = object()
-    dense, instance = build_engines(backend, export, tmp_path / "engines", "tiny", "int8",
-                                    calibrator=calibrator)
-    assert dense[1].name == "tiny.dense.int8.2x3x128x128.engine"
-    assert instance[1].name == "tiny.instance.fp16.2x16x16x16.engine"
-    (dense_build, instance_build) = backend.builds
-    assert dense_build == ("dense.onnx", "int8", {}, calibrator)
-    assert instance_build[:2] == ("instance.onnx", "fp16") and instance_build[3] is None
-    assert instance_build[2] == {"boxes": ((1, 4), (7, 4), (14, 4)),
-                                 "image_index": ((1,), (7,), (14,))}
-    with pytest.raises(ValueError, match="INT8 needs a calibrator"):
-        build_engines(backend, export, tmp_path, "tiny", "int8")
-    dynamic = OnnxExport(tmp_path, config, "c" * 64, batch_size=None)
-    with pytest.raises(ValueError, match="fixed-batch"):
-        build_engines(backend, dynamic, tmp_path, "tiny", "fp16")
-
-
-def test_calibration_batches():
-    rng = np.random.default_rng(0)
-    frames = [rng.integers(0, 256, (30, 40, 3), dtype=np.uint8) for _ in range(10)]
-    batches = list(CalibrationBatches(iter(frames), 32, batch_size=4, max_images=64))
-    assert [b.shape for b in batches] == [(4, 3, 32, 32), (4, 3, 32, 32)]
-    np.testing.assert_array_equal(batches[1][2:3], preprocess(frames[6], 32))
-    assert len(list(CalibrationBatches(frames, 32, batch_size=2, max_images=5))) == 2
-    with pytest.raises(ValueError, match="max_images >= batch_size"):
-        CalibrationBatches(frames, 32, batch_size=4, max_images=2)
-
-
-def test_export_tensorrt_without_tensorrt_exits_2(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "tensorrt", None)
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(input_size=64, fpn_channels=16, head_channels=16,
-                                    seg_crop_size=8, pretrained_backbone=False))
-    checkpoint = save_model(model, tmp_path / "tiny" / "model.pt")
-    code = main(["export", str(checkpoint), "--format", "tensorrt", "--precision", "fp16",
-                 "--out", str(tmp_path / "out")])
-    assert code == 2
-    assert "pip install 'vis_node[tensorrt]'" in capsys.readouterr().err
-    code = main(["export", str(checkpoint), "--format", "tensorrt", "--precision", "int8",
-                 "--out", str(tmp_path / "out")])
-    assert code == 2
-    assert "--precision int8 needs --calib" in capsys.readouterr().err
-
-
-def test_export_tensorrt_cli_with_mocked_builder(tmp_path, monkeypatch, capsys):
-    """The CLI path: engines cached, ONNX Runtime standing in for the engines' runtime."""
-    import json
-    import types
-
-    import cv2
-
+@pytest.fixture()
+def gpu_machine(tmp_path, monkeypatch):
+    """Pretend two CUDA GPUs and an ONNX Runtime with the TensorRT provider."""
     from vis_node.perception import tensorrt
-    from vis_node.perception.onnx_runtime import OnnxPredictor
 
-    class Backend(FakeBackend):
-        trt = types.SimpleNamespace(IInt8EntropyCalibrator2=object)
+    RecordingSession.calls = []
+    monkeypatch.setenv("VSIS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(ort, "InferenceSession", RecordingSession)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [TRT, CUDA, CPU])
+    monkeypatch.setattr(torch.version, "cuda", "12.8")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(tensorrt, "gpu_identity", lambda index: ("NVIDIA H200", "9.0"))
+    monkeypatch.setattr(tensorrt, "tensorrt_version", lambda: "10.9.0")
+    return tmp_path / "cache" / "engines"
 
-    builds: list[FakeBackend] = []
 
-    def make_backend() -> FakeBackend:
-        builds.append(Backend())
-        return builds[-1]
-
-    monkeypatch.setattr(tensorrt, "TensorRT10Backend", make_backend)
-    monkeypatch.setattr(tensorrt, "TensorRTPredictor", lambda export, d, i: OnnxPredictor(export))
+def _checkpoint(tmp_path: Path) -> Path:
     torch.manual_seed(0)
-    model = build_model(ModelConfig(input_size=64, fpn_channels=16, head_channels=16,
-                                    seg_crop_size=8, pretrained_backbone=False,
-                                    score_threshold=0.0, mask_threshold=0.0, num_proposals=4))
-    checkpoint = save_model(model, tmp_path / "tiny" / "model.pt")
-    frames = tmp_path / "frames"
-    frames.mkdir()
+    model = build_model(
+        ModelConfig(
+            input_size=64, fpn_channels=16, head_channels=16, seg_in_channels=16,
+            seg_channels=16, seg_dilated_channels=8, seg_crop_size=8, class_hidden_dim=16,
+            embedding_dim=8, pretrained_backbone=False, score_threshold=0.0,
+            mask_threshold=0.0, num_proposals=4,
+        )
+    )
+    return save_model(model, tmp_path / "tiny" / "model.pt")
+
+
+def _frames(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for k in range(6):
-        cv2.imwrite(str(frames / f"{k:05d}.png"), rng.integers(0, 256, (48, 64, 3), np.uint8))
+    for k in range(count):
+        cv2.imwrite(str(folder / f"{k:05d}.png"), rng.integers(0, 256, (48, 64, 3), np.uint8))
+    return folder
+
+
+def test_tensorrt_options_per_precision(tmp_path):
+    assert tensorrt_options(1, tmp_path, "fp16") == {
+        "device_id": 1,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(tmp_path),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(tmp_path),
+        "trt_fp16_enable": True,
+        "trt_int8_enable": False,
+    }
+    assert tensorrt_options(0, tmp_path, "fp32")["trt_fp16_enable"] is False
+    int8 = tensorrt_options(0, tmp_path, "int8", int8_table=True)
+    assert int8["trt_int8_enable"] is True and int8["trt_fp16_enable"] is True
+    assert int8["trt_int8_calibration_table_name"] == CALIBRATION_TABLE
+    assert int8["trt_int8_use_native_calibration_table"] is False
+
+
+def test_instance_profile_spans_one_to_all_proposals(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSIS_CACHE_DIR", str(tmp_path / "cache"))
+    from vis_node.perception.checkpoint import load_model
+
+    export = cached_onnx_export(load_model(_checkpoint(tmp_path))[0])
+    assert instance_profile(export, 1) == {
+        "trt_profile_min_shapes": "seg_features:1x16x8x8,boxes:1x4,image_index:1",
+        "trt_profile_opt_shapes": "seg_features:1x16x8x8,boxes:4x4,image_index:4",
+        "trt_profile_max_shapes": "seg_features:1x16x8x8,boxes:4x4,image_index:4",
+    }
+
+
+def test_tensorrt_runtime_requests_tensorrt_then_cuda_then_cpu(gpu_machine, tmp_path, caplog):
+    checkpoint = _checkpoint(tmp_path)
+    with caplog.at_level(logging.INFO):
+        predictor = make_predictor(checkpoint, "tensorrt", device="cuda:1")
+    assert isinstance(predictor, TensorRTPredictor)
+    slot = gpu_machine / "tiny.fp16.1x3x64x64"
+    (dense_name, dense), (instance_name, instance) = RecordingSession.calls
+    assert (dense_name, instance_name) == ("dense.onnx", "instance.onnx")
+    assert dense[0] == (TRT, tensorrt_options(1, slot / "dense", "fp16"))
+    assert dense[1:] == [(CUDA, {"device_id": 1}), CPU]
+    assert instance[0][1]["trt_engine_cache_path"] == str(slot / "instance")
+    assert instance[0][1]["trt_profile_max_shapes"].endswith("boxes:4x4,image_index:4")
+    assert "building TensorRT fp16 engines for NVIDIA H200" in caplog.text
+    manifest = json.loads((slot / MANIFEST).read_text())
+    assert manifest["key"]["device_name"] == "NVIDIA H200"
+    assert sorted(manifest["files"]) == [
+        "dense/TRTKernel_graph_sm90.engine", "instance/TRTKernel_graph_sm90.engine"
+    ]
+    image = np.random.default_rng(1).integers(0, 256, (48, 64, 3), np.uint8)
+    assert len(predictor(image)) == 4
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        make_predictor(checkpoint, "tensorrt", device="cuda:1")
+    assert "building" not in caplog.text
+
+
+def test_engines_of_another_gpu_are_rebuilt_and_corrupt_ones_refused(
+    gpu_machine, tmp_path, caplog, monkeypatch
+):
+    from vis_node.perception import tensorrt
+
+    checkpoint = _checkpoint(tmp_path)
+    make_predictor(checkpoint, "tensorrt")
+    slot = gpu_machine / "tiny.fp16.1x3x64x64"
+    engine = slot / "dense" / "TRTKernel_graph_sm90.engine"
+    engine.write_bytes(b"truncated")
+    corrupt = "corrupt.*dense/TRTKernel_graph_sm90.engine.*--rebuild"
+    with pytest.raises(EngineCacheError, match=corrupt):
+        make_predictor(checkpoint, "tensorrt")
+    (slot / MANIFEST).write_text("{not json")
+    with pytest.raises(EngineCacheError, match="unreadable"):
+        make_predictor(checkpoint, "tensorrt")
+    monkeypatch.setattr(tensorrt, "gpu_identity", lambda index: ("NVIDIA L4", "8.9"))
+    (slot / MANIFEST).unlink()
+    make_predictor(checkpoint, "tensorrt")
+    manifest = json.loads((slot / MANIFEST).read_text())
+    assert manifest["key"]["device_name"] == "NVIDIA L4"
+    monkeypatch.setattr(tensorrt, "gpu_identity", lambda index: ("NVIDIA H200", "9.0"))
+    with caplog.at_level(logging.INFO):
+        make_predictor(checkpoint, "tensorrt")
+    assert "they were built for another compute_capability, device_name" in caplog.text
+    assert not engine.read_bytes() == b"truncated"
+
+
+def test_int8_calibrates_the_dense_graph_once_and_reports_accuracy(gpu_machine, tmp_path, capsys):
+    checkpoint = _checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="--precision int8 --calib"):
+        make_predictor(checkpoint, "tensorrt", precision="int8")
+    frames = _frames(tmp_path / "frames", 6)
+    out = tmp_path / "out"
     args = ["export", str(checkpoint), "--format", "tensorrt", "--precision", "int8",
-            "--calib", str(frames), "--calib-frames", "4", "--out", str(tmp_path / "out")]
+            "--calib", str(frames), "--calib-frames", "4", "--out", str(out)]
     assert main(args) == 0
-    report = json.loads((tmp_path / "out" / "accuracy.json").read_text())
+    slot = out / "engines" / "tiny.int8.1x3x64x64"
+    table = slot / "dense" / CALIBRATION_TABLE
+    assert table.stat().st_size > 100
+    ranges = json.loads((slot / "dense" / "calibration.json").read_text())
+    assert {"images", "objectness", "seg_features"} <= set(ranges["data"])
+    dense = next(p for name, p in RecordingSession.calls if name == "dense.onnx")
+    assert dense[0][1]["trt_int8_enable"] is True
+    instance = next(p for name, p in RecordingSession.calls if name == "instance.onnx")
+    assert instance[0][1]["trt_int8_enable"] is False and instance[0][1]["trt_fp16_enable"]
+    report = json.loads((out / "accuracy.json").read_text())
     assert report["frames"] == 2 and report["precision"] == "int8"
-    assert report["reference_instances"] == report["candidate_instances"] == 8
-    assert report["matched_fraction"] == 1.0 and report["mean_mask_iou"] > 0.99
-    engines = sorted(p.name for p in (tmp_path / "out" / "engines").glob("*.engine"))
-    assert engines == ["tiny.dense.int8.1x3x64x64.engine", "tiny.instance.fp16.1x256x8x8.engine"]
-    assert [b[:2] for b in builds[0].builds] == [("dense.onnx", "int8"), ("instance.onnx", "fp16")]
+    assert report["matched_fraction"] == 1.0
+    stamp = table.stat().st_mtime_ns
     assert main(args) == 0
-    assert builds[1].builds == []
+    assert table.stat().st_mtime_ns == stamp
+    table.write_bytes(b"\0" * 16)
     capsys.readouterr()
-    assert main([*args[:-2], "--calib-frames", "6", "--out", str(tmp_path / "out")]) == 2
-    assert "pass a separate --holdout" in capsys.readouterr().err
+    assert main(args) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert main([*args, "--rebuild"]) == 0
+    assert table.stat().st_size > 100
+
+
+def test_calibration_batches_feed_the_calibrator():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (30, 40, 3), np.uint8) for _ in range(7)]
+    reader = CalibrationBatches(iter(images), 32, 2, 5)
+    feeds = []
+    while (feed := reader.get_next()) is not None:
+        feeds.append(feed["images"])
+    assert [f.shape for f in feeds] == [(2, 3, 32, 32), (2, 3, 32, 32)]
+    np.testing.assert_array_equal(feeds[1][0:1], preprocess(images[2], 32))
+    with pytest.raises(ValueError, match="max_images >= batch_size"):
+        CalibrationBatches(images, 32, 4, 2)
+
+
+def test_without_a_gpu_every_runtime_falls_back_to_the_cpu_with_a_reason(
+    tmp_path, monkeypatch, caplog, capsys
+):
+    monkeypatch.setenv("VSIS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    checkpoint = _checkpoint(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        trt = make_predictor(checkpoint, "tensorrt")
+    assert type(trt) is OnnxPredictor
+    assert "device cuda requested but no CUDA GPU is visible" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        eager = make_predictor(checkpoint, "torch", device="cuda:0")
+    assert isinstance(eager, TorchPredictor) and eager.device == "cpu"
+    assert "falling back to the CPU" in caplog.text
+    with pytest.raises(ValueError, match="use cpu, cuda or cuda:N"):
+        make_predictor(checkpoint, "onnx", device="gpu0")
+    assert main(["export", str(checkpoint), "--format", "tensorrt", "--out",
+                 str(tmp_path / "out")]) == (0 if TRT in ort.get_available_providers() else 2)
+    if TRT not in ort.get_available_providers():
+        assert "pip install 'vis_node[tensorrt]'" in capsys.readouterr().err
+
+
+def test_a_cpu_only_onnx_runtime_falls_back_from_tensorrt_and_cuda(
+    gpu_machine, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CPU])
+    checkpoint = _checkpoint(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        predictor = make_predictor(checkpoint, "tensorrt", device="cuda:1")
+    assert type(predictor) is OnnxPredictor
+    assert "has no TensorRT provider" in caplog.text and "using the CPU" in caplog.text
+    assert "has no CUDA provider" in caplog.text
+    assert all(providers == [CPU] for _, providers in RecordingSession.calls)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA, CPU])
+    RecordingSession.calls = []
+    make_predictor(checkpoint, "onnx", device="cuda:1")
+    assert [p for _, p in RecordingSession.calls] == [[(CUDA, {"device_id": 1}), CPU]] * 2
+
+
+def _synth_frames(count: int) -> list[np.ndarray]:
+    from vis_node.synth import SynthConfig, generate_video
+
+    return list(generate_video(3, SynthConfig(width=320, height=240, frames=count)).frames)
+
+
+@NEEDS_GPU
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_tensorrt_matches_eager_pytorch_on_the_gpu(precision, tmp_path, monkeypatch):
+    monkeypatch.setenv("VSIS_CACHE_DIR", str(tmp_path / "cache"))
+    engine = make_predictor("synth", "tensorrt", device="cuda", precision=precision)
+    assert isinstance(engine, TensorRTPredictor)
+    eager = make_predictor("synth", "torch", device="cpu")
+    report = compare_predictions(eager, engine, _synth_frames(8))
+    assert report["matched_fraction"] >= 0.9
+    assert report["mean_mask_iou"] >= (0.95 if precision == "fp32" else 0.9)
+
+
+@NEEDS_GPU
+def test_cuda_provider_matches_the_cpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSIS_CACHE_DIR", str(tmp_path / "cache"))
+    gpu = make_predictor("synth", "onnx", device="cuda")
+    cpu = make_predictor("synth", "onnx", device="cpu")
+    report = compare_predictions(cpu, gpu, _synth_frames(8))
+    assert report["matched_fraction"] == 1.0 and report["mean_mask_iou"] >= 0.98

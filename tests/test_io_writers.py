@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -146,11 +147,26 @@ def test_mp4v_video_writer_round_trip(tmp_path: Path) -> None:
     with OverlayVideoWriter(path, fps=8.0) as writer:
         for colour in colours:
             writer.write(np.full((48, 64, 3), colour, dtype=np.uint8))
-        with pytest.raises(ValueError, match="differs from the first"):
-            writer.write(np.zeros((10, 10, 3), dtype=np.uint8))
+        writer.write(np.full((10, 10, 3), colours[0], dtype=np.uint8))
     frames = list(read_video(path))
-    assert len(frames) == 4
-    assert [f.stamp_ns for f in frames] == [0, 125_000_000, 250_000_000, 375_000_000]
-    for frame, colour in zip(frames, colours, strict=True):
+    assert len(frames) == 5 and frames[4].image.shape == (48, 64, 3)
+    assert [f.stamp_ns for f in frames] == [0, 125_000_000, 250_000_000, 375_000_000, 500_000_000]
+    for frame, colour in zip(frames, [*colours, colours[0]], strict=True):
         assert np.abs(frame.image.reshape(-1, 3).mean(axis=0) - colour).max() < 20
     assert path.read_bytes()[4:8] == b"ftyp"
+
+
+@pytest.mark.parametrize(("fps", "frames"), [(24.0, 6), (12.5, 3), (30.0, 1)])
+def test_video_writer_takes_the_frame_rate_from_the_stamps(
+    tmp_path: Path, fps: float, frames: int
+) -> None:
+    path = tmp_path / "overlay.mp4"
+    with OverlayVideoWriter(path) as writer:
+        for index in range(frames):
+            writer.write(np.zeros((32, 48, 3), np.uint8), stamp_ns=round(index * 1e9 / fps))
+    capture = cv2.VideoCapture(str(path))
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(fps, abs=0.01)
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == frames
+    capture.release()
+    with pytest.raises(ValueError, match="give stamp_ns"):
+        OverlayVideoWriter(tmp_path / "x.mp4").write(np.zeros((8, 8, 3), np.uint8))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import cv2
 import numpy as np
 import pytest
@@ -16,9 +14,6 @@ from vis_node.perception.model import build_model
 from vis_node.perception.onnx_runtime import OnnxPredictor
 from vis_node.perception.predictor import TorchPredictor
 from vis_node.perception.runtime import cached_onnx_export, make_predictor
-from vis_node.perception.tensorrt import TensorRTUnavailableError
-
-HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 
 def _model(seed: int):
@@ -68,17 +63,15 @@ def test_make_predictor_runtimes_agree(cache, tmp_path):
         make_predictor(checkpoint, "tvm")
 
 
-@pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed: the missing-TensorRT path")
-def test_tensorrt_runtime_without_tensorrt_says_how_to_get_it(cache, tmp_path, capsys):
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: the no-GPU fallback")
+def test_tensorrt_runtime_without_a_gpu_runs_on_the_cpu(cache, tmp_path, capsys):
     checkpoint = save_model(_model(0), tmp_path / "tiny" / "model.pt")
-    with pytest.raises(TensorRTUnavailableError, match="tensorrt"):
-        make_predictor(checkpoint, "tensorrt")
-    with pytest.raises(ValueError, match="calib"):
-        make_predictor(checkpoint, "tensorrt", precision="int8")
     frames = tmp_path / "frames"
     frames.mkdir()
     cv2.imwrite(str(frames / "00000.png"), np.zeros((32, 32, 3), np.uint8))
-    assert main(["run", str(frames), "--out", str(tmp_path / "out"), "--model",
-                 str(checkpoint), "--runtime", "tensorrt"]) == 2
-    assert "pip install 'vis_node[tensorrt]'" in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    run = ["run", str(frames), "--model", str(checkpoint), "--runtime", "tensorrt", "--no-overlay"]
+    assert main([*run, "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "instances").is_dir()
+    assert main([*run, "--out", str(tmp_path / "bad"), "--device", "gpu"]) == 2
+    assert "use cpu, cuda or cuda:N" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

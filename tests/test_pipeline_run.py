@@ -204,6 +204,8 @@ def test_vsis_run_end_to_end(tiny_model, image_folder, tmp_path, runtime):
     assert (out / "overlay" / "clip.mp4").stat().st_size > 0
     assert json.loads((out / "timings.json").read_text())["runtime"] == runtime
     assert isinstance(json.loads((out / "results.json").read_text()), list)
+    label_map = json.loads((out / "label_map.json").read_text())
+    assert label_map == {str(i): name for i, name in enumerate(tiny_model.config.class_names)}
 
 
 def test_vsis_run_offline_mode(tiny_model, image_folder, tmp_path):

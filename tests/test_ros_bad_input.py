@@ -7,7 +7,6 @@ rejection counters (also on /diagnostics) must have risen.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
@@ -51,10 +50,6 @@ def _publish_and_count(executor, publisher, msg, counter, kind: str) -> None:
 
 
 def test_bad_images_are_skipped_and_counted(composed, synth_root):
-    from sensor_msgs.msg import CompressedImage
-
-    from vis_node.ros import qos
-
     executor, make = composed
     (perception, tracking, _), probe = make(gt_params(synth_root))
     images, gt_ids, _ = ground_truth(synth_root)
@@ -64,8 +59,8 @@ def test_bad_images_are_skipped_and_counted(composed, synth_root):
     small = images[2][:4, :5]
     base = stamp_of(1)
     cases = [
-        ("bad_encoding", _image(images[2], base + 10, encoding="yuv422")),
-        ("bad_encoding", _image(images[2], base + 20, encoding="mono16")),
+        ("bad_encoding", _image(images[2], base + 10, encoding="32FC1")),
+        ("bad_encoding", _image(images[2], base + 20, encoding="nv12")),
         ("empty_image", _image(small, base + 30, height=0, width=0, step=0, data=b"")),
         ("bad_buffer", _image(small, base + 40, data=bytes(4 * 15 - 3))),
         ("bad_buffer", _image(small, base + 50, step=7)),
@@ -75,14 +70,8 @@ def test_bad_images_are_skipped_and_counted(composed, synth_root):
     ]
     for kind, msg in cases:
         _publish_and_count(executor, publish, msg, counter, kind)
-    compressed_pub = probe.node.create_publisher(
-        CompressedImage, "image/compressed", qos.RELIABLE
-    )
-    assert spin_until(executor, lambda: compressed_pub.get_subscription_count() >= 2)
-    garbage = CompressedImage(header=_header(base + 70), format="jpeg", data=b"\xff\xd8junk")
-    _publish_and_count(executor, compressed_pub, garbage, counter, "bad_buffer")
     assert counter.counts["bad_encoding"] == 2
-    assert counter.counts["bad_buffer"] == 3
+    assert counter.counts["bad_buffer"] == 2
     assert spin_until(
         executor,
         lambda: tracking.rejections.counts["wrong_frame_id"] == 1
@@ -90,17 +79,12 @@ def test_bad_images_are_skipped_and_counted(composed, synth_root):
         and tracking.rejections.counts["stamp_out_of_order"] == 1,
     )
 
-    ok, png = cv2.imencode(".png", cv2.cvtColor(images[2], cv2.COLOR_RGB2BGR))
-    compressed_pub.publish(
-        CompressedImage(header=_header(stamp_of(2)), format="png", data=png.tobytes())
-    )
-    assert spin_until(executor, lambda: probe.count("unified_instances") == 3, timeout_s=10.0)
-    send_frames(executor, probe, images[3:5], start=3)
+    send_frames(executor, probe, images[2:5], start=2)
     assert_ids_match_ground_truth(probe, gt_ids[:5])
     assert perception.stats.processed == 5
     assert spin_until(
         executor,
-        lambda: probe.latest_diagnostics("vsis_perception").get("rejected_bad_buffer") == "3",
+        lambda: probe.latest_diagnostics("vsis_perception").get("rejected_bad_buffer") == "2",
         timeout_s=10.0,
     )
     diagnostics = probe.latest_diagnostics("vsis_perception")

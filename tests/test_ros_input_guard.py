@@ -8,12 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
+from vis_node.io.errors import InvalidDataError
 from vis_node.io.image_codec import RawImage, encode
 from vis_node.ros.input_guard import (
     REJECTION_KINDS,
+    CallbackGuard,
     Rejection,
     RejectionCounter,
-    StampOrder,
     as_camera_rgb,
     check_finite_scores,
     check_frame_id,
@@ -40,8 +41,8 @@ def test_good_image_decodes_to_rgb():
 @pytest.mark.parametrize(
     ("changes", "kind"),
     [
-        ({"encoding": "yuv422"}, "bad_encoding"),
-        ({"encoding": "mono16"}, "bad_encoding"),
+        ({"encoding": "32FC1"}, "bad_encoding"),
+        ({"encoding": "nv12"}, "bad_encoding"),
         ({"encoding": ""}, "bad_encoding"),
         ({"height": 0, "data": b""}, "empty_image"),
         ({"width": 0, "step": 0, "data": b""}, "empty_image"),
@@ -98,15 +99,67 @@ def test_finite_scores():
     assert check_finite_scores([float("inf")]).kind == "nonfinite_score"
 
 
-def test_stamp_order_rejects_repeats_and_older_stamps():
-    order = StampOrder()
-    assert order.check(100) is None
-    assert order.check(100).kind == "repeated_stamp"
-    assert order.check(50).kind == "stamp_out_of_order"
-    assert order.last_ns == 100
-    assert order.check(101) is None
-    order.reset()
-    assert order.check(5) is None
+def _guard(period_s: float = 5.0):
+    now = [0.0]
+    warnings: list[str] = []
+    errors: list[str] = []
+    recovered: list[int] = []
+    counter = RejectionCounter(warnings.append, period_s=period_s, clock=lambda: now[0])
+    guard = CallbackGuard(counter, errors.append, lambda: recovered.append(1))
+    return guard, counter, now, warnings, errors, recovered
+
+
+def test_callback_guard_logs_the_first_traceback_then_rate_limits_and_counts():
+    guard, counter, now, warnings, errors, recovered = _guard()
+
+    def crash(value: int) -> None:
+        raise KeyError(value)
+
+    handled: list[int] = []
+    callback = guard.wrap("instances", crash)
+    for value in range(4):
+        callback(value)
+    guard.wrap("instances", handled.append)(7)
+    assert handled == [7]
+    assert counter.counts["unexpected_error"] == 4
+    assert len(recovered) == 4
+    assert len(errors) == 1
+    assert "Traceback" in errors[0] and "KeyError: 0" in errors[0] and "'instances'" in errors[0]
+    now[0] = 6.0
+    callback(9)
+    assert len(errors) == 2
+    assert "Traceback" not in errors[1]
+    assert errors[1].endswith("KeyError(9) (3 more since the last warning)")
+    guard.wrap("image", crash)(1)  # another callback: its first error has a traceback too
+    assert "Traceback" in errors[2]
+    assert warnings == []
+
+
+def test_callback_guard_counts_data_errors_as_rejections_without_traceback():
+    guard, counter, _, warnings, errors, recovered = _guard()
+
+    def bad(_: object) -> None:
+        raise InvalidDataError("saliency must lie in [0, 1], got -0.5")
+
+    guard.call("instances", bad, None)
+    assert counter.counts["invalid_data"] == 1 and counter.counts["unexpected_error"] == 0
+    assert warnings == [
+        "skipped a message on 'instances' [invalid_data]: saliency must lie in [0, 1], got -0.5"
+    ]
+    assert errors == [] and recovered == []
+
+
+def test_callback_guard_survives_a_failing_recovery():
+    counter = RejectionCounter(lambda _: None)
+    errors: list[str] = []
+
+    def recover() -> None:
+        raise RuntimeError("still broken")
+
+    guard = CallbackGuard(counter, errors.append, recover)
+    guard.call("timer", lambda: 1 / 0)
+    assert counter.counts["unexpected_error"] == 1
+    assert "ZeroDivisionError" in errors[0] and "still broken" in errors[1]
 
 
 def test_rejection_counter_counts_everything_and_rate_limits_warnings():

@@ -7,7 +7,7 @@ import zlib
 import numpy as np
 import pytest
 
-from rosutil import require_ros, ros_context, spin_until
+from rosutil import require_ros, require_vision_msgs, ros_context, spin_until
 
 pytestmark = pytest.mark.ros
 
@@ -147,7 +147,10 @@ def test_label_map_is_latched(ros_modules, node_pair):
 
     executor, pub_node, sub_node = node_pair
     publisher = pub_node.create_publisher(LabelMap, "label_map", qos.LATCHED)
-    publisher.publish(convert.label_map_to_msg(CLASS_NAMES, Header(frame_id="cam"), "synth"))
+    from vis_node.structures.label_map import LabelMap as Labels
+
+    labels = Labels(CLASS_NAMES, "synth")
+    publisher.publish(convert.label_map_to_msg(labels, Header(frame_id="cam")))
     executor.spin_once(timeout_sec=0.1)
     received = []
     sub_node.create_subscription(LabelMap, "label_map", received.append, qos.LATCHED)
@@ -156,3 +159,59 @@ def test_label_map_is_latched(ros_modules, node_pair):
     assert got.model_name == "synth"
     assert [(c.class_id, c.class_name) for c in got.classes] == list(enumerate(CLASS_NAMES))
     assert len(received) == 1
+    assert convert.msg_to_label_map(got) == labels
+    got.classes = got.classes[1:]
+    with pytest.raises(ValueError, match="class ids must be 0..2 in order"):
+        convert.msg_to_label_map(got)
+
+
+def test_vision_msgs_round_trip(ros_modules, node_pair):
+    """Detection2DArray (id = track id, named hypotheses, box) and latched LabelInfo over DDS."""
+    convert, qos = ros_modules
+    require_vision_msgs()
+    from std_msgs.msg import Header
+    from vis_msgs.msg import SalientInstanceArray
+    from vision_msgs.msg import Detection2DArray, LabelInfo
+
+    from vis_node.ros.vision import detections_msg, label_info_msg
+    from vis_node.structures.label_map import LabelMap as Labels
+
+    labels = Labels(CLASS_NAMES, "davis")
+    header = Header(frame_id="camera_optical")
+    header.stamp.sec = 9
+    unified = SalientInstanceArray(header=header, image_height=48, image_width=64)
+    unified.instances = [
+        convert.instance_to_msg(
+            mask=None, box=(10, 4, 30, 20), track_id=12,
+            class_scores=[0.1, 0.2, 0.0, 0.7], class_names=CLASS_NAMES, saliency=0.9,
+            mask_encoding="none",
+        ),
+        convert.instance_to_msg(
+            mask=None, box=(0, 0, 8, 6), track_id=3,
+            class_scores=[0.0, 0.6, 0.4, 0.0], class_names=CLASS_NAMES, saliency=0.5,
+            mask_encoding="none",
+        ),
+    ]
+    got = _round_trip(
+        node_pair, Detection2DArray, "detections", detections_msg(unified, labels), qos.RELIABLE
+    )
+    assert got.header.frame_id == "camera_optical" and got.header.stamp.sec == 9
+    first, second = got.detections
+    assert (first.id, second.id) == ("12", "3")
+    assert [(r.hypothesis.class_id, r.hypothesis.score) for r in first.results] == [
+        ("dog", pytest.approx(0.7)), ("person", pytest.approx(0.2))
+    ]
+    assert [r.hypothesis.class_id for r in second.results] == ["person", "car"]
+    assert (first.bbox.center.position.x, first.bbox.center.position.y) == (20.0, 12.0)
+    assert (first.bbox.size_x, first.bbox.size_y) == (20.0, 16.0)
+
+    executor, pub_node, sub_node = node_pair
+    publisher = pub_node.create_publisher(LabelInfo, "label_info", qos.LATCHED)
+    publisher.publish(label_info_msg(labels, header, threshold=0.25))
+    executor.spin_once(timeout_sec=0.1)
+    received = []
+    sub_node.create_subscription(LabelInfo, "label_info", received.append, qos.LATCHED)
+    assert spin_until(executor, lambda: bool(received), timeout_s=15.0)
+    info = received[0]
+    assert [(c.class_id, c.class_name) for c in info.class_map] == list(enumerate(CLASS_NAMES))
+    assert info.threshold == pytest.approx(0.25)

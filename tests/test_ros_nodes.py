@@ -69,11 +69,11 @@ def stamp_of(index: int) -> int:
 
 def gt_params(root: Path) -> dict[str, dict[str, Any]]:
     """Node kind -> parameters for a reliable, oracle-driven graph."""
-    common = {"qos": "reliable", "expected_frame_id": FRAME_ID, "diagnostics_period": 0.2}
+    common = {"input_qos": "reliable", "expected_frame_id": FRAME_ID, "diagnostics_period": 0.2}
     return {
         "perception": {**common, "model": f"gt:{root}"},
         "tracking": dict(common),
-        "semantic": {**common, "model_name": "gt"},
+        "semantic": dict(common),
     }
 
 
@@ -445,9 +445,9 @@ def test_real_checkpoint_plumbing(composed, tmp_path):
     path = save_model(build_model(config).eval(), tmp_path / "tiny" / "model.pt")
     executor, make = composed
     params = {
-        "perception": {"model": str(path), "qos": "reliable", "mask_encoding": "rle"},
-        "tracking": {"qos": "reliable"},
-        "semantic": {"qos": "reliable", "model_name": "tiny"},
+        "perception": {"model": str(path), "input_qos": "reliable", "mask_encoding": "rle"},
+        "tracking": {"input_qos": "reliable"},
+        "semantic": {"input_qos": "reliable"},
     }
     _, probe = make(params)
     video = generate_video(1, SynthConfig(width=WIDTH, height=HEIGHT, frames=3))
@@ -510,8 +510,7 @@ def ros_env(domain: int) -> dict[str, str]:
     """This process's environment (scripts/env.sh) with DDS kept on localhost."""
     env = dict(os.environ)
     env.update(
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOCALHOST_ONLY="1",
-        ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1",
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_DOMAIN_ID=str(domain), PYTHONUNBUFFERED="1",
     )
     return env
 

@@ -57,6 +57,35 @@ def test_online_memory_is_bounded() -> None:
     assert len(unifier) == 3
 
 
+def test_state_is_bounded_by_live_and_remembered_tracks() -> None:
+    # A 10,000-frame stream where 4 tracks are live at a time and a new id replaces the
+    # oldest every 25 frames (400 ids in all): the state holds the live tracks plus
+    # those seen within max_idle frames, not every id ever seen.
+    unifier = OnlineUnifier(max_idle=30)
+    sizes = []
+    for frame in range(10_000):
+        first = frame // 25
+        ids = np.arange(first + 1, first + 5)
+        unifier.update(ids, np.tile([[0.2, 0.8]], (4, 1)))
+        sizes.append(len(unifier))
+    assert max(sizes) == 6 and sizes[-1] == 5
+
+
+def test_track_back_within_max_idle_keeps_its_label() -> None:
+    unifier = OnlineUnifier(margin=0.1, patience=1, max_idle=2)
+    for _ in range(3):
+        unifier.update(np.array([7]), np.array([[0.0, 0.9, 0.1]]))
+    for _ in range(2):
+        unifier.update(np.array([8]), np.array([[0.0, 0.5, 0.5]]))
+    labels, _ = unifier.update(np.array([7]), np.array([[0.0, 0.3, 0.7]]))
+    assert labels.tolist() == [1]  # mean over 4 frames still favours class 1
+    for _ in range(3):
+        unifier.update(np.array([8]), np.array([[0.0, 0.5, 0.5]]))
+    assert len(unifier) == 1  # track 7 was idle for 3 > max_idle frames
+    labels, confidence = unifier.update(np.array([7]), np.array([[0.0, 0.3, 0.7]]))
+    assert labels.tolist() == [2] and confidence[0] == pytest.approx(0.7)
+
+
 def test_offline_sum_versus_vote() -> None:
     frames = [
         (np.array([4, 9]), np.array([[0.0, 0.45, 0.55], [0.0, 0.0, 1.0]])),
@@ -74,7 +103,8 @@ def test_offline_sum_versus_vote() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [({"margin": 1.5}, "margin"), ({"patience": 0}, "patience"), ({"max_tracks": 0}, "max_tracks")],
+    [({"margin": 1.5}, "margin"), ({"patience": 0}, "patience"), ({"max_tracks": 0}, "max_tracks"),
+     ({"max_idle": -1}, "max_idle")],
 )
 def test_unifier_validates(kwargs: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):

@@ -5,3 +5,7 @@ perception / tracking packages) imports no ROS; only ``vis_node.ros`` touches rc
 """
 
 __version__ = "0.1.0"
+
+DEFAULT_MODEL = "real"
+"""Shipped model of ``vsis run``, ``vsis replay``, the ROS graph and the launch files
+when none is named: the salient NanoDet model for real camera video (``models/real``)."""

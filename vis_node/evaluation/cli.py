@@ -34,10 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, write ``args.out`` and print the table; returns the exit code."""
+    """Evaluate, write ``args.out`` and print the table; returns the exit code (2 for
+    unusable predictions, ground truth or ``--out``)."""
     from vis_node.evaluation import evaluate
     from vis_node.evaluation.report import print_report, write_report
+    from vis_node.io.out_dir import check_out_file
 
+    check_out_file(args.out)
     try:
         report = evaluate(
             args.protocol,

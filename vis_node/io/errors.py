@@ -23,3 +23,13 @@ class InputDataError(RuntimeError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class InvalidDataError(ValueError):
+    """A message or array handed to a core stage is malformed.
+
+    Raised for data that arrives at run time (an instance message with a negative
+    score, a NaN embedding, arrays of different lengths), as opposed to
+    :class:`InputDataError` for files. A node counts it as a rejected message and skips
+    it; the message says which field is wrong and what a valid value is.
+    """

@@ -1,14 +1,20 @@
 """Raw image buffers <-> NumPy, following ``sensor_msgs/Image`` semantics (no ROS import).
 
 Used by the rosbag reader and by the ROS nodes, so both accept exactly the same
-encodings and reject bad buffers with the same error.
+encodings and reject bad buffers with the same error. Camera images of every common
+encoding (colour, grey, 16-bit, Bayer, YUV 4:2:2) are converted to RGB by
+``rosbags-image`` (:func:`rosbags.image.image_to_cvimage`), after the buffer's size,
+step and length have been checked here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
+import cv2
 import numpy as np
+from rosbags.image import ImageError, image_to_cvimage
 
 # encoding -> (channels, dtype, index order that turns the buffer into RGB, or None)
 _ENCODINGS: dict[str, tuple[int, np.dtype, tuple[int, ...] | None]] = {
@@ -22,8 +28,18 @@ _ENCODINGS: dict[str, tuple[int, np.dtype, tuple[int, ...] | None]] = {
     "16UC1": (1, np.dtype(np.uint16), None),
 }
 
-COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
-"""Encodings accepted as camera input (converted to RGB)."""
+_BAYER = ("bayer_rggb", "bayer_bggr", "bayer_gbrg", "bayer_grbg")
+_CAMERA_LAYOUTS: dict[str, tuple[int, int]] = {
+    **{f"{name}{bits}": (channels, bits // 8)
+       for name, channels in (("rgb", 3), ("bgr", 3), ("rgba", 4), ("bgra", 4), ("mono", 1))
+       for bits in (8, 16)},
+    **{f"{name}{bits}": (1, bits // 8) for name in _BAYER for bits in (8, 16)},
+    **{name: (2, 1) for name in ("yuv422", "uyvy", "yuyv", "yuv422_yuy2")},
+}
+"""Camera encoding -> (channels, bytes per channel) of its packed pixels."""
+
+COLOR_ENCODINGS: tuple[str, ...] = tuple(_CAMERA_LAYOUTS)
+"""Encodings accepted as camera input (converted to ``uint8`` RGB; 16-bit scaled to 8)."""
 
 
 class ImageEncodingError(ValueError):
@@ -68,16 +84,10 @@ class RawImage:
         )
 
 
-def _as_array(raw: RawImage) -> np.ndarray:
-    """View ``raw`` as ``[H, W]`` or ``[H, W, C]`` in its own encoding, after checks."""
-    if raw.encoding not in _ENCODINGS:
-        raise ImageEncodingError(
-            f"unsupported encoding '{raw.encoding}'; use one of {', '.join(_ENCODINGS)}"
-        )
-    channels, dtype, _ = _ENCODINGS[raw.encoding]
+def _rows(raw: RawImage, row_bytes: int) -> np.ndarray:
+    """``uint8[H, row_bytes]``: the buffer's rows without padding, after size checks."""
     if raw.height <= 0 or raw.width <= 0:
         raise ImageEncodingError(f"empty image ({raw.width}x{raw.height})")
-    row_bytes = raw.width * channels * dtype.itemsize
     if raw.step < row_bytes:
         raise ImageEncodingError(
             f"step {raw.step} is smaller than one row of {raw.width} {raw.encoding} pixels "
@@ -87,7 +97,17 @@ def _as_array(raw: RawImage) -> np.ndarray:
         raise ImageEncodingError(
             f"data holds {len(raw.data)} bytes but height * step = {raw.height * raw.step}"
         )
-    rows = np.frombuffer(raw.data, dtype=np.uint8).reshape(raw.height, raw.step)[:, :row_bytes]
+    return np.frombuffer(raw.data, dtype=np.uint8).reshape(raw.height, raw.step)[:, :row_bytes]
+
+
+def _as_array(raw: RawImage) -> np.ndarray:
+    """View ``raw`` as ``[H, W]`` or ``[H, W, C]`` in its own encoding, after checks."""
+    if raw.encoding not in _ENCODINGS:
+        raise ImageEncodingError(
+            f"unsupported encoding '{raw.encoding}'; use one of {', '.join(_ENCODINGS)}"
+        )
+    channels, dtype, _ = _ENCODINGS[raw.encoding]
+    rows = _rows(raw, raw.width * channels * dtype.itemsize)
     order = ">" if raw.is_bigendian else "<"
     pixels = np.ascontiguousarray(rows).view(dtype.newbyteorder(order))
     pixels = pixels.astype(dtype, copy=False)
@@ -118,22 +138,36 @@ def decode(raw: RawImage) -> np.ndarray:
 
 
 def decode_rgb(raw: RawImage) -> np.ndarray:
-    """Decode a camera image to ``uint8[H, W, 3]`` RGB (mono8 is repeated to grey RGB).
+    """Decode a camera image of any of :data:`COLOR_ENCODINGS` to ``uint8[H, W, 3]`` RGB.
+
+    Grey is repeated to grey RGB, Bayer mosaics are demosaiced, YUV 4:2:2 is converted,
+    and 16-bit values are scaled to 8 bits (``v * 255 / 65535``), all by rosbags-image.
 
     Raises
     ------
     ImageEncodingError
-        Unknown or non-camera encoding, zero size, or a step / data length mismatch.
+        Unknown or non-camera encoding, zero size, a step / data length mismatch, or
+        pixels the conversion refuses (e.g. YUV 4:2:2 with an odd width).
     """
-    if raw.encoding not in COLOR_ENCODINGS:
+    if raw.encoding not in _CAMERA_LAYOUTS:
         raise ImageEncodingError(
             f"unsupported encoding '{raw.encoding}' for a camera image; "
             f"use one of {', '.join(COLOR_ENCODINGS)}"
         )
-    pixels = decode(raw)
-    if pixels.ndim == 2:
-        return np.repeat(pixels[:, :, None], 3, axis=2)
-    return pixels
+    channels, itemsize = _CAMERA_LAYOUTS[raw.encoding]
+    row_bytes = raw.width * channels * itemsize
+    packed = SimpleNamespace(
+        height=raw.height, width=raw.width, encoding=raw.encoding,
+        is_bigendian=raw.is_bigendian, step=row_bytes,
+        data=np.ascontiguousarray(_rows(raw, row_bytes)).tobytes(),
+    )
+    try:
+        rgb = image_to_cvimage(packed, "rgb8")
+    except (ImageError, cv2.error) as exc:
+        raise ImageEncodingError(
+            f"cannot convert a {raw.width}x{raw.height} '{raw.encoding}' image to RGB: {exc}"
+        ) from None
+    return np.array(rgb, dtype=np.uint8, copy=True, order="C")
 
 
 def decode_labels(raw: RawImage) -> np.ndarray:

@@ -43,7 +43,10 @@ def wrap_track_ids(ids: np.ndarray | int) -> np.ndarray:
     numpy.ndarray
         ``uint16`` ids of the same shape.
     """
-    ids = np.asarray(ids, dtype=np.int64)
+    ids = np.asarray(ids)
+    if ids.dtype.kind == "u" and ids.dtype.itemsize <= 2:
+        return ids.astype(np.uint16, copy=False)
+    ids = ids.astype(np.int64)
     return np.where(ids > 0, (ids - 1) % MAX_LABEL_ID + 1, 0).astype(np.uint16)
 
 

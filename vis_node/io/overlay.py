@@ -15,6 +15,8 @@ from types import TracebackType
 import cv2
 import numpy as np
 
+from vis_node.io.readers import DEFAULT_FPS
+
 _GOLDEN = 0.618033988749895
 
 
@@ -134,23 +136,28 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
 class OverlayVideoWriter:
     """Write RGB frames to an mp4 file (OpenCV ``mp4v`` codec).
 
-    Use as a context manager; the frame size is fixed by the first frame.
+    Use as a context manager. The frame size is fixed by the first frame; later frames
+    of another size are scaled to it. Without ``fps`` the frame rate is the source's:
+    the first frame is held until the second arrives, and the gap between their stamps
+    sets the rate (a one-frame video gets :data:`~vis_node.io.readers.DEFAULT_FPS`).
 
     Parameters
     ----------
     path:
         Output ``.mp4`` file; parent folders are created.
     fps:
-        Frame rate in frames per second.
+        Frame rate in frames per second, or ``None`` to take it from the stamps given
+        to :meth:`write`.
     """
 
-    def __init__(self, path: str | Path, *, fps: float = 30.0) -> None:
-        if fps <= 0:
+    def __init__(self, path: str | Path, *, fps: float | None = None) -> None:
+        if fps is not None and fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.path = Path(path)
         self.fps = fps
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
+        self._held: tuple[np.ndarray, int] | None = None
 
     def __enter__(self) -> OverlayVideoWriter:
         return self
@@ -163,23 +170,50 @@ class OverlayVideoWriter:
     ) -> None:
         self.close()
 
-    def write(self, image: np.ndarray) -> None:
-        """Append one ``uint8[H, W, 3]`` RGB frame (same size as the first)."""
+    def write(self, image: np.ndarray, stamp_ns: int | None = None) -> None:
+        """Append one ``uint8[H, W, 3]`` RGB frame.
+
+        Parameters
+        ----------
+        image:
+            The frame; scaled to the first frame's size when it differs.
+        stamp_ns:
+            Its capture time in nanoseconds; needed for the first two frames when the
+            writer was made without ``fps``.
+        """
+        if self._writer is None and self.fps is None:
+            if stamp_ns is None:
+                raise ValueError("give stamp_ns to write(), or an fps to OverlayVideoWriter")
+            if self._held is None:
+                self._held = (image, stamp_ns)
+                return
+            first, first_stamp = self._held
+            gap_ns = stamp_ns - first_stamp
+            self.fps = 1e9 / gap_ns if gap_ns > 0 else DEFAULT_FPS
+            self._held = None
+            self._append(first)
+        self._append(image)
+
+    def _append(self, image: np.ndarray) -> None:
         height, width = image.shape[:2]
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
+            fps = DEFAULT_FPS if self.fps is None else self.fps
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, fps, (width, height))
             if not self._writer.isOpened():
                 self._writer = None
                 raise OSError(f"{self.path}: OpenCV cannot write mp4v video here")
             self._size = (width, height)
         elif (width, height) != self._size:
-            raise ValueError(f"frame size {(width, height)} differs from the first {self._size}")
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
         self._writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
 
     def close(self) -> None:
-        """Finish the file."""
+        """Finish the file (a held single frame is written at the default rate)."""
+        if self._held is not None:
+            self._append(self._held[0])
+            self._held = None
         if self._writer is not None:
             self._writer.release()
             self._writer = None

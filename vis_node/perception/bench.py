@@ -161,6 +161,7 @@ def run_benchmark(
     iterations: int = 20,
     maskrcnn: bool = True,
     frame: np.ndarray | None = None,
+    device: str = "cpu",
 ) -> list[BenchRow]:
     """Benchmark S4Net (each backbone x runtime) and Mask R-CNN R50-FPN.
 
@@ -178,19 +179,27 @@ def run_benchmark(
         Add the Mask R-CNN reference row (eager PyTorch).
     frame:
         ``uint8[H, W, 3]`` RGB test frame; default a synthetic video frame.
+    device:
+        ``cpu``, ``cuda`` or ``cuda:N`` for every row (ONNX Runtime's CUDA provider for
+        ``onnx``); an unusable GPU falls back to the CPU with a warning.
 
     Returns
     -------
     list of BenchRow
     """
+    import onnxruntime as ort
+
     from vis_node.perception.export_onnx import export_onnx
     from vis_node.perception.model import build_model
     from vis_node.perception.onnx_runtime import OnnxPredictor
     from vis_node.perception.predictor import TorchPredictor
+    from vis_node.perception.runtime import onnx_providers, runtime_device
 
     unknown = set(runtimes) - set(RUNTIMES)
     if unknown:
         raise ValueError(f"unknown runtimes {sorted(unknown)}; choose from {RUNTIMES}")
+    device = runtime_device("torch", device)
+    providers = onnx_providers(device, ort.get_available_providers())
     if frame is None:
         from vis_node.synth import SynthConfig, generate_video
 
@@ -205,13 +214,15 @@ def run_benchmark(
         name = f"s4net-{backbone}"
         for runtime in runtimes:
             if runtime == "torch":
-                predictor: Predictor = TorchPredictor(model)
+                predictor: Predictor = TorchPredictor(model, device=device)
                 stats = measure_latency(
                     lambda run=predictor: run(frame), warmup=warmup, iterations=iterations
                 )
             else:
                 with tempfile.TemporaryDirectory(prefix="vsis-bench-") as folder:
-                    onnx_predictor = OnnxPredictor(export_onnx(model, folder, batch_size=1))
+                    onnx_predictor = OnnxPredictor(
+                        export_onnx(model, folder, batch_size=1), providers=providers
+                    )
                     stats = measure_latency(
                         lambda run=onnx_predictor: run(frame),
                         warmup=warmup,
@@ -219,12 +230,59 @@ def run_benchmark(
                     )
             rows.append(BenchRow(name, runtime, params, flops, stats))
     if maskrcnn:
-        rows.append(_maskrcnn_row(frame, input_size, warmup, iterations))
+        rows.append(_maskrcnn_row(frame, input_size, warmup, iterations, device))
     return rows
 
 
-def _maskrcnn_row(frame: np.ndarray, input_size: int, warmup: int, iterations: int) -> BenchRow:
-    """Mask R-CNN R50-FPN with random weights, its transform resizing to ``input_size``."""
+def shipped_model_rows(
+    model: str,
+    frame: np.ndarray,
+    *,
+    runtimes: Sequence[str] = RUNTIMES,
+    warmup: int = 3,
+    iterations: int = 20,
+    device: str = "cpu",
+) -> list[BenchRow]:
+    """Latency of a shipped model end to end (frame in, instances at frame size out).
+
+    Parameters
+    ----------
+    model:
+        Shipped model name or ``model.pt`` path.
+    frame:
+        ``uint8[H, W, 3]`` RGB frame at the camera's resolution (e.g. 854 x 480).
+    runtimes, warmup, iterations, device:
+        As :func:`run_benchmark`.
+
+    Returns
+    -------
+    list of BenchRow
+        One per runtime; FLOPs are those of the eager model on this frame (detector and
+        the heads on the boxes it finds).
+    """
+    from vis_node.perception.runtime import make_predictor
+
+    eager = make_predictor(model, "torch", device=device)
+    network = getattr(eager, "model", None)
+    params = sum(p.numel() for p in network.parameters()) if network is not None else 0
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        eager(frame)
+    rows = []
+    for runtime in runtimes:
+        predictor = eager if runtime == "torch" else make_predictor(model, runtime, device=device)
+        stats = measure_latency(lambda run=predictor: run(frame), warmup=warmup,
+                                iterations=iterations)
+        rows.append(BenchRow(f"{model} {frame.shape[1]}x{frame.shape[0]}", runtime, params,
+                             int(counter.get_total_flops()), stats))
+    return rows
+
+
+def _maskrcnn_row(
+    frame: np.ndarray, input_size: int, warmup: int, iterations: int, device: str = "cpu"
+) -> BenchRow:
+    """Mask R-CNN R50-FPN with random weights, its transform resizing to ``input_size``,
+    on ``device`` (resolved: ``cpu`` or ``cuda:N``)."""
     import cv2
     from torchvision.models.detection import maskrcnn_resnet50_fpn
 
@@ -236,10 +294,14 @@ def _maskrcnn_row(frame: np.ndarray, input_size: int, warmup: int, iterations: i
     resized = cv2.resize(frame, (input_size, input_size), interpolation=cv2.INTER_LINEAR)
     image = torch.from_numpy(resized).permute(2, 0, 1).float() / 255.0
     flops = count_flops(model, [image])
+    model, image = model.to(device), image.to(device)
 
     def call() -> object:
         with torch.inference_mode():
-            return model([image])
+            outputs = model([image])
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+        return outputs
 
     return BenchRow(
         "maskrcnn-r50-fpn",

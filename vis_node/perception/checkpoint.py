@@ -130,8 +130,14 @@ def load_model(name_or_path: str | Path, *, device: str = "cpu") -> tuple[S4Net,
         raise InputDataError(path, f"not a readable VSIS checkpoint ({exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputDataError(path, f"not a VSIS model checkpoint (expected format {FORMAT})")
-    config = ModelConfig.from_dict(payload["config"])
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputDataError(path, f"holds an invalid model config ({exc})") from None
+    # The stored weights replace any backbone initialisation, so no file named inside a
+    # model file (which may point anywhere) is ever opened.
     config.pretrained_backbone = False
+    config.backbone_weights_path = None
     model = build_model(config)
     try:
         model.load_state_dict({k: v.float() if v.is_floating_point() else v

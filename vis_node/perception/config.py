@@ -18,6 +18,9 @@ OBJECTNESS_NEGATIVE_MODES: tuple[str, ...] = ("all", "ohem")
 FEATURE_STRIDES: tuple[int, ...] = (8, 16, 32, 64)
 """Strides in input pixels of the pyramid levels P3, P4, P5 and P6 (fixed by the design)."""
 
+MAX_INPUT_SIZE = 4096
+"""Largest network input side in pixels; bounds what a model file can make us allocate."""
+
 
 @dataclass
 class ModelConfig:
@@ -168,8 +171,11 @@ class ModelConfig:
                 f"objectness_negatives={self.objectness_negatives!r}: "
                 f"choose one of {OBJECTNESS_NEGATIVE_MODES}"
             )
-        if self.input_size < 64 or self.input_size % 64:
-            raise ValueError(f"input_size={self.input_size}: use a multiple of 64 (stride of P6)")
+        if not 64 <= self.input_size <= MAX_INPUT_SIZE or self.input_size % 64:
+            raise ValueError(
+                f"input_size={self.input_size}: use a multiple of 64 (stride of P6) "
+                f"up to {MAX_INPUT_SIZE}"
+            )
         if len(self.anchor_sizes) != len(FEATURE_STRIDES):
             raise ValueError(
                 f"anchor_sizes={self.anchor_sizes}: give one size per level P3..P6 "

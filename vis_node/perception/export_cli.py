@@ -4,8 +4,9 @@
 writes ``DIR/dense.onnx``, ``DIR/instance.onnx`` and ``DIR/export.json``.
 
 ``vsis export MODEL --format tensorrt --precision fp16|int8 [--calib DIR|BAG]
---out DIR`` also builds the TensorRT engines (cached in ``DIR/engines`` or
-``--cache``), calibrating INT8 on frames of ``--calib``, and writes
+--out DIR`` also builds the TensorRT engines with ONNX Runtime's TensorRT provider
+(cached in ``DIR/engines`` or ``--cache``), calibrating INT8 on frames of
+``--calib``, and writes
 ``DIR/accuracy.json`` comparing the engines with eager FP32 on held-out frames
 (``--holdout``, default the ``--calib`` frames after those used for calibration).
 """
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from vis_node.perception.export_onnx import OnnxExport
     from vis_node.perception.model import S4Net
-    from vis_node.perception.tensorrt import TensorRT10Backend
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,6 +85,22 @@ def add_bench_model_parser(subparsers: argparse._SubParsersAction, name: str) ->
     bench.add_argument("--warmup", type=int, default=3, help="untimed frames per row (3)")
     bench.add_argument("--no-maskrcnn", action="store_true", help="skip the Mask R-CNN row")
     bench.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    bench.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help=(
+            "also time this shipped model end to end on a real 854x480 frame (the first "
+            "frame of FRAME, or of ../shared/data/davis2016's dog sequence); repeatable"
+        ),
+    )
+    bench.add_argument("--frame", type=Path, default=None, help="image for the --model rows")
+    bench.add_argument(
+        "--device",
+        default="cpu",
+        metavar="cpu|cuda[:N]",
+        help="device of every row (falls back to the CPU with a warning without a usable GPU)",
+    )
     bench.set_defaults(func=run_bench)
 
 
@@ -90,7 +108,8 @@ def run_bench(args: argparse.Namespace) -> int:
     """Execute ``vsis bench-model``: print the table; returns the exit code."""
     import torch
 
-    from vis_node.perception.bench import format_table, run_benchmark
+    from vis_node.io.errors import InputDataError
+    from vis_node.perception.bench import format_table, run_benchmark, shipped_model_rows
 
     if args.threads < 0:
         print("vsis bench-model: error: --threads must be >= 0", file=sys.stderr)
@@ -106,8 +125,14 @@ def run_bench(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             iterations=args.iterations,
             maskrcnn=not args.no_maskrcnn,
+            device=args.device,
         )
-    except ValueError as exc:
+        for model in args.model or []:
+            rows += shipped_model_rows(
+                model, _bench_frame(args.frame), runtimes=args.runtimes,
+                warmup=args.warmup, iterations=args.iterations, device=args.device,
+            )
+    except (ValueError, InputDataError) as exc:
         print(f"vsis bench-model: error: {exc}", file=sys.stderr)
         return 2
     print(f"input {args.size}x{args.size}, {args.config} config, {torch.get_num_threads()} threads")
@@ -115,12 +140,24 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_frame(path: Path | None) -> np.ndarray:
+    """The ``--model`` rows' frame: ``path``, else dog/00000 of the shared DAVIS data."""
+    from vis_node.io.errors import InputDataError
+    from vis_node.io.readers import read_image
+
+    if path is None:
+        path = Path(__file__).resolve().parents[3] / "shared" / "data" / "davis2016"
+        path = path / "JPEGImages" / "480p" / "dog" / "00000.jpg"
+        if not path.is_file():
+            raise InputDataError(path, "no shared DAVIS data here: pass --frame IMAGE")
+    return read_image(path)
+
+
 def run_export(args: argparse.Namespace) -> int:
     """Execute ``vsis export``; returns the exit code."""
     from vis_node.perception.checkpoint import load_model, resolve_model
     from vis_node.perception.export_onnx import export_onnx
 
-    backend = None
     if args.batch_size < 1:
         print("vsis export: error: --batch-size must be >= 1", file=sys.stderr)
         return 2
@@ -131,11 +168,13 @@ def run_export(args: argparse.Namespace) -> int:
         if args.precision == "int8" and args.calib is None:
             print("vsis export: error: --precision int8 needs --calib DIR|BAG", file=sys.stderr)
             return 2
-        try:
-            from vis_node.perception.tensorrt import TensorRT10Backend
+        import onnxruntime as ort
 
-            backend = TensorRT10Backend()
-        except RuntimeError as exc:
+        from vis_node.perception.tensorrt import TensorRTUnavailableError, require_tensorrt
+
+        try:
+            require_tensorrt(ort.get_available_providers())
+        except TensorRTUnavailableError as exc:
             print(f"vsis export: error: {exc}", file=sys.stderr)
             return 2
     path = resolve_model(args.model)
@@ -144,14 +183,13 @@ def run_export(args: argparse.Namespace) -> int:
     batch_size = None if args.dynamic_batch else args.batch_size
     export = export_onnx(model, onnx_dir, batch_size=batch_size)
     print(f"wrote {export.dense_path} and {export.instance_path}")
-    if backend is None:
+    if args.format == "onnx":
         return 0
-    return _export_tensorrt(args, backend, model, export, path)
+    return _export_tensorrt(args, model, export, path)
 
 
 def _export_tensorrt(
     args: argparse.Namespace,
-    backend: TensorRT10Backend,
     model: S4Net,
     export: OnnxExport,
     model_path: Path,
@@ -165,35 +203,25 @@ def _export_tensorrt(
         CalibrationBatches,
         EngineCacheError,
         TensorRTPredictor,
-        build_engines,
-        make_entropy_calibrator,
+        engine_slot,
     )
 
     cache = args.cache or args.out / "engines"
-    name = model_name(model_path)
-    calibrator = None
+    folder, key = engine_slot(export, cache, model_name(model_path), args.precision, 0)
+    calibration = None
     if args.precision == "int8":
         frames = (f.image for f in open_source(args.calib, topic=args.topic))
-        batches = CalibrationBatches(
+        calibration = CalibrationBatches(
             frames, export.config.input_size, export.batch_size or 1, args.calib_frames
         )
-        table = cache / f"{name}.{export.fingerprint[:16]}.calib"
-        calibrator = make_entropy_calibrator(backend.trt, batches, table)
     try:
-        dense, instance = build_engines(
-            backend,
-            export,
-            cache,
-            name,
-            args.precision,
-            calibrator=calibrator,
-            rebuild=args.rebuild,
+        engine_predictor = TensorRTPredictor(
+            export, folder, key, rebuild=args.rebuild, calibration=calibration
         )
-        engine_predictor = TensorRTPredictor(export, dense, instance)
     except EngineCacheError as exc:
         print(f"vsis export: error: {exc}", file=sys.stderr)
         return 2
-    print(f"TensorRT engines: {dense[1]}, {instance[1]}")
+    print(f"TensorRT engines: {folder}")
     holdout = args.holdout or args.calib
     if holdout is None:
         print("no --holdout or --calib frames: accuracy report skipped")

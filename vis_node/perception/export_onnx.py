@@ -314,9 +314,8 @@ def read_export(folder: str | Path) -> OnnxExport:
         raise InputDataError(
             folder / MANIFEST_FILE, f"not a VSIS ONNX export manifest (expected {EXPORT_FORMAT})"
         )
-    return OnnxExport(
-        folder,
-        ModelConfig.from_dict(manifest["config"]),
-        str(manifest["fingerprint"]),
-        manifest["batch_size"],
-    )
+    try:
+        config = ModelConfig.from_dict(manifest["config"])
+        return OnnxExport(folder, config, str(manifest["fingerprint"]), manifest["batch_size"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputDataError(folder / MANIFEST_FILE, f"invalid export manifest ({exc})") from None

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from vis_node.io.errors import InputDataError
 from vis_node.perception.export_onnx import (
     DENSE_OUTPUTS,
     INSTANCE_OUTPUTS,
@@ -18,6 +20,33 @@ from vis_node.perception.export_onnx import (
     read_export,
 )
 from vis_node.perception.predictor import StagedPredictor
+
+ProviderSpec = str | tuple[str, dict[str, Any]]
+"""An ONNX Runtime execution provider: its name, or its name and provider options."""
+
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
+TENSORRT_PROVIDER = "TensorrtExecutionProvider"
+
+
+def onnx_session(path: Path, options: object, providers: Sequence[ProviderSpec]) -> object:
+    """An ONNX Runtime session of one graph file.
+
+    Raises
+    ------
+    InputDataError
+        If ONNX Runtime cannot load the file; the message carries its reason.
+    """
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), options, providers=list(providers))
+    except Exception as exc:  # ONNX Runtime's errors share no base class but Exception
+        raise InputDataError(
+            path,
+            f"ONNX Runtime cannot load this graph ({exc}); export the model again with "
+            f"`vsis export MODEL --format onnx --out {path.parent}`",
+        ) from None
 
 
 class OnnxPredictor(StagedPredictor):
@@ -28,7 +57,10 @@ class OnnxPredictor(StagedPredictor):
     export:
         The export (``OnnxExport``) or its folder.
     providers:
-        ONNX Runtime execution providers, in order of preference.
+        ONNX Runtime execution providers (names, or ``(name, options)`` pairs), in
+        order of preference.
+    instance_providers:
+        Providers of the instance graph when they differ from ``providers``.
     threads:
         Intra-op threads per session; 0 lets ONNX Runtime choose.
     """
@@ -37,7 +69,8 @@ class OnnxPredictor(StagedPredictor):
         self,
         export: OnnxExport | str | Path,
         *,
-        providers: Sequence[str] = ("CPUExecutionProvider",),
+        providers: Sequence[ProviderSpec] = (CPU_PROVIDER,),
+        instance_providers: Sequence[ProviderSpec] | None = None,
         threads: int = 0,
     ) -> None:
         import onnxruntime as ort
@@ -51,11 +84,11 @@ class OnnxPredictor(StagedPredictor):
         # Two sessions share the cores: spinning workers of one would starve the other.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.export = export
-        self._dense_session = ort.InferenceSession(
-            str(export.dense_path), options, providers=list(providers)
-        )
-        self._instance_session = ort.InferenceSession(
-            str(export.instance_path), options, providers=list(providers)
+        self._dense_session = onnx_session(export.dense_path, options, providers)
+        self._instance_session = onnx_session(
+            export.instance_path,
+            options,
+            providers if instance_providers is None else instance_providers,
         )
         super().__init__(
             export.config, self._run_dense, self._run_instance, batch_size=export.batch_size

@@ -119,7 +119,7 @@ def paste_masks_in_frame(
     probs: np.ndarray,
     windows: np.ndarray,
     boxes: np.ndarray,
-    input_size: int,
+    input_size: int | tuple[float, float],
     frame_size: tuple[int, int],
     threshold: float,
 ) -> np.ndarray:
@@ -141,7 +141,8 @@ def paste_masks_in_frame(
     boxes:
         ``float32[N, 4]`` x1y1x2y2 in input pixels; pixels outside stay ``False``.
     input_size:
-        Side of the network input in pixels.
+        Side of the square network input the frame was resized to, in pixels, or the
+        ``(h, w)`` in input pixels that the whole frame covers (a letterboxed input).
     frame_size:
         ``(H, W)`` of the frame.
     threshold:
@@ -157,7 +158,12 @@ def paste_masks_in_frame(
     masks = np.zeros((count, height, width), dtype=bool)
     if count == 0:
         return masks
-    sx, sy = width / float(input_size), height / float(input_size)
+    input_h, input_w = (
+        (float(input_size), float(input_size))
+        if np.isscalar(input_size)
+        else (float(input_size[0]), float(input_size[1]))
+    )
+    sx, sy = width / input_w, height / input_h
     cells = probs.shape[-1]
     for k in range(count):
         bx1, by1, bx2, by2 = (float(v) for v in boxes[k])

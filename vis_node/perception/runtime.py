@@ -1,20 +1,25 @@
 """Load a model for an inference runtime: ONNX Runtime (CPU default), PyTorch or TensorRT.
 
+Devices: ``cpu``, ``cuda`` or ``cuda:N`` (``auto``: a GPU for ``tensorrt``, the CPU
+otherwise). ``onnx`` on a GPU uses ONNX Runtime's CUDA provider, ``tensorrt`` its
+TensorRT provider (:mod:`vis_node.perception.tensorrt`), ``torch`` the torch device.
+A GPU request this machine cannot serve (no CUDA, a bad index, a CPU-only ONNX
+Runtime) falls back to the CPU, or from TensorRT to CUDA, with a warning saying why.
+
 ONNX and TensorRT need an export of the model. :func:`cached_onnx_export` keeps one
 per model fingerprint under the user cache (``$VSIS_CACHE_DIR``, else
-``$XDG_CACHE_HOME/vsis``, else ``~/.cache/vsis``), written atomically, so a model is
-exported once and not on every ``vsis run`` or node start.
+``$XDG_CACHE_HOME/vsis``, else ``~/.cache/vsis``), written atomically and verified by
+hash on every load, so a model is exported once and not on every ``vsis run`` or node
+start.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from vis_node.io.errors import InputDataError
+from vis_node.perception.cache_slot import cached_slot
 from vis_node.perception.checkpoint import load_model, model_name, resolve_model
 from vis_node.perception.export_onnx import (
     MANIFEST_FILE,
@@ -23,17 +28,79 @@ from vis_node.perception.export_onnx import (
     model_fingerprint,
     read_export,
 )
+from vis_node.perception.device import parse_device, resolve_device
 from vis_node.perception.model import S4Net
+from vis_node.perception.onnx_runtime import (
+    CPU_PROVIDER,
+    CUDA_PROVIDER,
+    TENSORRT_PROVIDER,
+    ProviderSpec,
+)
 from vis_node.perception.predictor import Predictor
+from vis_node.perception.salient_checkpoint import (
+    is_salient_payload,
+    read_checkpoint,
+    salient_model_from_payload,
+)
+from vis_node.perception.salient_export import (
+    SalientOnnxPredictor,
+    export_salient_onnx,
+    is_salient_export,
+    salient_fingerprint,
+)
+from vis_node.perception.salient_model import SalientNanoDet
+from vis_node.perception.salient_predictor import SalientTorchPredictor
 
 LOG = logging.getLogger(__name__)
 
 RUNTIMES: tuple[str, ...] = ("onnx", "torch", "tensorrt")
 """Runtime names; ``onnx`` (ONNX Runtime) is the default on CPU."""
 
-TENSORRT_PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
-"""Precisions :func:`make_predictor` builds without calibration data (INT8 needs
-``vsis export --format tensorrt --precision int8 --calib``)."""
+TENSORRT_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+"""TensorRT precisions; INT8 needs a calibration table made once by
+``vsis export --format tensorrt --precision int8 --calib``."""
+
+AUTO_DEVICE = "auto"
+"""Device choice meaning ``cuda`` for the ``tensorrt`` runtime and ``cpu`` otherwise."""
+
+
+def runtime_device(runtime: str, device: str) -> str:
+    """The device a runtime runs on: ``cpu`` or ``cuda:N`` (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        A malformed device string.
+    """
+    if device == AUTO_DEVICE:
+        device = "cuda" if runtime == "tensorrt" else "cpu"
+    if runtime == "tensorrt" and parse_device(device)[0] == "cpu":
+        LOG.warning("runtime tensorrt with device cpu: TensorRT needs a GPU; running ONNX "
+                    "Runtime on the CPU instead")
+        return "cpu"
+    return resolve_device(device)
+
+
+def onnx_providers(device: str, available: list[str]) -> list[ProviderSpec]:
+    """ONNX Runtime providers for a resolved device (``cpu`` or ``cuda:N``).
+
+    Parameters
+    ----------
+    device:
+        Resolved device (:func:`runtime_device`).
+    available:
+        ``onnxruntime.get_available_providers()``.
+    """
+    if device == "cpu":
+        return [CPU_PROVIDER]
+    if CUDA_PROVIDER not in available:
+        LOG.warning(
+            "device %s requested but this ONNX Runtime has no CUDA provider (it offers %s; "
+            "install onnxruntime-gpu with `pip install 'vis_node[tensorrt]'`): running on "
+            "the CPU", device, available,
+        )
+        return [CPU_PROVIDER]
+    return [(CUDA_PROVIDER, {"device_id": parse_device(device)[1] or 0}), CPU_PROVIDER]
 
 
 def cache_dir() -> Path:
@@ -57,35 +124,17 @@ def cached_onnx_export(network: S4Net, *, batch_size: int = 1) -> OnnxExport:
     Returns
     -------
     OnnxExport
-        A folder ``<cache>/onnx/<fingerprint[:16]>-b<batch_size>``; an entry that is
-        unreadable or belongs to other weights is replaced, with a log line.
+        A verified slot ``<cache>/onnx/<fingerprint[:16]>-b<batch_size>``
+        (:mod:`vis_node.perception.cache_slot`); a slot that is damaged or holds other
+        weights is rebuilt, with a log line saying why.
     """
     fingerprint = model_fingerprint(network)
-    root = cache_dir() / "onnx"
-    folder = root / f"{fingerprint[:16]}-b{batch_size}"
-    if (folder / MANIFEST_FILE).is_file():
-        try:
-            export = read_export(folder)
-        except InputDataError as exc:
-            LOG.warning("replacing unreadable cached ONNX export %s (%s)", folder, exc)
-        else:
-            if export.fingerprint == fingerprint and export.batch_size == batch_size:
-                return export
-            LOG.warning("replacing cached ONNX export %s: it belongs to other weights", folder)
-        shutil.rmtree(folder, ignore_errors=True)
-    root.mkdir(parents=True, exist_ok=True)
-    LOG.info("exporting the model to ONNX in %s (once per model)", folder)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=root))
-    try:
-        export_onnx(network, staging, batch_size=batch_size)
-        try:
-            staging.rename(folder)
-        except OSError:  # another process finished the same export first
-            if not (folder / MANIFEST_FILE).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return read_export(folder)
+    return cached_slot(
+        cache_dir() / "onnx" / f"{fingerprint[:16]}-b{batch_size}",
+        f"{fingerprint}-b{batch_size}",
+        lambda folder: export_onnx(network, folder, batch_size=batch_size),
+        read_export,
+    )
 
 
 def make_predictor(
@@ -93,8 +142,9 @@ def make_predictor(
     runtime: str = "onnx",
     *,
     threads: int = 0,
-    device: str = "cpu",
+    device: str = AUTO_DEVICE,
     precision: str = "fp16",
+    engine_cache: Path | None = None,
 ) -> Predictor:
     """Load a model for a runtime.
 
@@ -106,28 +156,41 @@ def make_predictor(
     runtime:
         One of :data:`RUNTIMES`.
     threads:
-        CPU threads (0 = the runtime's default); ignored by TensorRT.
+        CPU threads (0 = the runtime's default); ignored on a GPU.
     device:
-        Torch device of the ``torch`` runtime (``cpu``, ``cuda``, ``cuda:1``).
+        ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (see :func:`runtime_device`).
     precision:
         TensorRT engine precision, one of :data:`TENSORRT_PRECISIONS`.
+    engine_cache:
+        Folder of the TensorRT engine slots (default ``<cache>/engines``).
 
     Raises
     ------
     InputDataError
         Missing or unreadable model (the message lists the shipped models).
     ValueError
-        Unknown runtime or precision.
-    vis_node.perception.tensorrt.TensorRTUnavailableError
-        ``tensorrt`` without TensorRT or without a CUDA GPU (the message says how to
-        get them).
+        Unknown runtime, precision or device; INT8 without a calibration table.
+    vis_node.perception.tensorrt.EngineCacheError
+        A corrupt cached TensorRT engine (the message says what to do).
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime={runtime!r}: choose one of {RUNTIMES}")
+    if precision not in TENSORRT_PRECISIONS:
+        raise ValueError(f"precision={precision!r}: choose one of {TENSORRT_PRECISIONS}")
+    import onnxruntime as ort
+
     from vis_node.perception.onnx_runtime import OnnxPredictor
 
+    resolved = runtime_device(runtime, device)
     if runtime == "onnx" and (Path(model) / MANIFEST_FILE).is_file():
-        return OnnxPredictor(Path(model), threads=threads)
+        providers = onnx_providers(resolved, ort.get_available_providers())
+        if is_salient_export(Path(model)):
+            return SalientOnnxPredictor(Path(model), providers=providers, threads=threads)
+        return OnnxPredictor(Path(model), providers=providers, threads=threads)
+    path, payload = read_checkpoint(model)
+    if is_salient_payload(payload):
+        return _salient_predictor(salient_model_from_payload(path, payload)[0], runtime,
+                                  threads=threads, device=resolved)
     network, _ = load_model(model, device="cpu")
     if runtime == "torch":
         import torch
@@ -136,24 +199,61 @@ def make_predictor(
 
         if threads:
             torch.set_num_threads(threads)
-        return TorchPredictor(network, device=device)
-    if runtime == "onnx":
-        return OnnxPredictor(cached_onnx_export(network), threads=threads)
-    return _tensorrt_predictor(network, model, precision)
-
-
-def _tensorrt_predictor(network: S4Net, model: str | Path, precision: str) -> Predictor:
-    """TensorRT engines of ``network`` from the cache (built on a miss)."""
-    from vis_node.perception.tensorrt import TensorRT10Backend, TensorRTPredictor, build_engines
-
-    if precision not in TENSORRT_PRECISIONS:
-        raise ValueError(
-            f"precision={precision!r}: choose one of {TENSORRT_PRECISIONS}; INT8 engines "
-            "need calibration frames: build them with `vsis export --format tensorrt "
-            "--precision int8 --calib DIR`"
+        return TorchPredictor(network, device=resolved)
+    available = ort.get_available_providers()
+    if runtime == "tensorrt" and resolved != "cpu":
+        if TENSORRT_PROVIDER in available:
+            return _tensorrt_predictor(network, model, precision, resolved, engine_cache)
+        LOG.warning(
+            "runtime tensorrt requested but this ONNX Runtime has no TensorRT provider (it "
+            "offers %s; `pip install 'vis_node[tensorrt]'` on an NVIDIA GPU): using %s",
+            available, "its CUDA provider" if CUDA_PROVIDER in available else "the CPU",
         )
-    backend = TensorRT10Backend()
+    providers = onnx_providers(resolved, available)
+    return OnnxPredictor(cached_onnx_export(network), providers=providers, threads=threads)
+
+
+def _salient_predictor(
+    network: SalientNanoDet, runtime: str, *, threads: int, device: str
+) -> Predictor:
+    """The salient NanoDet model on ONNX Runtime (exported once, cached) or PyTorch.
+
+    TensorRT engines are built for the S4Net graphs only: ``tensorrt`` runs this model
+    on ONNX Runtime's CUDA provider (or the CPU), with a warning.
+    """
+    import onnxruntime as ort
+
+    if runtime == "torch":
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        return SalientTorchPredictor(network, device=device)
+    if runtime == "tensorrt":
+        LOG.warning("the salient NanoDet model has no TensorRT engines: using ONNX Runtime")
+    providers = onnx_providers(device, ort.get_available_providers())
+    fingerprint = salient_fingerprint(network)
+    return cached_slot(
+        cache_dir() / "onnx" / f"{fingerprint[:16]}-salient",
+        f"{fingerprint}-salient",
+        lambda folder: export_salient_onnx(network, folder),
+        lambda folder: SalientOnnxPredictor(folder, providers=providers, threads=threads),
+    )
+
+
+def _tensorrt_predictor(
+    network: S4Net, model: str | Path, precision: str, device: str, engine_cache: Path | None
+) -> Predictor:
+    """TensorRT engines of ``network`` on CUDA ``device`` from the cache (built on a miss)."""
+    from vis_node.perception.tensorrt import TensorRTPredictor, engine_slot
+
     export = cached_onnx_export(network)
-    name = model_name(resolve_model(model))
-    dense, instance = build_engines(backend, export, cache_dir() / "engines", name, precision)
-    return TensorRTPredictor(export, dense, instance)
+    index = parse_device(device)[1] or 0
+    folder, key = engine_slot(
+        export,
+        engine_cache or cache_dir() / "engines",
+        model_name(resolve_model(model)),
+        precision,
+        index,
+    )
+    return TensorRTPredictor(export, folder, key, device_index=index)

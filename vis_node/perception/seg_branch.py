@@ -31,13 +31,14 @@ class MaxPool3x3(nn.Module):
 
     Computed as the maximum of shifted copies: PyTorch's CPU ``max_pool2d`` on
     contiguous NCHW tensors is about ten times slower for this case (measured 111 ms
-    vs 11 ms on ``[20, 256, 24, 24]``, one thread). During ONNX export the standard
-    operator is emitted instead; both give identical values.
+    vs 11 ms on ``[20, 256, 24, 24]``, one thread), but its backward pass is slow:
+    during training and ONNX export the standard operator runs instead; both give
+    identical values.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``float[K, C, h, w]`` -> ``float[K, C, h, w]``."""
-        if torch.onnx.is_in_onnx_export():
+        if torch.onnx.is_in_onnx_export() or x.requires_grad:
             return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
         padded = F.pad(x, (1, 1, 1, 1), value=float("-inf"))
         rows = torch.maximum(torch.maximum(padded[..., :-2], padded[..., 1:-1]), padded[..., 2:])

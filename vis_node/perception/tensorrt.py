@@ -1,102 +1,120 @@
-"""TensorRT engines for the exported S4Net graphs: build, cache, INT8 calibration, runtime.
+"""TensorRT inference of the exported S4Net graphs through ONNX Runtime's TensorRT provider.
 
-Uses the TensorRT 10 Python API (``pip install 'vis_node[tensorrt]'``; TensorRT 11
-removed the FP16/INT8 builder flags and implicit INT8 calibration used here). The
-builder is reached only through :class:`TensorRTBackend`, the seam tests replace.
+Why ONNX Runtime rather than torch-tensorrt: VSIS already exports the network as two
+ONNX graphs and runs them with ONNX Runtime on the CPU. ``onnxruntime-gpu`` runs the
+*same* graphs with its TensorRT execution provider (nodes TensorRT cannot take run on
+its CUDA provider, so a graph never fails to load for one unsupported operator); the
+engine cache, FP16 and INT8 are provider options, and the INT8 calibration table is
+computed by ``onnxruntime.quantization`` on any machine, the CPU included. One graph
+format and one pre/post-processing path
+(:class:`~vis_node.perception.predictor.StagedPredictor`) serve the CPU, CUDA and
+TensorRT runtimes and whatever perception model is exported to those two graphs.
+torch-tensorrt would compile the eager modules a second way, beside the ONNX graphs.
 
 Engine cache
 ------------
-One file per (model name, graph, precision, input shape) *slot*::
+One folder per (model name, precision, dense input shape) *slot*, as before::
 
-    <cache>/<model>.<graph>.<precision>.<shape>.engine
+    <cache>/<model>.<precision>.<shape>/dense/      engines of the dense graph (+ INT8 table)
+    <cache>/<model>.<precision>.<shape>/instance/   engines of the instance graph
+    <cache>/<model>.<precision>.<shape>/vsis-engines.json
 
-holding ``MAGIC``, a 4-byte little-endian header length, a JSON header (the full
-:class:`EngineKey` plus the payload's SHA-256 and size) and the serialised engine.
-Files are written to a temporary name in the same folder and renamed, so a reader
-never sees half a file. On load:
+ONNX Runtime writes the engines; ``vsis-engines.json`` records what they were built
+for (:class:`EngineKey`: model fingerprint, TensorRT and ONNX Runtime versions, GPU
+and compute capability) and the SHA-256 of every file. On load:
 
-* missing slot: build;
-* header of another model hash: *stale*, rebuilt with a log line;
-* header of another TensorRT version, GPU or compute capability: *foreign*, rebuilt
-  with a log line;
-* bad magic, unreadable header or payload checksum mismatch: *corrupt*,
-  :class:`EngineCacheError` telling the user to delete the file or pass ``--rebuild``.
+* no manifest: build (logged, with the time it took);
+* another key (other weights, GPU or TensorRT version): engines deleted and rebuilt,
+  with a log line naming what changed;
+* a file missing or not matching its checksum, or an unreadable manifest: *corrupt*,
+  :class:`EngineCacheError` naming the folder and saying to delete it or pass
+  ``--rebuild``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import logging
-import os
-import struct
-import tempfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from vis_node.perception.export_onnx import (
-    DENSE_OUTPUTS,
-    INSTANCE_OUTPUTS,
-    OnnxExport,
+from vis_node.perception.export_onnx import OnnxExport
+from vis_node.perception.onnx_runtime import (
+    CPU_PROVIDER,
+    CUDA_PROVIDER,
+    TENSORRT_PROVIDER,
+    OnnxPredictor,
+    ProviderSpec,
 )
-from vis_node.perception.predictor import StagedPredictor, preprocess
+from vis_node.perception.predictor import preprocess
 
 LOG = logging.getLogger(__name__)
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 """Engine precisions; INT8 applies to the dense graph, whose instance graph is FP16."""
 
-MAGIC = b"VSISTRT1"
-"""First bytes of every cached engine file."""
+MANIFEST = "vsis-engines.json"
+"""File of an engine folder recording its :class:`EngineKey` and file checksums."""
+
+CALIBRATION_TABLE = "calibration.flatbuffers"
+"""INT8 calibration table in the dense engine folder (ONNX Runtime's flatbuffers format)."""
+
+ENGINE_SUFFIXES: tuple[str, ...] = (".engine", ".profile", ".timing", ".flatbuffers")
+"""Files of an engine folder covered by the manifest checksums."""
 
 INSTALL_HINT = (
-    "TensorRT is not installed; install the optional extra with "
-    "`pip install 'vis_node[tensorrt]'` (TensorRT 10.x, needs an NVIDIA GPU with CUDA)"
+    "ONNX Runtime's TensorRT provider is not available; on an NVIDIA GPU install the "
+    "optional extra with `pip install 'vis_node[tensorrt]'` (onnxruntime-gpu and the "
+    "TensorRT 10 libraries)"
 )
 
 
 class TensorRTUnavailableError(RuntimeError):
-    """TensorRT or a CUDA GPU is missing; the message says how to get them."""
+    """ONNX Runtime's TensorRT provider or a CUDA GPU is missing; the message says how
+    to get them."""
 
 
 class EngineCacheError(RuntimeError):
-    """A cached engine file is corrupt; the message names it and says what to do."""
+    """A cached engine folder is corrupt; the message names it and says what to do."""
 
 
 @dataclass(frozen=True)
 class EngineKey:
-    """Everything a serialised engine depends on.
+    """Everything the engines of a slot depend on.
 
     Attributes
     ----------
     model_hash:
         :func:`~vis_node.perception.export_onnx.model_fingerprint` of the network.
-    graph:
-        ``"dense"`` or ``"instance"``.
+    precision:
+        One of :data:`PRECISIONS`.
+    input_shape:
+        Dense graph input shape ``[B, 3, S, S]``.
     tensorrt_version:
-        ``tensorrt.__version__`` of the builder.
+        Version of the TensorRT libraries.
+    onnxruntime_version:
+        Version of ONNX Runtime.
     device_name:
         GPU name, e.g. ``"NVIDIA H100 80GB HBM3"``.
     compute_capability:
         ``"major.minor"``, e.g. ``"9.0"``.
-    precision:
-        One of :data:`PRECISIONS`.
-    input_shape:
-        Shape of the graph's main input (``[B, 3, S, S]`` for the dense graph).
     """
 
     model_hash: str
-    graph: str
-    tensorrt_version: str
-    device_name: str
-    compute_capability: str
     precision: str
     input_shape: tuple[int, ...]
+    tensorrt_version: str
+    onnxruntime_version: str
+    device_name: str
+    compute_capability: str
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -109,280 +127,125 @@ class EngineKey:
         values["input_shape"] = list(self.input_shape)
         return values
 
-    def digest(self) -> str:
-        """SHA-256 hex digest of the key's fields."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
-
     def slot_name(self, model_name: str) -> str:
-        """File name of this key's cache slot (hash, TensorRT version and GPU excluded)."""
+        """Folder name of this key's cache slot (hash, versions and GPU excluded)."""
         shape = "x".join(str(s) for s in self.input_shape)
-        return f"{model_name}.{self.graph}.{self.precision}.{shape}.engine"
+        return f"{model_name}.{self.precision}.{shape}"
 
 
-def write_engine(path: str | Path, key: EngineKey, engine: bytes) -> Path:
-    """Atomically write a serialised engine with its key header.
-
-    Parameters
-    ----------
-    path:
-        Destination file; its folder is created.
-    key:
-        What the engine was built from.
-    engine:
-        Serialised TensorRT engine.
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = json.dumps(
-        {
-            **key.to_dict(),
-            "payload_sha256": hashlib.sha256(engine).hexdigest(),
-            "payload_bytes": len(engine),
-        },
-        sort_keys=True,
-    ).encode()
-    with tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    ) as handle:
-        temporary = Path(handle.name)
-    try:
-        with temporary.open("wb") as stream:
-            stream.write(MAGIC + struct.pack("<I", len(header)) + header + engine)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+def _checksums(folder: Path) -> dict[str, str]:
+    """SHA-256 of every engine-cache file below ``folder``, by relative path."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.suffix in ENGINE_SUFFIXES
+    }
 
 
-def read_engine(path: str | Path, key: EngineKey) -> bytes | None:
-    """Read a cached engine if it matches ``key``.
+def open_engine_folder(folder: Path, key: EngineKey, *, rebuild: bool = False) -> bool:
+    """Check an engine folder against ``key``; returns whether its engines can be reused.
 
-    Returns
-    -------
-    bytes or None
-        The serialised engine; ``None`` when the file is missing, stale (built from
-        another model) or foreign (another TensorRT version or GPU), each logged.
+    A folder without manifest, of another key, or with ``rebuild`` is emptied (engine
+    files only; the INT8 table is kept unless the model changed) and ``False``
+    returned: ONNX Runtime then builds the engines, and :func:`seal_engine_folder`
+    records them.
 
     Raises
     ------
     EngineCacheError
-        When the file is corrupt (bad magic, header or checksum).
+        Unreadable manifest, or a recorded file missing or changed.
     """
-    path = Path(path)
-    if not path.is_file():
-        LOG.info("no cached TensorRT engine at %s; building one", path)
-        return None
-    data = path.read_bytes()
-    header = _parse_header(path, data)
-    payload = data[len(MAGIC) + 4 + header["_length"] :]
-    if len(payload) != header.get("payload_bytes") or (
-        hashlib.sha256(payload).hexdigest() != header.get("payload_sha256")
-    ):
-        raise EngineCacheError(
-            f"{path}: corrupt TensorRT engine (payload checksum mismatch); delete the file "
-            "or rebuild it with --rebuild"
-        )
-    stored = {name: header.get(name) for name in key.to_dict()}
-    expected = key.to_dict()
-    if stored == expected:
-        return payload
-    if stored["model_hash"] != expected["model_hash"] or stored["graph"] != expected["graph"]:
-        LOG.warning("stale TensorRT engine %s (built from another model); rebuilding", path)
-    else:
-        changed = sorted(name for name in expected if stored[name] != expected[name])
-        LOG.warning(
-            "foreign TensorRT engine %s (%s differ: %s); rebuilding",
-            path,
-            ", ".join(changed),
-            ", ".join(f"{stored[n]} != {expected[n]}" for n in changed),
-        )
-    return None
-
-
-def _parse_header(path: Path, data: bytes) -> dict[str, Any]:
-    """The JSON header of an engine file plus its byte length under ``"_length"``."""
-    corrupt = (
-        f"{path}: corrupt TensorRT engine cache file ({{}}); delete it or rebuild with --rebuild"
-    )
-    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
-        raise EngineCacheError(corrupt.format("not a VSIS engine file"))
-    (length,) = struct.unpack("<I", data[len(MAGIC) : len(MAGIC) + 4])
-    raw = data[len(MAGIC) + 4 : len(MAGIC) + 4 + length]
+    manifest_path = folder / MANIFEST
+    if rebuild or not manifest_path.is_file():
+        if rebuild:
+            LOG.info("rebuilding TensorRT engines in %s (--rebuild)", folder)
+        _clear(folder, keep_table=not rebuild)
+        return False
+    hint = f"delete {folder} or pass --rebuild to build the engines again"
     try:
-        header = json.loads(raw.decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise EngineCacheError(corrupt.format("unreadable header")) from None
-    if not isinstance(header, dict):
-        raise EngineCacheError(corrupt.format("unreadable header"))
-    header["_length"] = length
-    return header
+        manifest = json.loads(manifest_path.read_text())
+        recorded = dict(manifest["key"])
+        files = dict(manifest["files"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EngineCacheError(
+            f"engine cache {manifest_path} is unreadable ({exc}): {hint}"
+        ) from None
+    current = key.to_dict()
+    changed = sorted(name for name in current if recorded.get(name) != current[name])
+    if changed:
+        LOG.warning(
+            "rebuilding TensorRT engines in %s: they were built for another %s (%s)",
+            folder,
+            ", ".join(changed),
+            ", ".join(f"{name}={recorded.get(name)!r}" for name in changed),
+        )
+        _clear(folder, keep_table="model_hash" not in changed)
+        return False
+    found = _checksums(folder)
+    bad = sorted(name for name, digest in files.items() if found.get(name) != digest)
+    if bad:
+        raise EngineCacheError(
+            f"engine cache {folder} is corrupt ({', '.join(bad)} missing or changed since "
+            f"it was built): {hint}"
+        )
+    return True
 
 
-class TensorRTBackend(Protocol):
-    """What the cache needs from TensorRT (replaced by a fake in tests)."""
-
-    version: str
-
-    def device(self) -> tuple[str, str]:
-        """``(GPU name, "major.minor" compute capability)``."""
-        ...
-
-    def build(
-        self,
-        onnx_path: Path,
-        precision: str,
-        shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]],
-        calibrator: object | None,
-    ) -> bytes:
-        """Serialised engine of an ONNX graph.
-
-        ``shapes`` maps dynamic inputs to (min, opt, max) shapes; ``calibrator`` is
-        an INT8 calibrator (``precision == "int8"``) or ``None``.
-        """
-        ...
+def _clear(folder: Path, *, keep_table: bool) -> None:
+    """Delete the engines and manifest of ``folder`` (and the INT8 table unless kept)."""
+    for path in folder.rglob("*") if folder.is_dir() else ():
+        if not path.is_file() or (keep_table and path.name == CALIBRATION_TABLE):
+            continue
+        if path.suffix in ENGINE_SUFFIXES or path.name == MANIFEST:
+            path.unlink()
 
 
-def load_or_build(
-    backend: TensorRTBackend,
-    cache_dir: str | Path,
-    model_name: str,
-    key_fields: dict[str, Any],
-    onnx_path: Path,
-    shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]],
-    *,
-    calibrator: object | None = None,
-    rebuild: bool = False,
-) -> tuple[bytes, Path]:
-    """A serialised engine from the cache, built and cached when needed.
-
-    Parameters
-    ----------
-    backend:
-        TensorRT access (version, device, builder).
-    cache_dir:
-        Folder of the engine files.
-    model_name:
-        Name used in the slot file name (e.g. ``"synth"``).
-    key_fields:
-        ``model_hash``, ``graph``, ``precision`` and ``input_shape`` of the
-        :class:`EngineKey`; the TensorRT version and GPU come from ``backend``.
-    onnx_path:
-        Graph to build from.
-    shapes:
-        Dynamic input shapes, see :meth:`TensorRTBackend.build`.
-    calibrator:
-        INT8 calibrator, or ``None``.
-    rebuild:
-        Ignore (and replace) any cached file, corrupt ones included.
-
-    Returns
-    -------
-    engine, path:
-        Serialised engine and its cache file.
-    """
-    device_name, capability = backend.device()
-    key = EngineKey(
-        tensorrt_version=backend.version,
-        device_name=device_name,
-        compute_capability=capability,
-        **key_fields,
-    )
-    path = Path(cache_dir) / key.slot_name(model_name)
-    engine = None if rebuild else read_engine(path, key)
-    if engine is None:
-        LOG.info("building TensorRT %s engine for %s (%s)", key.precision, key.graph, path)
-        engine = backend.build(onnx_path, key.precision, shapes, calibrator)
-        write_engine(path, key, engine)
-    return engine, path
+def seal_engine_folder(folder: Path, key: EngineKey) -> Path:
+    """Record ``key`` and the checksums of the engine files in ``folder``'s manifest."""
+    manifest = {"key": key.to_dict(), "files": _checksums(folder)}
+    path = folder / MANIFEST
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(path)
+    return path
 
 
-def build_engines(
-    backend: TensorRTBackend,
-    export: OnnxExport,
-    cache_dir: str | Path,
-    model_name: str,
-    precision: str,
-    *,
-    calibrator: object | None = None,
-    rebuild: bool = False,
-) -> tuple[tuple[bytes, Path], tuple[bytes, Path]]:
-    """Dense and instance engines of a fixed-batch export, cached in ``cache_dir``.
+def tensorrt_version() -> str:
+    """Version of the installed TensorRT Python/libraries wheel, or ``"system"``."""
+    for name in ("tensorrt", "tensorrt-cu12-libs", "tensorrt-libs"):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "system"
 
-    The dense engine gets ``precision`` (and ``calibrator`` for INT8); the instance
-    engine, small and fed with few proposals, is FP16 when ``precision`` is INT8.
 
-    Returns
-    -------
-    dense, instance:
-        ``(serialised engine, cache path)`` each.
-    """
-    if export.batch_size is None:
-        raise ValueError("TensorRT engines need a fixed-batch ONNX export (batch_size=N)")
-    if precision == "int8" and calibrator is None:
-        raise ValueError("INT8 needs a calibrator (pass --calib DIR|BAG)")
-    cfg = export.config
-    batch, size = export.batch_size, cfg.input_size
-    dense = load_or_build(
-        backend,
-        cache_dir,
-        model_name,
-        {
-            "model_hash": export.fingerprint,
-            "graph": "dense",
-            "precision": precision,
-            "input_shape": (batch, 3, size, size),
-        },
-        export.dense_path,
-        {},
-        calibrator=calibrator,
-        rebuild=rebuild,
-    )
-    most = batch * cfg.num_proposals
-    instance = load_or_build(
-        backend,
-        cache_dir,
-        model_name,
-        {
-            "model_hash": export.fingerprint,
-            "graph": "instance",
-            "precision": "fp16" if precision == "int8" else precision,
-            "input_shape": (batch, cfg.seg_in_channels, size // 8, size // 8),
-        },
-        export.instance_path,
-        {
-            "boxes": ((1, 4), (cfg.num_proposals, 4), (most, 4)),
-            "image_index": ((1,), (cfg.num_proposals,), (most,)),
-        },
-        rebuild=rebuild,
-    )
-    return dense, instance
+def gpu_identity(device_index: int) -> tuple[str, str]:
+    """Name and ``"major.minor"`` compute capability of CUDA GPU ``device_index``."""
+    import torch
+
+    major, minor = torch.cuda.get_device_capability(device_index)
+    return torch.cuda.get_device_name(device_index), f"{major}.{minor}"
 
 
 class CalibrationBatches:
-    """Network-input batches for INT8 calibration.
+    """Network-input batches for INT8 calibration (an ONNX Runtime ``CalibrationDataReader``).
 
     Parameters
     ----------
     images:
         ``uint8[H, W, 3]`` RGB frames (any sizes), e.g. from
-        :func:`~vis_node.io.sources.open_source` or an image folder.
+        :func:`~vis_node.io.sources.open_source`.
     input_size:
         Network input side ``S``.
     batch_size:
-        Images per batch (the dense engine's batch size).
+        Images per batch (the dense graph's batch size).
     max_images:
         Most images used; a last incomplete batch is dropped.
 
     Iterating yields ``float32[batch_size, 3, S, S]`` arrays (RGB in [0, 1], as
-    :func:`~vis_node.perception.predictor.preprocess`), reading the frames lazily.
+    :func:`~vis_node.perception.predictor.preprocess`), reading the frames lazily;
+    :meth:`get_next` yields them as ``{"images": batch}`` feeds.
     """
 
     def __init__(
@@ -396,6 +259,7 @@ class CalibrationBatches:
         self.input_size = input_size
         self.batch_size = batch_size
         self.max_images = max_images
+        self._feeds: Iterator[np.ndarray] | None = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         pending: list[np.ndarray] = []
@@ -409,188 +273,236 @@ class CalibrationBatches:
                 yield np.concatenate(pending)
                 pending = []
 
-
-def make_entropy_calibrator(
-    trt: Any, batches: Iterable[np.ndarray], cache_file: Path, input_name: str = "images"
-) -> Any:
-    """A ``tensorrt.IInt8EntropyCalibrator2`` fed from ``batches`` (GPU copies via torch).
-
-    Parameters
-    ----------
-    trt:
-        The imported ``tensorrt`` module.
-    batches:
-        ``float32[B, 3, S, S]`` arrays, e.g. :class:`CalibrationBatches`.
-    cache_file:
-        Calibration table file, read when present and written after calibration.
-    input_name:
-        Name of the calibrated input.
-    """
-    import torch
-
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc, name-defined]
-        def __init__(self) -> None:
-            super().__init__()
-            self._batches = iter(batches)
-            self._device: torch.Tensor | None = None
-            self._size = 0
-
-        def get_batch_size(self) -> int:
-            return self._size or 1
-
-        def get_batch(self, names: list[str]) -> list[int] | None:
-            batch = next(self._batches, None)
-            if batch is None:
-                return None
-            self._size = int(batch.shape[0])
-            self._device = torch.from_numpy(batch).cuda()
-            return [int(self._device.data_ptr())] if input_name in names else None
-
-        def read_calibration_cache(self) -> bytes | None:
-            return cache_file.read_bytes() if cache_file.is_file() else None
-
-        def write_calibration_cache(self, cache: bytes) -> None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            cache_file.write_bytes(bytes(cache))
-
-    return EntropyCalibrator()
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        """Next ``{"images": batch}`` feed, or ``None`` when the frames are used up."""
+        if self._feeds is None:
+            self._feeds = iter(self)
+        batch = next(self._feeds, None)
+        return None if batch is None else {"images": batch}
 
 
-class TensorRT10Backend:
-    """The real :class:`TensorRTBackend` (TensorRT 10 Python API, CUDA via torch).
+def write_calibration_table(
+    export: OnnxExport,
+    batches: CalibrationBatches,
+    folder: Path,
+    *,
+    providers: Sequence[str] = (CPU_PROVIDER,),
+) -> Path:
+    """Calibrate the dense graph on ``batches`` (entropy method) and write the table.
+
+    Uses ``onnxruntime.quantization``'s calibrator, which runs on any provider (the
+    CPU by default), so a table can be made off the GPU.
+
+    Returns
+    -------
+    Path
+        ``<folder>/calibration.flatbuffers`` (beside it ``calibration.json`` and
+        ``calibration.cache``, the same ranges as text).
 
     Raises
     ------
-    TensorRTUnavailableError
-        When TensorRT or a CUDA device is missing.
+    ValueError
+        If ``batches`` yields no batch.
     """
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
+    from onnxruntime.quantization import write_calibration_table as write_table
 
-    def __init__(self) -> None:
-        try:
-            import tensorrt as trt
-        except ImportError:
-            raise TensorRTUnavailableError(INSTALL_HINT) from None
-        import torch
+    folder.mkdir(parents=True, exist_ok=True)
+    calibrator = create_calibrator(
+        export.dense_path,
+        augmented_model_path=folder / "augmented.onnx",
+        calibrate_method=CalibrationMethod.Entropy,
+        providers=list(providers),
+    )
+    first = batches.get_next()
+    if first is None:
+        raise ValueError("no calibration frames: give --calib a folder, video or bag with frames")
 
-        if not torch.cuda.is_available():
-            raise TensorRTUnavailableError(
-                "TensorRT needs an NVIDIA GPU with CUDA, and torch sees none here; run on a "
-                "GPU machine or use --format onnx"
-            )
-        if int(trt.__version__.split(".")[0]) != 10:
-            raise TensorRTUnavailableError(
-                f"TensorRT {trt.__version__} found; this builder needs TensorRT 10.x "
-                "(`pip install 'vis_node[tensorrt]'`)"
-            )
-        self.trt = trt
-        self.version = str(trt.__version__)
-        self.logger = trt.Logger(trt.Logger.WARNING)
+    class _Reader:
+        def __init__(self) -> None:
+            self.pending: dict[str, np.ndarray] | None = first
 
-    def device(self) -> tuple[str, str]:
-        """``(GPU name, "major.minor")`` of the current CUDA device."""
-        import torch
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            feed, self.pending = self.pending, batches.get_next()
+            return feed
 
-        major, minor = torch.cuda.get_device_capability()
-        return torch.cuda.get_device_name(), f"{major}.{minor}"
-
-    def build(
-        self,
-        onnx_path: Path,
-        precision: str,
-        shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]],
-        calibrator: object | None,
-    ) -> bytes:
-        """Parse the ONNX file and build a serialised engine (see the protocol)."""
-        trt = self.trt
-        builder = trt.Builder(self.logger)
-        network = builder.create_network(0)
-        parser = trt.OnnxParser(network, self.logger)
-        if not parser.parse(Path(onnx_path).read_bytes()):
-            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise RuntimeError(f"{onnx_path}: TensorRT cannot parse this graph ({errors})")
-        config = builder.create_builder_config()
-        if shapes:
-            profile = builder.create_optimization_profile()
-            for name, (low, opt, high) in shapes.items():
-                profile.set_shape(name, low, opt, high)
-            config.add_optimization_profile(profile)
-        if precision in ("fp16", "int8"):
-            config.set_flag(trt.BuilderFlag.FP16)
-        if precision == "int8":
-            config.set_flag(trt.BuilderFlag.INT8)
-            config.int8_calibrator = calibrator
-        serialised = builder.build_serialized_network(network, config)
-        if serialised is None:
-            raise RuntimeError(f"{onnx_path}: TensorRT failed to build a {precision} engine")
-        return bytes(serialised)
+    calibrator.collect_data(_Reader())
+    write_table(calibrator.compute_data(), dir=str(folder))
+    (folder / "augmented.onnx").unlink(missing_ok=True)
+    LOG.info("wrote the INT8 calibration table %s", folder / CALIBRATION_TABLE)
+    return folder / CALIBRATION_TABLE
 
 
-class _EngineRunner:
-    """Runs one deserialised engine on torch CUDA tensors."""
+def instance_profile(export: OnnxExport, batch_size: int) -> dict[str, str]:
+    """TensorRT optimisation-profile options of the instance graph (dynamic box count).
 
-    def __init__(self, trt: Any, engine_bytes: bytes, path: Path) -> None:
-        import torch
+    The box count ranges from 1 to ``batch_size * num_proposals`` (the most the
+    predictor passes); the other axes are the graph's static sizes.
+    """
+    import onnx
 
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = runtime.deserialize_cuda_engine(engine_bytes)
-        if self.engine is None:
-            raise EngineCacheError(
-                f"{path}: TensorRT could not deserialise this engine; delete it or pass --rebuild"
-            )
-        self.context = self.engine.create_execution_context()
-        self.stream = torch.cuda.Stream()
+    graph = onnx.load(str(export.instance_path), load_external_data=False).graph
+    most = batch_size * export.config.num_proposals
+    shapes: dict[str, tuple[list[int], list[int]]] = {}
+    for value in graph.input:
+        dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
+        low, high = list(dims), list(dims)
+        low[0] = batch_size if value.name == "seg_features" else 1
+        high[0] = batch_size if value.name == "seg_features" else most
+        shapes[value.name] = (low, high)
 
-    def __call__(self, inputs: dict[str, np.ndarray], outputs: tuple[str, ...]) -> list[np.ndarray]:
-        import torch
+    def spec(which: int) -> str:
+        return ",".join(
+            f"{name}:{'x'.join(str(d) for d in dims[which])}" for name, dims in shapes.items()
+        )
 
-        held = {}
-        for name, array in inputs.items():
-            tensor = torch.from_numpy(np.ascontiguousarray(array)).cuda()
-            held[name] = tensor
-            self.context.set_input_shape(name, tuple(tensor.shape))
-            self.context.set_tensor_address(name, tensor.data_ptr())
-        results = []
-        for name in outputs:
-            shape = tuple(self.context.get_tensor_shape(name))
-            tensor = torch.empty(shape, dtype=torch.float32, device="cuda")
-            self.context.set_tensor_address(name, tensor.data_ptr())
-            results.append(tensor)
-        with torch.cuda.stream(self.stream):
-            self.context.execute_async_v3(self.stream.cuda_stream)
-        self.stream.synchronize()
-        return [t.cpu().numpy() for t in results]
+    return {
+        "trt_profile_min_shapes": spec(0),
+        "trt_profile_opt_shapes": spec(1),
+        "trt_profile_max_shapes": spec(1),
+    }
 
 
-class TensorRTPredictor(StagedPredictor):
-    """Predictor running the dense and instance engines of an export on the GPU.
+def tensorrt_options(
+    device_index: int, folder: Path, precision: str, *, int8_table: bool = False
+) -> dict[str, Any]:
+    """TensorRT provider options of one graph.
+
+    Parameters
+    ----------
+    device_index:
+        CUDA GPU index.
+    folder:
+        The graph's engine folder (engine and timing caches; the INT8 table).
+    precision:
+        ``fp32``, ``fp16`` or ``int8`` (INT8 layers fall back to FP16 where faster).
+    int8_table:
+        Read INT8 ranges from ``folder / CALIBRATION_TABLE`` (dense graph only).
+    """
+    int8 = precision == "int8" and int8_table
+    options: dict[str, Any] = {
+        "device_id": device_index,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(folder),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(folder),
+        "trt_fp16_enable": precision in ("fp16", "int8"),
+        "trt_int8_enable": int8,
+    }
+    if int8:
+        options["trt_int8_calibration_table_name"] = CALIBRATION_TABLE
+        options["trt_int8_use_native_calibration_table"] = False
+    return options
+
+
+class TensorRTPredictor(OnnxPredictor):
+    """The two exported graphs on ONNX Runtime's TensorRT provider, engines cached.
 
     Parameters
     ----------
     export:
-        The ONNX export the engines were built from (config, batch size).
-    dense, instance:
-        Serialised engines and their cache paths (from :func:`load_or_build`).
+        The ONNX export (fixed batch size).
+    folder:
+        Engine folder of the slot (see the module docstring).
+    key:
+        What the engines depend on.
+    device_index:
+        CUDA GPU index.
+    rebuild:
+        Ignore cached engines.
+    calibration:
+        Frames for the INT8 table, used when ``key.precision == "int8"`` and the folder
+        has no table yet.
+
+    Raises
+    ------
+    EngineCacheError
+        A corrupt cached engine (the message says what to do).
+    ValueError
+        INT8 without a calibration table or frames.
     """
 
     def __init__(
-        self, export: OnnxExport, dense: tuple[bytes, Path], instance: tuple[bytes, Path]
+        self,
+        export: OnnxExport,
+        folder: Path,
+        key: EngineKey,
+        *,
+        device_index: int = 0,
+        rebuild: bool = False,
+        calibration: CalibrationBatches | None = None,
     ) -> None:
-        backend = TensorRT10Backend()
-        self._dense_runner = _EngineRunner(backend.trt, *dense)
-        self._instance_runner = _EngineRunner(backend.trt, *instance)
-        super().__init__(
-            export.config, self._run_dense, self._run_instance, batch_size=export.batch_size
+        if export.batch_size is None:
+            raise ValueError("TensorRT engines need an export with a fixed batch size")
+        cached = open_engine_folder(folder, key, rebuild=rebuild)
+        dense_dir, instance_dir = folder / "dense", folder / "instance"
+        dense_dir.mkdir(parents=True, exist_ok=True)
+        instance_dir.mkdir(parents=True, exist_ok=True)
+        if key.precision == "int8" and not (dense_dir / CALIBRATION_TABLE).is_file():
+            if calibration is None:
+                raise ValueError(
+                    f"INT8 engines need a calibration table in {dense_dir}: build them once "
+                    "with `vsis export MODEL --format tensorrt --precision int8 --calib DIR|BAG`"
+                )
+            write_calibration_table(export, calibration, dense_dir)
+        fallback: list[ProviderSpec] = [(CUDA_PROVIDER, {"device_id": device_index}), CPU_PROVIDER]
+        dense_options = tensorrt_options(device_index, dense_dir, key.precision, int8_table=True)
+        dense: list[ProviderSpec] = [(TENSORRT_PROVIDER, dense_options), *fallback]
+        instance_options = tensorrt_options(
+            device_index, instance_dir, "fp16" if key.precision == "int8" else key.precision
         )
+        instance_options.update(instance_profile(export, export.batch_size))
+        instance: list[ProviderSpec] = [(TENSORRT_PROVIDER, instance_options), *fallback]
+        if not cached:
+            LOG.info(
+                "building TensorRT %s engines for %s in %s (first use of this model, "
+                "precision and GPU; takes minutes)",
+                key.precision, key.device_name, folder,
+            )
+        started = time.monotonic()
+        try:
+            super().__init__(export, providers=dense, instance_providers=instance)
+            # engines of dynamic-shape graphs are built on the first run
+            self(np.zeros((export.config.input_size, export.config.input_size, 3), np.uint8))
+        except Exception as exc:  # onnxruntime raises its own Fail/RuntimeException types
+            if "deserialize" in str(exc).lower():
+                raise EngineCacheError(
+                    f"TensorRT could not load a cached engine in {folder} ({exc}): delete "
+                    "the folder or pass --rebuild"
+                ) from None
+            raise
+        if not cached:
+            seal_engine_folder(folder, key)
+            LOG.info(
+                "built TensorRT engines in %.0f s; cached in %s", time.monotonic() - started, folder
+            )
 
-    def _run_dense(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        logits, deltas, features = self._dense_runner({"images": images}, DENSE_OUTPUTS)
-        return logits, deltas, features
 
-    def _run_instance(
-        self, seg_features: np.ndarray, boxes: np.ndarray, image_index: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        mask_logits, windows, class_logits, embeddings = self._instance_runner(
-            {"seg_features": seg_features, "boxes": boxes, "image_index": image_index},
-            INSTANCE_OUTPUTS,
+def engine_slot(
+    export: OnnxExport, cache: Path, model_name: str, precision: str, device_index: int
+) -> tuple[Path, EngineKey]:
+    """Engine folder and key of a model export on GPU ``device_index``."""
+    import onnxruntime as ort
+
+    if export.batch_size is None:
+        raise ValueError("TensorRT engines need an export with a fixed batch size")
+    name, capability = gpu_identity(device_index)
+    size = export.config.input_size
+    key = EngineKey(
+        model_hash=export.fingerprint,
+        precision=precision,
+        input_shape=(export.batch_size, 3, size, size),
+        tensorrt_version=tensorrt_version(),
+        onnxruntime_version=ort.__version__,
+        device_name=name,
+        compute_capability=capability,
+    )
+    return cache / key.slot_name(model_name), key
+
+
+def require_tensorrt(available: Sequence[str]) -> None:
+    """Raise :class:`TensorRTUnavailableError` unless the TensorRT provider is ``available``."""
+    if TENSORRT_PROVIDER not in available:
+        raise TensorRTUnavailableError(
+            f"{INSTALL_HINT}; this ONNX Runtime offers {list(available)}"
         )
-        return mask_logits, windows, class_logits, embeddings

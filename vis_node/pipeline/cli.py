@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-DEFAULT_MODEL = "synth"
-"""Shipped model used when ``--model`` is not given."""
+from vis_node import DEFAULT_MODEL
+from vis_node.io.readers import DEFAULT_FPS
+
+LOG = logging.getLogger(__name__)
+
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("input", type=Path, help="video, image folder, DAVIS root or rosbag2")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (new or empty)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the results in a non-empty --out"
+    )
     parser.add_argument(
         "--model",
         default=DEFAULT_MODEL,
@@ -73,11 +80,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(SISO fusion with motion saliency from optical flow)"
         ),
     )
+    parser.add_argument("--score-threshold", type=float, default=0.0,
+                        help="drop instances whose saliency score is below this (default 0)")
+    parser.add_argument("--classes", nargs="+", default=(), metavar="NAME",
+                        help="keep only these classes of the model's label map (default all)")
+    parser.add_argument("--max-instances", type=int, default=0,
+                        help="keep the N most salient instances per frame (default 0: all)")
+    parser.add_argument("--min-mask-area", type=int, default=0,
+                        help="drop instances whose mask has fewer pixels (default 0)")
     parser.add_argument("--topic", help="image topic of a rosbag2 input")
-    parser.add_argument("--fps", type=float, default=30.0, help="overlay video frame rate")
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=DEFAULT_FPS,
+        help=(
+            f"frame rate of image folders and DAVIS roots (default {DEFAULT_FPS:g}); videos "
+            "and bags keep their own clock; overlays are written at the source's rate"
+        ),
+    )
     parser.add_argument("--no-overlay", action="store_true", help="skip OUT/overlay/*.mp4")
     parser.add_argument(
         "--threads", type=int, default=0, help="CPU threads for inference (0 = runtime default)"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "fp16", "int8"),
+        default="fp16",
+        help="tensorrt only: engine precision (int8 needs a table: see docs/GPU.md)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="auto|cpu|cuda[:N]",
+        help=(
+            "inference device (default auto: a GPU for tensorrt, the CPU otherwise); an "
+            "unusable GPU falls back to the CPU with a warning saying why"
+        ),
     )
     parser.set_defaults(func=run)
 
@@ -87,12 +125,14 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from vis_node.io.errors import InputDataError
+    from vis_node.io.out_dir import prepare_out_dir
     from vis_node.io.sources import open_source
     from vis_node.perception.runtime import make_predictor
     from vis_node.perception.tensorrt import TensorRTUnavailableError
+    from vis_node.pipeline.filters import InstanceFilter, filter_predictor
     from vis_node.pipeline.offline import OfflinePipeline
     from vis_node.pipeline.online import OnlinePipeline
-    from vis_node.pipeline.outputs import OutputWriter
+    from vis_node.pipeline.outputs import OUTPUT_ENTRIES, OutputWriter
 
     if args.fps <= 0 or args.threads < 0:
         print("vsis run: error: --fps must be positive and --threads >= 0", file=sys.stderr)
@@ -100,18 +140,28 @@ def run(args: argparse.Namespace) -> int:
     if args.motion_gate and args.mode != "online":
         print("vsis run: error: --motion-gate works in --mode online only", file=sys.stderr)
         return 2
-    frames = open_source(args.input, topic=args.topic)
+    prepare_out_dir(args.out, overwrite=args.overwrite, outputs=OUTPUT_ENTRIES)
+    frames = open_source(args.input, topic=args.topic, fps=args.fps)
     try:
-        predictor = make_predictor(args.model, args.runtime, threads=args.threads)
-    except TensorRTUnavailableError as exc:
+        predictor = make_predictor(
+            args.model,
+            args.runtime,
+            threads=args.threads,
+            device=args.device,
+            precision=args.precision,
+        )
+        predictor = filter_predictor(predictor, InstanceFilter(
+            args.score_threshold, tuple(args.classes), args.max_instances, args.min_mask_area
+        ), str(args.model))
+    except (TensorRTUnavailableError, ValueError) as exc:
         print(f"vsis run: error: {exc}", file=sys.stderr)
         return 2
+    size_changes = 0
     with ExitStack() as stack:
         writer = stack.enter_context(
             OutputWriter(
                 args.out,
                 predictor.class_names,
-                fps=args.fps,
                 overlay=not args.no_overlay,
                 metadata={
                     "model": str(args.model),
@@ -131,19 +181,35 @@ def run(args: argparse.Namespace) -> int:
                     if args.motion_gate
                     else OnlinePipeline(predictor)
                 )
-                for frame in group:
-                    writer.write(pipeline.step(frame))
-                    bar.update()
             else:
                 pipeline = OfflinePipeline(
                     predictor,
                     method=args.offline_method,
                     sequence_score_threshold=args.min_sequence_score,
                 )
-                for result in pipeline.run(list(group), progress=bar.update):
-                    writer.write(result)
+            # Tracks cannot survive a change of frame size: like the tracking node, start
+            # new tracks (with ids after the earlier ones) and say so.
+            previous: tuple[int, ...] | None = None
+            for shape, segment in itertools.groupby(group, key=lambda f: f.image.shape):
+                if previous is not None:
+                    size_changes += 1
+                    LOG.warning(
+                        "%s: frame size changed from %s to %s; starting new tracks",
+                        sequence, previous[:2], shape[:2],
+                    )
+                    writer.restart_tracks()
+                previous = shape
+                if args.mode == "online":
+                    pipeline.reset()
+                    for frame in segment:
+                        writer.write(pipeline.step(frame))
+                        bar.update()
+                else:
+                    for result in pipeline.run(list(segment), progress=bar.update):
+                        writer.write(result)
+        writer.metadata["frame_size_changes"] = size_changes
         if writer.frames_written == 0:
             raise InputDataError(args.input, "no frames in this input")
-    print(f"wrote {writer.frames_written} frames to {args.out}")
+    changes = f" ({size_changes} frame-size changes started new tracks)" if size_changes else ""
+    print(f"wrote {writer.frames_written} frames to {args.out}{changes}")
     return 0
-

@@ -142,7 +142,9 @@ class OnlinePipeline:
     ) -> None:
         self.predictor = predictor
         self.tracker = tracker if tracker is not None else OnlineTracker()
-        self.unifier = unifier if unifier is not None else OnlineUnifier()
+        self.unifier = (
+            unifier if unifier is not None else OnlineUnifier(max_idle=self.tracker.config.max_lost_age)
+        )
         self.gate = gate
 
     @classmethod

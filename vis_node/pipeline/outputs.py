@@ -7,6 +7,8 @@
     OUT/overlay/<seq>.mp4             frames with masks and "id class score" tags
     OUT/results.json                  YouTube-VIS results: one entry per track
     OUT/timings.json                  per-stage milliseconds (mean, median, p90)
+    OUT/label_map.json                {"<class id>": "<name>"}: the model's classes
+                                      (the map the ROS label_map topic carries)
 
 In ``results.json`` video ids are 1, 2, ... in the order the sequences were written;
 ``category_id`` is the track's unified label in the last frame where it has pixels
@@ -30,6 +32,16 @@ from vis_node.io.labels import wrap_track_ids, write_instance_png, write_semanti
 from vis_node.io.overlay import InstanceLabel, OverlayVideoWriter, draw_overlay
 from vis_node.io.ytvis_json import encode_rle, write_json
 from vis_node.pipeline.online import FrameResult
+
+OUTPUT_ENTRIES: tuple[str, ...] = (
+    "instances",
+    "semantics",
+    "overlay",
+    "results.json",
+    "timings.json",
+    "label_map.json",
+)
+"""What :class:`OutputWriter` creates directly under its root (``--overwrite`` removes it)."""
 
 
 @dataclass
@@ -56,7 +68,8 @@ class OutputWriter:
     class_names:
         Class names indexed by class id (0 = background), for the overlay tags.
     fps:
-        Frame rate of the overlay videos.
+        Frame rate of the overlay videos; ``None`` (default) keeps the source's, taken
+        from the frame stamps.
     overlay:
         Write ``overlay/<seq>.mp4``.
     metadata:
@@ -68,7 +81,7 @@ class OutputWriter:
         root: str | Path,
         class_names: tuple[str, ...],
         *,
-        fps: float = 30.0,
+        fps: float | None = None,
         overlay: bool = True,
         metadata: dict[str, Any] | None = None,
     ) -> None:
@@ -85,6 +98,8 @@ class OutputWriter:
         self._frame_count = 0
         self._tracks: dict[int, _TrackRecord] = {}
         self._video: OverlayVideoWriter | None = None
+        self._id_offset = 0
+        self._max_id = 0
         self.frames_written = 0
 
     def __enter__(self) -> OutputWriter:
@@ -109,24 +124,29 @@ class OutputWriter:
             self._finish_sequence()
             self._sequence = frame.sequence
             self._video_id += 1
+            self._id_offset = self._max_id = 0
             if self.overlay:
                 self._video = OverlayVideoWriter(
                     self.root / "overlay" / f"{frame.sequence}.mp4", fps=self.fps
                 )
-        write_instance_png(
-            self.root / "instances" / frame.sequence / f"{frame.name}.png", result.id_map
-        )
+        track_ids = result.instances.track_ids + self._id_offset
+        id_map = result.id_map
+        if self._id_offset:
+            shifted = wrap_track_ids(id_map.astype(np.int64) + self._id_offset)
+            id_map = np.where(id_map > 0, shifted, 0).astype(id_map.dtype)
+        self._max_id = max(self._max_id, int(track_ids.max(initial=0)))
+        write_instance_png(self.root / "instances" / frame.sequence / f"{frame.name}.png", id_map)
         write_semantic_png(
             self.root / "semantics" / frame.sequence / f"{frame.name}.png", result.semantic_map
         )
         tags: dict[int, InstanceLabel] = {}
         for track_id, label, confidence, score in zip(
-            result.instances.track_ids.tolist(),
+            track_ids.tolist(),
             result.labels.tolist(),
             result.confidences.tolist(),
             result.instances.scores.tolist(),
         ):
-            mask = result.id_map == wrap_track_ids(track_id)
+            mask = id_map == wrap_track_ids(track_id)
             record = self._tracks.setdefault(track_id, _TrackRecord())
             if mask.any():
                 record.rles[self._frame_count] = encode_rle(mask)
@@ -136,16 +156,26 @@ class OutputWriter:
             record.frames += 1
             tags[track_id] = InstanceLabel(self._class_name(int(label)), float(confidence))
         if self._video is not None:
-            self._video.write(draw_overlay(frame.image, result.id_map, tags))
+            self._video.write(draw_overlay(frame.image, id_map, tags), frame.stamp_ns)
         for stage, ms in result.timings.items():
             self._timings.setdefault(stage, []).append(float(ms))
         self._frame_count += 1
         self.frames_written += 1
 
+    def restart_tracks(self) -> None:
+        """The pipeline restarted its track ids inside the current sequence (after a
+        frame-size change): later ids are shifted past every id written so far, so a
+        new track never takes an earlier track's id in the PNGs or ``results.json``."""
+        self._id_offset = self._max_id
+
     def close(self) -> None:
         """Finish the last sequence and write ``results.json`` and ``timings.json``."""
         self._finish_sequence()
         write_json(self.root / "results.json", self._results)
+        write_json(
+            self.root / "label_map.json",
+            {str(class_id): name for class_id, name in enumerate(self.class_names)},
+        )
         stages = {
             stage: {
                 "mean_ms": float(np.mean(values)),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vis_node import DEFAULT_MODEL
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bag`` sub-command group to the ``vsis`` parser."""
@@ -48,8 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     replay.add_argument("bag", help="rosbag2 folder or a folder of rosbag2 folders")
-    replay.add_argument("--out", required=True, help="output folder")
-    replay.add_argument("--model", default="synth",
+    replay.add_argument("--out", required=True, help="output folder (new or empty)")
+    replay.add_argument("--overwrite", action="store_true",
+                        help="replace the results in a non-empty --out")
+    replay.add_argument("--model", default=DEFAULT_MODEL,
                         help="perception model: shipped name, model.pt path or gt:<DAVIS root>")
     replay.add_argument("--graph", choices=("composed", "processes", "external"),
                         default="composed", help="how the graph runs (default composed)")
@@ -80,18 +84,24 @@ def run_make(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    """Execute ``vsis replay``; returns the exit code."""
+    """Execute ``vsis replay``; returns the exit code (2 for unusable bags or ``--out``,
+    1 when the graph fails)."""
     from pathlib import Path
 
+    from vis_node.io.errors import InputDataError
+    from vis_node.io.out_dir import prepare_out_dir
     from vis_node.replay.report import print_latency
-    from vis_node.ros.replay import ReplaySettings, run_replay as replay
+    from vis_node.ros.replay import REPLAY_OUTPUTS, ReplaySettings, run_replay as replay
 
+    prepare_out_dir(Path(args.out), overwrite=args.overwrite, outputs=REPLAY_OUTPUTS)
     settings = ReplaySettings(
         model=args.model, graph=args.graph, pace=args.pace, topic=args.topic,
         params=tuple(Path(p) for p in args.params), frame_timeout_s=args.frame_timeout,
     )
     try:
         report = replay(Path(args.bag), Path(args.out), settings)
+    except InputDataError:
+        raise
     except RuntimeError as exc:
         print(f"vsis replay: error: {exc}", file=sys.stderr)
         return 1

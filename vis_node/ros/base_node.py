@@ -3,7 +3,13 @@
 :class:`VsisNode` declares the node's parameters (from its
 :class:`~vis_node.ros.params.NodeSpec`), turns configure / activate / deactivate /
 cleanup into four small hooks, publishes ``/diagnostics``, counts rejected input and
-checks input headers. A hook that raises one of :data:`CONFIG_ERRORS` (e.g.
+checks input headers. Every subscription and timer callback runs under a
+:class:`~vis_node.ros.input_guard.CallbackGuard`: no exception raised while handling a
+message ends the node (it is logged, counted and the message skipped, then
+:meth:`VsisNode.recover_node` runs). Input stamps go through a
+:class:`~vis_node.ros.stamps.StampClock` per topic: a clock jump is logged, counted and
+followed (:meth:`VsisNode.on_time_jump` drops state of the old time line), and frames
+that never arrived are counted. A hook that raises one of :data:`CONFIG_ERRORS` (e.g.
 :class:`~vis_node.io.errors.InputDataError` for a missing or corrupt model) fails its
 transition with an error log instead of crashing the process, so the node stays
 alive (unconfigured or inactive) and can be fixed and transitioned again.
@@ -27,9 +33,17 @@ from std_msgs.msg import Header
 
 from vis_node.io.errors import InputDataError
 from vis_node.ros.diagnostics import DIAGNOSTICS_TOPIC, NodeStats, stats_to_status, status_array
-from vis_node.ros.input_guard import Rejection, RejectionCounter, StampOrder, check_frame_id
+from vis_node.ros.input_guard import (
+    CLOCK_EVENTS,
+    Budget,
+    CallbackGuard,
+    Rejection,
+    RejectionCounter,
+    check_frame_id,
+)
 from vis_node.ros.params import NodeSpec, declare, read
-from vis_node.ros.qos import PRESETS
+from vis_node.ros.qos import INPUT_PRESETS, OUTPUT_PRESETS
+from vis_node.ros.stamps import StampClock, StampVerdict
 
 CONFIG_ERRORS = (InputDataError, ValueError, OSError, RuntimeError)
 """Errors of a hook that fail a transition (logged) rather than crash the node."""
@@ -54,7 +68,8 @@ class VsisNode(LifecycleNode):
 
     Subclasses implement ``configure_node`` (read ``self.config``, create publishers),
     ``activate_node`` (load models, subscribe), ``deactivate_node`` (unsubscribe, free)
-    and may override ``after_activate`` (runs once publishers are enabled).
+    and may override ``after_activate`` (runs once publishers are enabled),
+    ``on_time_jump`` (an input's clock jumped) and ``recover_node`` (a callback failed).
     """
 
     def __init__(self, spec: NodeSpec, node_name: str | None = None, **kwargs: Any) -> None:
@@ -62,14 +77,20 @@ class VsisNode(LifecycleNode):
         self.spec = spec
         declare(self, spec)
         self.config: dict[str, Any] = {}
-        self.qos: QoSProfile = PRESETS["sensor"]
+        self.input_qos: QoSProfile = INPUT_PRESETS["sensor"]
+        self.output_qos: QoSProfile = OUTPUT_PRESETS["reliable"]
+        self.budget = Budget.from_config(spec.defaults())
         self.stats = NodeStats()
         self.rejections = RejectionCounter(self.get_logger().warning)
+        self.clock_events = RejectionCounter(
+            self.get_logger().warning, kinds=CLOCK_EVENTS, action="resynchronised"
+        )
+        self.guard = CallbackGuard(self.rejections, self.get_logger().error, self.recover_node)
         self.active = False
         self._diagnostics_pub: Any = None
         self._diagnostics_timer: Any = None
         self._subscriptions_made: list[Any] = []
-        self._stamp_orders: dict[str, StampOrder] = {}
+        self._stamp_clocks: dict[str, StampClock] = {}
 
     # hooks -----------------------------------------------------------------------
 
@@ -88,25 +109,64 @@ class VsisNode(LifecycleNode):
     def cleanup_node(self) -> None:
         """Forget what :meth:`configure_node` created (the base then destroys the publishers)."""
 
+    def on_time_jump(self, topic: str, stamp_ns: int, back: bool) -> None:
+        """The clock of ``topic`` jumped to ``stamp_ns`` (``back``: into the past).
+
+        Drop what belongs to the old time line (waiting messages, tracks whose identity
+        cannot survive the jump); the message at ``stamp_ns`` is processed next.
+        """
+
+    def recover_node(self) -> None:
+        """Restore a consistent state after an unexpected error in a callback."""
+
     # helpers ---------------------------------------------------------------------
 
     def subscribe(self, msg_type: Any, topic: str, callback: Any, qos: QoSProfile) -> None:
-        """Create a subscription that :meth:`on_deactivate` destroys."""
-        self._subscriptions_made.append(self.create_subscription(msg_type, topic, callback, qos))
+        """Create a guarded subscription that :meth:`on_deactivate` destroys."""
+        guarded = self.guard.wrap(topic, callback)
+        self._subscriptions_made.append(self.create_subscription(msg_type, topic, guarded, qos))
 
     def reject(self, topic: str, rejection: Rejection) -> None:
         """Count and (rate-limited) warn about a skipped message."""
         self.rejections.report(topic, rejection)
 
     def check_header(self, topic: str, header: Header) -> bool:
-        """Frame-id and stamp-order checks of an input; ``False`` (counted) to skip it."""
+        """Frame-id and stamp checks of an input; ``False`` (counted) to skip it.
+
+        A stamp that jumps (see :class:`~vis_node.ros.stamps.StampClock`) is accepted:
+        the jump is counted and logged, and :meth:`on_time_jump` runs first.
+        """
         rejection = check_frame_id(header.frame_id, self.config["expected_frame_id"])
-        if rejection is None:
-            order = self._stamp_orders.setdefault(topic, StampOrder())
-            rejection = order.check(stamp_ns(header))
         if rejection is not None:
             self.reject(topic, rejection)
             return False
+        stamp = stamp_ns(header)
+        clock = self._stamp_clocks.setdefault(topic, StampClock())
+        last = clock.last_ns
+        check = clock.check(stamp)
+        if not check.accepted:
+            detail = (
+                f"stamp {stamp} ns was already processed"
+                if check.verdict is StampVerdict.REPEATED
+                else f"stamp {stamp} ns is {-check.delta_ns / 1e9:.3f} s older than the last "
+                f"one ({last} ns); a late message is skipped, a source that restarted is "
+                f"followed after {clock.resync_after} such stamps"
+            )
+            self.reject(topic, Rejection(check.verdict.value, detail))
+            return False
+        if check.missing:
+            self.stats.add_missing(topic, check.missing)
+        if check.jumped:
+            back = check.verdict is StampVerdict.JUMP_BACK
+            self.clock_events.report(
+                topic,
+                Rejection(
+                    check.verdict.value,
+                    f"stamp moved {check.delta_ns / 1e9:+.3f} s (from {last} to {stamp} ns); "
+                    "starting a new time line",
+                ),
+            )
+            self.on_time_jump(topic, stamp, back)
         return True
 
     def publish_diagnostics(self) -> None:
@@ -114,7 +174,7 @@ class VsisNode(LifecycleNode):
         if self._diagnostics_pub is None:
             return
         status = stats_to_status(
-            self.stats.snapshot(self.rejections.counts),
+            self.stats.snapshot(self.rejections.counts, self.clock_events.counts),
             name=f"{self.get_name()}: {self.spec.kind}",
             hardware_id=self.get_fully_qualified_name(),
             active=self.active,
@@ -126,8 +186,11 @@ class VsisNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.config = read(self, self.spec)
-            self.qos = PRESETS[self.config["qos"]]
+            self.input_qos = INPUT_PRESETS[self.config["input_qos"]]
+            self.output_qos = OUTPUT_PRESETS[self.config["output_qos"]]
+            self.budget = Budget.from_config(self.config)
             self.rejections.period_s = float(self.config["warn_period"])
+            self.clock_events.period_s = float(self.config["warn_period"])
             self.configure_node()
         except CONFIG_ERRORS as exc:
             self.get_logger().error(f"configure failed: {exc}")
@@ -135,13 +198,16 @@ class VsisNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self._diagnostics_timer = self.create_timer(
-            float(self.config["diagnostics_period"]), self.publish_diagnostics
+            float(self.config["diagnostics_period"]),
+            self.guard.wrap("diagnostics", self.publish_diagnostics),
         )
-        self.get_logger().info(f"configured ({self.config['qos']} QoS)")
+        self.get_logger().info(
+            f"configured (inputs {self.config['input_qos']}, outputs {self.config['output_qos']} QoS)"
+        )
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stamp_orders.clear()
+        self._stamp_clocks.clear()
         try:
             self.activate_node()
         except CONFIG_ERRORS as exc:

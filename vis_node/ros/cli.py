@@ -2,30 +2,36 @@
 
 ::
 
-    vsis ros pipeline   [--params YAML ...] [--remap FROM:=TO ...]   # one process
-    vsis ros perception [--params YAML ...] [--remap FROM:=TO ...]   # one node
+    vsis ros pipeline   [--params YAML ...] [GRAPH OPTIONS] [--remap FROM:=TO ...]  # one process
+    vsis ros perception [--params YAML ...] [GRAPH OPTIONS] [--remap FROM:=TO ...]  # one node
     vsis ros tracking   ...
     vsis ros semantic   ...
-    vsis ros up         [--params YAML ...] [--remap FROM:=TO ...]   # three processes
+    vsis ros up         [--params YAML ...] [GRAPH OPTIONS] [--remap FROM:=TO ...]  # three processes
 
-``--params`` may repeat; each file may hold sections for several nodes (only a node's
-own section, and ``/**``, apply to it). Without ``--params`` the checkout's
+GRAPH OPTIONS are the arguments of the launch files, with the same defaults:
+``--namespace``, ``--image`` (camera topic), ``--model``, ``--runtime``, ``--device``,
+``--params-file`` (applied over the defaults) and ``--use-sim-time``
+(:mod:`vis_node.ros.graph`), so ``vsis ros up`` and ``ros2 launch vsis_bringup
+vsis.launch.py`` with the same arguments start the same graph under the same topic
+names. ``--params`` may repeat and replaces the default files (each file may hold
+sections for several nodes). Without ``--params`` the checkout's
 ``launch/config/{perception,tracking,semantic}.yaml`` are used, as in the launch files.
-``up`` starts the same three-node graph as ``launch/vsis.launch.py`` and stops every
-node cleanly on Ctrl-C.
+``up`` stops every node cleanly on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from vis_node.io.errors import InputDataError
+from vis_node.ros.graph import GRAPH_ARGUMENTS, parameter_overrides, remappings
 
 LAUNCH_CONFIG_DIR = Path(__file__).resolve().parents[2] / "launch" / "config"
 """``launch/config`` of this checkout (default parameter files)."""
@@ -40,20 +46,46 @@ def default_params_files() -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
-def ros_arguments(params: Sequence[str | Path] | None, remaps: Sequence[str]) -> list[str]:
-    """ROS command-line arguments for the given params files and remappings.
+def ros_arguments(
+    params: Sequence[str | Path] | None,
+    remaps: Sequence[str],
+    graph: Mapping[str, str] | None = None,
+) -> list[str]:
+    """ROS command-line arguments for params files, graph arguments and remappings.
+
+    Parameters
+    ----------
+    params:
+        Params files replacing the checkout's defaults (``None`` = the defaults).
+    remaps:
+        Extra ``FROM:=TO`` remappings, applied after the graph's own.
+    graph:
+        Graph argument name -> value (:data:`vis_node.ros.graph.GRAPH_ARGUMENTS`);
+        missing ones take their defaults.
 
     Raises
     ------
     InputDataError
         A params file that does not exist, or a remapping without ``:=``.
+    ValueError
+        ``use_sim_time`` other than ``true`` / ``false``.
     """
+    values = {a.name: a.default for a in GRAPH_ARGUMENTS}
+    values.update(graph or {})
     files = [Path(p) for p in params] if params else default_params_files()
+    if values["params_file"]:
+        files.append(Path(values["params_file"]))
     args = ["--ros-args"]
     for path in files:
         if not path.is_file():
             raise InputDataError(path, "params file not found; pass an existing YAML")
         args += ["--params-file", str(path)]
+    for name, value in parameter_overrides(values).items():
+        args += ["-p", f"{name}:={str(value).lower() if isinstance(value, bool) else value}"]
+    if values["namespace"].strip("/"):
+        args += ["-r", f"__ns:=/{values['namespace'].strip('/')}"]
+    for source, target in remappings(values["image"]):
+        args += ["-r", f"{source}:={target}"]
     for remap in remaps:
         if ":=" not in remap:
             raise InputDataError(
@@ -83,16 +115,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--params", action="append", metavar="YAML",
             help="ROS params file (repeatable; default: launch/config/*.yaml of the checkout)",
         )
+        for argument in GRAPH_ARGUMENTS:
+            sub.add_argument(
+                f"--{argument.name.replace('_', '-')}", default=argument.default,
+                help=f"{argument.description} (default: {argument.default or 'none'})",
+            )
         sub.add_argument(
             "--remap", action="append", default=[], metavar="FROM:=TO",
-            help="topic remapping for every node, e.g. image:=/camera/image_raw (repeatable)",
+            help="topic remapping for every node, e.g. instances:=/seg/instances (repeatable)",
         )
         sub.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the selected node(s) until Ctrl-C; returns the exit code."""
-    ros_args = ros_arguments(args.params, args.remap)
+    graph = {a.name: getattr(args, a.name) for a in GRAPH_ARGUMENTS}
+    ros_args = ros_arguments(args.params, args.remap, graph)
     if args.ros_command == "up":
         return run_up(ros_args)
     argv = ["vsis-ros", *ros_args]
@@ -100,10 +138,11 @@ def run(args: argparse.Namespace) -> int:
         from vis_node.ros.pipeline import main as pipeline_main
 
         return pipeline_main(argv)
-    from vis_node.ros.base_node import run_standalone
-    from vis_node.ros.pipeline import NODE_CLASSES
+    from vis_node.ros.params import NODE_SPECS
 
-    return run_standalone(NODE_CLASSES[args.ros_command], argv)
+    # Only the node's own module: a tracking process never loads the model stack.
+    node_main = importlib.import_module(NODE_SPECS[args.ros_command].module).main
+    return int(node_main(argv))
 
 
 def node_commands(ros_args: Sequence[str]) -> list[list[str]]:

@@ -12,10 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
-from vis_msgs.msg import BoundingBox2D, ClassLabel, LabelMap, SalientInstance
+from vis_msgs.msg import BoundingBox2D, ClassLabel, SalientInstance
+from vis_msgs.msg import LabelMap as LabelMapMsg
 
 from vis_node.io.image_codec import RawImage, decode_labels, decode_rgb, encode
 from vis_node.io.ytvis_json import decode_rle, encode_rle
+from vis_node.structures.label_map import LabelMap
 
 MASK_ENCODINGS = {
     "none": SalientInstance.MASK_NONE,
@@ -170,10 +172,25 @@ def msg_to_mask(msg: SalientInstance, height: int, width: int) -> np.ndarray | N
     return full
 
 
-def label_map_to_msg(class_names: Sequence[str], header: Header, model_name: str) -> LabelMap:
-    """Build a ``vis_msgs/LabelMap``; ``class_names[i]`` is the name of class id ``i``."""
-    msg = LabelMap()
+def label_map_to_msg(label_map: LabelMap, header: Header) -> LabelMapMsg:
+    """Build a ``vis_msgs/LabelMap``; class id ``i`` is named ``label_map.names[i]``."""
+    msg = LabelMapMsg()
     msg.header = header
-    msg.model_name = model_name
-    msg.classes = [ClassLabel(class_id=i, class_name=str(n)) for i, n in enumerate(class_names)]
+    msg.model_name = label_map.model_name
+    msg.classes = [ClassLabel(class_id=i, class_name=n) for i, n in enumerate(label_map.names)]
     return msg
+
+
+def msg_to_label_map(msg: LabelMapMsg) -> LabelMap:
+    """Decode a ``vis_msgs/LabelMap``.
+
+    Raises
+    ------
+    ValueError
+        Class ids that are not ``0 .. C-1`` in order, or an invalid label map (see
+        :class:`~vis_node.structures.label_map.LabelMap`).
+    """
+    ids = [int(c.class_id) for c in msg.classes]
+    if ids != list(range(len(ids))):
+        raise ValueError(f"label map class ids must be 0..{len(ids) - 1} in order, got {ids}")
+    return LabelMap([c.class_name for c in msg.classes], msg.model_name)

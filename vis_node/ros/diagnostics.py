@@ -2,7 +2,9 @@
 
 :class:`NodeStats` collects stage latencies, processed / dropped frame counts and
 gauges (such as active tracks) over a sliding window; :func:`stats_to_status` turns a
-snapshot into one ``diagnostic_msgs/DiagnosticStatus``. Stage names used by the VSIS
+snapshot into one ``diagnostic_msgs/DiagnosticStatus``. Frames that never arrived
+(stamp gaps against the observed period, per input topic) and clock jumps are counted
+too, so loss on the way to the node is visible. Stage names used by the VSIS
 nodes: ``decode`` (camera image), ``decode_instances`` (instance message),
 ``inference``, ``tracking``, ``unification``, ``publish``.
 """
@@ -40,6 +42,10 @@ class StatsSnapshot:
         Rejected input messages since start, by kind.
     gauges:
         Named current values (e.g. ``active_tracks``).
+    missing:
+        Input topic -> frames that never arrived (gaps in its stamps).
+    events:
+        Clock events (``clock_jump_ahead`` / ``clock_jump_back``) since start.
     """
 
     latency_ms: dict[str, tuple[float, float]]
@@ -48,6 +54,8 @@ class StatsSnapshot:
     dropped: int
     rejected: dict[str, int]
     gauges: dict[str, float] = field(default_factory=dict)
+    missing: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
 
 
 class NodeStats:
@@ -72,6 +80,7 @@ class NodeStats:
         self.processed = 0
         self.dropped = 0
         self.gauges: dict[str, float] = {}
+        self.missing: dict[str, int] = {}
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -103,13 +112,20 @@ class NodeStats:
         with self._lock:
             self.dropped = count
 
+    def add_missing(self, topic: str, count: int) -> None:
+        """Count ``count`` frames of ``topic`` that never arrived."""
+        with self._lock:
+            self.missing[topic] = self.missing.get(topic, 0) + count
+
     def set_gauge(self, name: str, value: float) -> None:
         """Set the current value of a gauge."""
         with self._lock:
             self.gauges[name] = float(value)
 
-    def snapshot(self, rejected: Mapping[str, int]) -> StatsSnapshot:
-        """Current statistics, with the node's rejection counts ``rejected``."""
+    def snapshot(
+        self, rejected: Mapping[str, int], events: Mapping[str, int] | None = None
+    ) -> StatsSnapshot:
+        """Current statistics, with the node's rejection and clock-event counts."""
         with self._lock:
             latency = {
                 name: (1000.0 * sum(v) / len(v), 1000.0 * max(v))
@@ -127,6 +143,8 @@ class NodeStats:
                 dropped=self.dropped,
                 rejected=dict(rejected),
                 gauges=dict(self.gauges),
+                missing=dict(self.missing),
+                events=dict(events or {}),
             )
 
 
@@ -136,16 +154,21 @@ def stats_to_status(
     """One ``DiagnosticStatus`` for a node.
 
     Level: ``STALE`` while the node is not active, ``WARN`` once any input was
-    rejected or frames were dropped, else ``OK``. Values: ``latency_<stage>_ms`` (mean)
-    and ``latency_<stage>_max_ms``, ``fps``, ``frames_processed``, ``frames_dropped``,
-    ``rejected_<kind>`` and each gauge.
+    rejected, frames were dropped or missing, else ``OK``. Values: ``latency_<stage>_ms``
+    (mean) and ``latency_<stage>_max_ms``, ``fps``, ``frames_processed``,
+    ``frames_dropped``, ``frames_missing`` (all topics) and ``frames_missing_<topic>``,
+    ``rejected_<kind>``, each clock event and each gauge.
     """
     rejected_total = sum(snapshot.rejected.values())
+    missing_total = sum(snapshot.missing.values())
     if not active:
         level, message = DiagnosticStatus.STALE, "inactive"
-    elif rejected_total or snapshot.dropped:
+    elif rejected_total or snapshot.dropped or missing_total:
         level = DiagnosticStatus.WARN
-        message = f"{snapshot.dropped} frames dropped, {rejected_total} messages rejected"
+        message = (
+            f"{snapshot.dropped} frames dropped, {missing_total} never arrived, "
+            f"{rejected_total} messages rejected"
+        )
     else:
         level, message = DiagnosticStatus.OK, "ok"
     values = [KeyValue(key="fps", value=f"{snapshot.fps:.2f}")]
@@ -154,6 +177,12 @@ def stats_to_status(
         values.append(KeyValue(key=f"latency_{stage}_max_ms", value=f"{peak:.2f}"))
     values.append(KeyValue(key="frames_processed", value=str(snapshot.processed)))
     values.append(KeyValue(key="frames_dropped", value=str(snapshot.dropped)))
+    values.append(KeyValue(key="frames_missing", value=str(missing_total)))
+    for topic, count in sorted(snapshot.missing.items()):
+        key = "frames_missing_" + topic.strip("/").replace("/", "_")
+        values.append(KeyValue(key=key, value=str(count)))
+    for event, count in sorted(snapshot.events.items()):
+        values.append(KeyValue(key=event, value=str(count)))
     for kind, count in sorted(snapshot.rejected.items()):
         values.append(KeyValue(key=f"rejected_{kind}", value=str(count)))
     for gauge, value in sorted(snapshot.gauges.items()):

@@ -13,7 +13,7 @@ from std_msgs.msg import Header
 from vis_msgs.msg import SalientInstance, SalientInstanceArray
 
 from vis_node.ros.convert import instance_to_msg, msg_to_mask
-from vis_node.ros.input_guard import Rejection
+from vis_node.ros.input_guard import Budget, Rejection
 from vis_node.tracking.types import Instances
 
 
@@ -147,14 +147,44 @@ def instances_from_msg(msg: SalientInstanceArray, num_classes: int = 0) -> Insta
     )
 
 
-def decode_instances(
-    msg: SalientInstanceArray, num_classes: int = 0
-) -> tuple[Instances | None, Rejection | None]:
-    """:func:`instances_from_msg`, or a ``bad_buffer`` rejection for undecodable masks.
+def check_budget(msg: SalientInstanceArray, budget: Budget) -> Rejection | None:
+    """Reject a message whose instance count or declared image size is over ``budget``.
 
-    Catches masks whose region lies outside the image, crops whose size differs from
-    their region, and broken RLE strings, so one malformed message cannot stop a node.
+    Reads only the header fields, so a small message declaring a huge image (its masks
+    would be allocated as ``N x H x W``) costs nothing.
     """
+    count = len(msg.instances)
+    if count > budget.max_message_instances:
+        return Rejection(
+            "too_large",
+            f"{count} instances in one message, over the budget of "
+            f"{budget.max_message_instances} (raise the node's max_message_instances "
+            "parameter if that is real)",
+        )
+    pixels = int(msg.image_height) * int(msg.image_width)
+    if pixels > budget.max_instance_pixels:
+        return Rejection(
+            "too_large",
+            f"instances declare a {msg.image_width}x{msg.image_height} image = {pixels} "
+            f"pixels, over the budget of {budget.max_instance_pixels} (raise the node's "
+            "max_instance_pixels parameter if that is real)",
+        )
+    return None
+
+
+def decode_instances(
+    msg: SalientInstanceArray, num_classes: int = 0, budget: Budget | None = None
+) -> tuple[Instances | None, Rejection | None]:
+    """:func:`instances_from_msg`, or the rejection that stops it.
+
+    ``too_large`` for a message over ``budget`` (checked first, before any allocation;
+    ``None``: no limit); ``bad_buffer`` for masks whose region lies outside the image,
+    crops whose size differs from their region, and broken RLE strings, so one
+    malformed message cannot stop a node.
+    """
+    rejection = None if budget is None else check_budget(msg, budget)
+    if rejection is not None:
+        return None, rejection
     try:
         return instances_from_msg(msg, num_classes), None
     except (ValueError, IndexError, TypeError) as exc:

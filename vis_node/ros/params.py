@@ -8,10 +8,11 @@ launch files only name parameters and topics that exist). Parameters load from
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from vis_node.synth.generator import CATEGORIES
+from vis_node import DEFAULT_MODEL
 from vis_node.tracking.tracker import TrackerConfig
 
 _TRACKER = TrackerConfig()
@@ -34,6 +35,8 @@ class Param:
         What it does (shown by ``ros2 param describe``).
     choices:
         Allowed values of a string parameter (empty = free text).
+    pattern:
+        Regular expression a free-text string parameter must match in full ('' = any).
     low, high:
         Inclusive range of a numeric parameter (``None`` = unbounded).
     """
@@ -42,6 +45,7 @@ class Param:
     default: ParamValue
     description: str
     choices: tuple[str, ...] = ()
+    pattern: str = ""
     low: float | None = None
     high: float | None = None
 
@@ -79,18 +83,39 @@ class NodeSpec:
         return {p.name: p.default for p in self.params}
 
 
-QOS_CHOICES = ("sensor", "reliable")
+DEFAULT_MAX_PIXELS = 3840 * 2160
+"""Largest image (pixels) a node decodes by default: 4K UHD."""
+
+INPUT_QOS_CHOICES = ("sensor", "reliable")
+OUTPUT_QOS_CHOICES = ("reliable", "sensor")
 MASK_CHOICES = ("cropped", "rle", "none")
 RUNTIME_CHOICES = ("onnx", "torch", "tensorrt")
+TRANSPORT_CHOICES = ("raw", "compressed")
+TRANSPORT_TOPICS = {"raw": "image", "compressed": "image/compressed"}
+"""``image_transport`` value -> the one image topic a node subscribes to."""
 
 COMMON_PARAMS: tuple[Param, ...] = (
     Param("autostart", True, "Configure and activate at start-up (standalone executables)."),
     Param(
-        "qos",
+        "input_qos",
         "sensor",
-        "QoS of the data topics: 'sensor' (best effort, keep last 1; live cameras) or "
-        "'reliable' (keep last 100; bag replay and evaluation).",
-        choices=QOS_CHOICES,
+        "QoS of the subscriptions: 'sensor' (best effort, keep last 1; matches any "
+        "publisher, live cameras) or 'reliable' (keep last 100; bag replay and evaluation).",
+        choices=INPUT_QOS_CHOICES,
+    ),
+    Param(
+        "output_qos",
+        "reliable",
+        "QoS of the data outputs: 'reliable' (keep last 10; every subscriber receives "
+        "them, RViz and default-QoS nodes included) or 'sensor' (best effort, keep last 1).",
+        choices=OUTPUT_QOS_CHOICES,
+    ),
+    Param(
+        "image_transport",
+        "raw",
+        "The one camera topic a node subscribes to: 'raw' (sensor_msgs/Image on 'image') "
+        "or 'compressed' (sensor_msgs/CompressedImage on 'image/compressed').",
+        choices=TRANSPORT_CHOICES,
     ),
     Param(
         "expected_frame_id",
@@ -105,6 +130,28 @@ COMMON_PARAMS: tuple[Param, ...] = (
         low=0.0,
         high=3600.0,
     ),
+    Param(
+        "max_image_pixels",
+        DEFAULT_MAX_PIXELS,
+        "Largest camera image (width x height) decoded; a larger raw or compressed image "
+        "is rejected from its header, before any pixel is decoded.",
+        low=1,
+    ),
+    Param(
+        "max_instance_pixels",
+        DEFAULT_MAX_PIXELS,
+        "Largest image size (width x height) an instance message may declare; checked "
+        "before its masks are allocated.",
+        low=1,
+    ),
+    Param(
+        "max_message_instances",
+        100,
+        "Most instances in one message (Mask R-CNN keeps 100 per image); a message with "
+        "more is rejected before decoding.",
+        low=1,
+        high=100000,
+    ),
 )
 
 PERCEPTION = NodeSpec(
@@ -116,7 +163,7 @@ PERCEPTION = NodeSpec(
     + (
         Param(
             "model",
-            "synth",
+            DEFAULT_MODEL,
             "Shipped model name, model.pt path or model folder; or 'gt:<DAVIS root>' for "
             "the ground-truth oracle (evaluation only, see vis_node.ros.predictors).",
         ),
@@ -127,7 +174,13 @@ PERCEPTION = NodeSpec(
             "(NVIDIA GPU; engines cached per model, GPU and TensorRT version).",
             choices=RUNTIME_CHOICES,
         ),
-        Param("device", "cpu", "Torch device of the 'torch' runtime ('cpu', 'cuda', 'cuda:1')."),
+        Param(
+            "device",
+            "auto",
+            "Inference device: 'auto' (a GPU for 'tensorrt', the CPU otherwise), 'cpu', "
+            "'cuda' or 'cuda:N'; an unusable GPU falls back to the CPU with a logged reason.",
+            pattern=r"auto|cpu|cuda(:[0-9]+)?",
+        ),
         Param(
             "mask_encoding",
             "cropped",
@@ -140,9 +193,28 @@ PERCEPTION = NodeSpec(
             low=0.001, high=10000.0,
         ),
         Param("gt_seed", 0, "Oracle only: seed of the per-frame shuffle of instances.", low=0),
+        Param(
+            "score_threshold", 0.0,
+            "Drop instances whose saliency score is below this (0 keeps all).",
+            low=0.0, high=1.0,
+        ),
+        Param(
+            "class_allow", [],
+            "Keep only instances whose class is one of these names of the model's label "
+            "map (empty keeps all).",
+        ),
+        Param(
+            "max_instances", 0,
+            "Keep at most this many instances, the most salient first (0 = no limit).",
+            low=0, high=100000,
+        ),
+        Param(
+            "min_mask_area", 0, "Drop instances whose mask covers fewer pixels (0 keeps all).",
+            low=0, high=2**31 - 1,
+        ),
     ),
     subscribes=("image", "image/compressed"),
-    publishes=("instances",),
+    publishes=("instances", "label_map"),
 )
 
 TRACKING = NodeSpec(
@@ -173,7 +245,7 @@ TRACKING = NodeSpec(
             "mask_encoding", "cropped", "Per-instance mask in the output.", choices=MASK_CHOICES
         ),
     ),
-    subscribes=("instances", "image", "image/compressed"),
+    subscribes=("instances", "label_map", "image", "image/compressed"),
     publishes=("tracked_instances",),
 )
 
@@ -184,13 +256,6 @@ SEMANTIC = NodeSpec(
     module="vis_node.ros.semantic_node",
     params=COMMON_PARAMS
     + (
-        Param(
-            "class_names",
-            ["background", *CATEGORIES],
-            "Label map (index = class id, 0 = background; default: the synth model's); "
-            "must match the length of the instances' class_scores.",
-        ),
-        Param("model_name", "synth", "Model name written into the label map."),
         Param("margin", 0.1, "Lead in mean probability a new class needs to take over.",
               low=0.0, high=0.999),
         Param("patience", 3, "Frames the new class must lead before the label switches.",
@@ -203,17 +268,41 @@ SEMANTIC = NodeSpec(
             "mask_encoding", "cropped", "Per-instance mask in the output.", choices=MASK_CHOICES
         ),
     ),
-    subscribes=("tracked_instances", "image"),
-    publishes=("unified_instances", "instance_ids", "semantic", "label_map", "overlay"),
+    subscribes=("tracked_instances", "label_map", "image", "image/compressed"),
+    publishes=(
+        "unified_instances", "instance_ids", "semantic", "overlay", "detections", "label_info",
+    ),
 )
 
 NODE_SPECS: dict[str, NodeSpec] = {s.kind: s for s in (PERCEPTION, TRACKING, SEMANTIC)}
 """Node kind -> interface."""
 
 
+def check_value(param: Param, value: Any) -> str | None:
+    """Why ``value`` is not allowed for ``param`` (choices, pattern), or ``None`` if it is.
+
+    Types and numeric ranges are enforced by rclpy through the parameter descriptor.
+    """
+    if param.choices and value not in param.choices:
+        return f"parameter {param.name}={value!r}: choose one of {', '.join(param.choices)}"
+    if param.pattern and not re.fullmatch(param.pattern, str(value)):
+        return f"parameter {param.name}={value!r} must match {param.pattern}"
+    return None
+
+
 def declare(node: Any, spec: NodeSpec) -> None:
-    """Declare every parameter of ``spec`` on ``node`` with a descriptor."""
-    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    """Declare every parameter of ``spec`` on ``node`` with a descriptor.
+
+    A later ``ros2 param set`` with a value outside a parameter's choices or pattern
+    is refused (the set reports why); ranges are enforced by the descriptors.
+    """
+    from rcl_interfaces.msg import (
+        FloatingPointRange,
+        IntegerRange,
+        ParameterDescriptor,
+        ParameterType,
+    )
+    from rclpy.parameter import Parameter
 
     for param in spec.params:
         descriptor = ParameterDescriptor(description=param.description)
@@ -237,7 +326,26 @@ def declare(node: Any, spec: NodeSpec) -> None:
                     to_value=int(param.high if param.high is not None else 2**62),
                 )
             ]
-        node.declare_parameter(param.name, param.default, descriptor)
+        if isinstance(param.default, list):
+            # rclpy cannot type an empty list; declare the type, read unset as the default.
+            descriptor.type = ParameterType.PARAMETER_STRING_ARRAY
+            node.declare_parameter(param.name, Parameter.Type.STRING_ARRAY, descriptor)
+        else:
+            node.declare_parameter(param.name, param.default, descriptor)
+    node.add_on_set_parameters_callback(lambda params: validate(spec, params))
+
+
+def validate(spec: NodeSpec, parameters: list[Any]) -> Any:
+    """``add_on_set_parameters_callback`` hook: refuse values outside choices / patterns."""
+    from rcl_interfaces.msg import SetParametersResult
+
+    by_name = {p.name: p for p in spec.params}
+    for parameter in parameters:
+        param = by_name.get(parameter.name)
+        reason = None if param is None else check_value(param, parameter.value)
+        if reason is not None:
+            return SetParametersResult(successful=False, reason=reason)
+    return SetParametersResult(successful=True)
 
 
 def read(node: Any, spec: NodeSpec) -> dict[str, Any]:
@@ -246,14 +354,19 @@ def read(node: Any, spec: NodeSpec) -> dict[str, Any]:
     Raises
     ------
     ValueError
-        A string parameter outside its choices; the message names it and the choices.
+        A string parameter outside its choices or pattern; the message names it and
+        what is allowed.
     """
+    from rclpy.exceptions import ParameterUninitializedException
+
     values: dict[str, Any] = {}
     for param in spec.params:
-        value = node.get_parameter(param.name).value
-        if param.choices and value not in param.choices:
-            raise ValueError(
-                f"parameter {param.name}={value!r}: choose one of {', '.join(param.choices)}"
-            )
+        try:
+            value = node.get_parameter(param.name).value
+        except ParameterUninitializedException:
+            value = param.default
+        reason = check_value(param, value)
+        if reason is not None:
+            raise ValueError(reason)
         values[param.name] = list(value) if isinstance(param.default, list) else value
     return values

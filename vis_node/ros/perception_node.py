@@ -1,8 +1,12 @@
 """Perception node: camera images in, per-frame salient instances out.
 
-Subscribes ``image`` (``sensor_msgs/Image``: rgb8, bgr8, rgba8, bgra8, mono8) and
-``image/compressed`` (``sensor_msgs/CompressedImage``, JPEG / PNG); publishes
-``instances`` (``vis_msgs/SalientInstanceArray``, header = the input image's header).
+Subscribes one camera topic, chosen by ``image_transport``: ``image``
+(``sensor_msgs/Image``) or ``image/compressed`` (``sensor_msgs/CompressedImage``);
+publishes ``instances`` (``vis_msgs/SalientInstanceArray``, header = the input
+image's header) and, latched, ``label_map`` (``vis_msgs/LabelMap``): the names and
+model name of the model it loaded, which the tracking and semantic nodes use. The
+runtime filters (``score_threshold``, ``class_allow``, ``max_instances``,
+``min_mask_area``) apply before publishing (:class:`vis_node.pipeline.filters.InstanceFilter`).
 
 Inference runs in its own thread fed through a one-slot buffer: a frame arriving
 while the model is busy replaces the waiting one (counted as dropped), so the node
@@ -19,14 +23,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+from vis_msgs.msg import LabelMap as LabelMapMsg
 from vis_msgs.msg import SalientInstanceArray
 
+from vis_node.pipeline.filters import InstanceFilter
 from vis_node.ros.base_node import VsisNode, run_standalone, stamp_ns
+from vis_node.ros.convert import label_map_to_msg
 from vis_node.ros.input_guard import decode_image_msg
 from vis_node.ros.instances_msg import instances_to_msg
 from vis_node.ros.params import PERCEPTION
 from vis_node.ros.predictors import Backend, check_model_spec, load_backend
+from vis_node.ros.qos import LATCHED
 from vis_node.ros.stamps import LatestSlot
+from vis_node.ros.transport import image_subscription
+from vis_node.structures.label_map import LabelMap
 
 
 class PerceptionNode(VsisNode):
@@ -44,14 +55,24 @@ class PerceptionNode(VsisNode):
         super().__init__(PERCEPTION, node_name, **kwargs)
         self._publisher: Any = None
         self._backend: Backend | None = None
+        self._label_map_pub: Any = None
+        self.label_map: LabelMap | None = None
+        self._filter = InstanceFilter()
         self._slot: LatestSlot[Image | CompressedImage] = LatestSlot()
         self._worker: threading.Thread | None = None
 
     def configure_node(self) -> None:
         check_model_spec(self.config["model"])
-        self._publisher = self.create_lifecycle_publisher(
-            SalientInstanceArray, "instances", self.qos
+        self._filter = InstanceFilter(
+            score_threshold=float(self.config["score_threshold"]),
+            class_allow=tuple(self.config["class_allow"]),
+            max_instances=int(self.config["max_instances"]),
+            min_mask_area=int(self.config["min_mask_area"]),
         )
+        self._publisher = self.create_lifecycle_publisher(
+            SalientInstanceArray, "instances", self.output_qos
+        )
+        self._label_map_pub = self.create_lifecycle_publisher(LabelMapMsg, "label_map", LATCHED)
 
     def activate_node(self) -> None:
         self._backend = load_backend(
@@ -62,14 +83,21 @@ class PerceptionNode(VsisNode):
             gt_fps=self.config["gt_fps"],
             gt_seed=self.config["gt_seed"],
         )
+        self.label_map = LabelMap(self._backend.class_names, self._backend.name)
+        self._filter.allowed_ids(self.label_map)
         self.get_logger().info(
-            f"model '{self._backend.name}' loaded ({len(self._backend.class_names)} classes)"
+            f"model '{self.label_map.model_name}' loaded ({len(self.label_map)} classes)"
         )
         self._slot.reopen()
         self._worker = threading.Thread(target=self._run, name="vsis-inference", daemon=True)
         self._worker.start()
-        self.subscribe(Image, "image", self._on_image, self.qos)
-        self.subscribe(CompressedImage, "image/compressed", self._on_compressed, self.qos)
+        msg_type, topic = image_subscription(self.config["image_transport"])
+        self.subscribe(msg_type, topic, self._on_image, self.input_qos)
+
+    def after_activate(self) -> None:
+        header = Header(frame_id=self.config["expected_frame_id"])
+        header.stamp = self.get_clock().now().to_msg()
+        self._label_map_pub.publish(label_map_to_msg(self.label_map, header))
 
     def deactivate_node(self) -> None:
         self._slot.close()
@@ -84,13 +112,11 @@ class PerceptionNode(VsisNode):
 
     def cleanup_node(self) -> None:
         self._publisher = None
+        self._label_map_pub = None
 
-    def _on_image(self, msg: Image) -> None:
-        if self.check_header("image", msg.header) and self._slot.put(msg):
-            self.stats.add_dropped()
-
-    def _on_compressed(self, msg: CompressedImage) -> None:
-        if self.check_header("image/compressed", msg.header) and self._slot.put(msg):
+    def _on_image(self, msg: Image | CompressedImage) -> None:
+        topic = "image" if isinstance(msg, Image) else "image/compressed"
+        if self.check_header(topic, msg.header) and self._slot.put(msg):
             self.stats.add_dropped()
 
     def _run(self) -> None:
@@ -99,30 +125,25 @@ class PerceptionNode(VsisNode):
             msg = self._slot.take()
             if msg is None:
                 return
-            try:
-                self._process(msg)
-            except Exception as exc:  # keep the worker alive whatever one frame does
-                self.get_logger().error(
-                    f"frame skipped, inference failed: {exc!r}", throttle_duration_sec=5.0
-                )
+            self.guard.call("inference", self._process, msg)
 
     def _process(self, msg: Image | CompressedImage) -> None:
-        backend = self._backend
-        if backend is None:
+        backend, label_map = self._backend, self.label_map
+        if backend is None or label_map is None:
             return
         topic = "image" if isinstance(msg, Image) else "image/compressed"
         with self.stats.stage("decode"):
-            image, rejection = decode_image_msg(msg)
+            image, rejection = decode_image_msg(msg, self.budget.max_image_pixels)
         if rejection is not None:
             self.reject(topic, rejection)
             return
         with self.stats.stage("inference"):
-            instances = backend.predict(image, stamp_ns(msg.header))
+            instances = self._filter(backend.predict(image, stamp_ns(msg.header)), label_map)
         with self.stats.stage("publish"):
             out = instances_to_msg(
                 instances,
                 msg.header,
-                backend.class_names,
+                label_map.names,
                 mask_encoding=self.config["mask_encoding"],
             )
             self._publisher.publish(out)

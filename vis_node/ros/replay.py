@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from tqdm import tqdm
 from ament_index_python import get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
@@ -34,10 +35,13 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vis_msgs.msg import LabelMap, SalientInstanceArray
 
+from vis_node import DEFAULT_MODEL
+from vis_node.io.errors import InputDataError
 from vis_node.io.frames import Frame
 from vis_node.io.labels import wrap_track_ids, write_instance_png, write_semantic_png
 from vis_node.io.rosbag import image_topics, read_bag_frames, read_bag_labels
 from vis_node.pipeline.online import FrameResult
+from vis_node.pipeline.outputs import OUTPUT_ENTRIES
 from vis_node.replay.bag_make import GT_IDS_TOPIC, GT_SEMANTICS_TOPIC
 from vis_node.replay.latency import LatencyLog
 from vis_node.ros import qos
@@ -53,6 +57,11 @@ DISCOVERY_SETTLE_S = 1.0
 
 LABEL_TOPICS = ("instance_ids", "semantic")
 """Label images of the semantic node, recorded and written as PNGs."""
+
+REPLAY_OUTPUTS: tuple[str, ...] = (
+    *OUTPUT_ENTRIES, "record", "gt", "gt_semantics", "latency.json", "replay_params.yaml"
+)
+"""What :func:`run_replay` writes directly under its output folder."""
 
 _MSG_TYPES: dict[str, Any] = {
     "instances": SalientInstanceArray,
@@ -91,12 +100,28 @@ def bag_sequences(path: Path) -> list[Path]:
     """The bags to replay: ``path`` itself, or every bag folder directly inside it."""
     if (path / "metadata.yaml").is_file() or path.is_file():
         return [path]
+    if not path.is_dir():
+        raise InputDataError(path, "does not exist; pass a bag or a folder of bags")
     bags = sorted(p for p in path.iterdir() if (p / "metadata.yaml").is_file())
     if not bags:
-        from vis_node.io.errors import InputDataError
-
         raise InputDataError(path, "no rosbag2 here; pass a bag or a folder of bags")
     return bags
+
+
+def check_bags(bags: list[Path], topic: str | None) -> None:
+    """Make sure every bag has a frame to replay, before any graph is started.
+
+    Raises
+    ------
+    InputDataError
+        If a bag is unreadable, its image topic is ambiguous, or the topic holds no
+        messages.
+    """
+    for path in bags:
+        if next(iter(replay_frames(path, topic)), None) is None:
+            raise InputDataError(
+                path, "its image topic holds no messages; record some frames, or pass --topic"
+            )
 
 
 @dataclass
@@ -247,7 +272,7 @@ def write_ground_truth(bag: Path, out: Path) -> bool:
 def graph_params(out: Path, model: str) -> Path:
     """A params YAML for replay: reliable QoS everywhere and the chosen model."""
     params = {
-        "/**": {"ros__parameters": {"qos": "reliable"}},
+        "/**": {"ros__parameters": {"input_qos": "reliable"}},
         "vsis_perception": {"ros__parameters": {"model": model}},
     }
     path = out / "replay_params.yaml"
@@ -293,7 +318,7 @@ class ReplaySettings:
         Longest wait for the graph to come up (model loading included), seconds.
     """
 
-    model: str = "synth"
+    model: str = DEFAULT_MODEL
     graph: str = "composed"
     pace: str = "max"
     topic: str | None = None
@@ -336,6 +361,8 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
 
     Raises
     ------
+    InputDataError
+        Missing or unreadable bags, or a bag without frames (before the graph starts).
     RuntimeError
         When the graph does not come up or exits early; the message says how to see why.
     """
@@ -347,6 +374,7 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
     from vis_node.pipeline.outputs import OutputWriter
 
     bags = bag_sequences(bag)
+    check_bags(bags, settings.topic)
     out.mkdir(parents=True, exist_ok=True)
     child = None
     if settings.graph != "external":
@@ -373,29 +401,35 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
         _spin_until(executor, lambda: time.monotonic() >= settle, DISCOVERY_SETTLE_S + 1)
         writer = OutputWriter(out, node.class_names, metadata={"source": str(bag), "graph": settings.graph})
         last_stamp = 0
-        for path in bags:
-            write_ground_truth(path, out)
-            frames = list(replay_frames(path, settings.topic))
-            shift = max(0, last_stamp + 1 - frames[0].stamp_ns)
-            stamps = [f.stamp_ns + shift for f in frames]
-            start = time.monotonic()
-            for frame, stamp in zip(frames, stamps):
-                if settings.pace == "recorded":
-                    due = start + (stamp - stamps[0]) / 1e9
-                    _spin_until(executor, lambda: time.monotonic() >= due, due - time.monotonic() + 1)
-                node.publish(frame, stamp)
-                if settings.pace == "max":
-                    _spin_until(executor, node.pending[stamp].complete, settings.frame_timeout_s)
-            _spin_until(
-                executor,
-                lambda: all(node.pending[s].complete() for s in stamps),
-                settings.frame_timeout_s,
-            )
-            for stamp in stamps:
-                pending = node.pending.pop(stamp)
-                if pending.complete():
-                    writer.write(frame_result(pending))
-            last_stamp = stamps[-1]
+        with tqdm(desc="vsis replay", unit="frame", total=0) as progress:
+            for path in bags:
+                write_ground_truth(path, out)
+                frames = list(replay_frames(path, settings.topic))
+                progress.total += len(frames)
+                progress.set_postfix_str(path.name)
+                shift = max(0, last_stamp + 1 - frames[0].stamp_ns)
+                stamps = [f.stamp_ns + shift for f in frames]
+                start = time.monotonic()
+                for frame, stamp in zip(frames, stamps):
+                    if settings.pace == "recorded":
+                        due = start + (stamp - stamps[0]) / 1e9
+                        _spin_until(
+                            executor, lambda: time.monotonic() >= due, due - time.monotonic() + 1
+                        )
+                    node.publish(frame, stamp)
+                    if settings.pace == "max":
+                        _spin_until(executor, node.pending[stamp].complete, settings.frame_timeout_s)
+                    progress.update()
+                _spin_until(
+                    executor,
+                    lambda: all(node.pending[s].complete() for s in stamps),
+                    settings.frame_timeout_s,
+                )
+                for stamp in stamps:
+                    pending = node.pending.pop(stamp)
+                    if pending.complete():
+                        writer.write(frame_result(pending))
+                last_stamp = stamps[-1]
         writer.close()
         report = {**node.latency.report(), "frames_written": writer.frames_written}
         write_json(out / "latency.json", report)

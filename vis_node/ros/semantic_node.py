@@ -1,7 +1,8 @@
 """Semantic node: tracked instances in, one class per track and label images out.
 
 Subscribes ``tracked_instances`` (``vis_msgs/SalientInstanceArray`` with track ids)
-and publishes, each with the input header:
+and the perception node's latched ``label_map`` (the loaded model's class names: the
+only source of names here), and publishes, each with the input header:
 
 * ``unified_instances``: the tracked instances (track id > 0) with ``class_id`` /
   ``class_name`` / ``class_score`` replaced by the track's unified object class
@@ -9,33 +10,55 @@ and publishes, each with the input header:
   :func:`vis_node.pipeline.online.foreground_probs`, as ``vsis run``);
 * ``instance_ids``: ``mono16`` track-id image (0 = background);
 * ``semantic``: ``mono8`` unified class-id image;
-* ``label_map``: ``vis_msgs/LabelMap``, transient local (latched), on activation;
 * ``overlay``: ``rgb8`` visualisation, computed only while someone subscribes; it
-  pairs the ids with the camera ``image`` of the same stamp.
+  pairs the ids with the camera image of the same stamp (``image`` or
+  ``image/compressed``, by ``image_transport``);
+* ``detections``: ``vision_msgs/Detection2DArray`` (id = track id) and
+  ``label_info``: ``vision_msgs/LabelInfo`` (latched), when vision_msgs is importable.
+
+Instances are skipped (counted as ``no_label_map``) until a label map has arrived;
+a new label map (another model) restarts the unification.
 
 Run: ``vsis ros semantic --params launch/config/semantic.yaml``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vis_msgs.msg import LabelMap, SalientInstanceArray
+from vis_msgs.msg import LabelMap as LabelMapMsg
+from vis_msgs.msg import SalientInstanceArray
 
 from vis_node.io.overlay import InstanceLabel, draw_overlay
 from vis_node.pipeline.online import foreground_probs, label_maps
 from vis_node.ros.base_node import VsisNode, run_standalone, stamp_ns
-from vis_node.ros.convert import image_to_msg, label_map_to_msg
+from vis_node.ros.convert import image_to_msg, msg_to_label_map
 from vis_node.ros.input_guard import Rejection, check_finite_scores, decode_image_msg
 from vis_node.ros.instances_msg import decode_instances, instances_to_msg, score_values
+from vis_node.ros.label_maps import check_class_count, no_label_map
 from vis_node.ros.params import SEMANTIC
 from vis_node.ros.qos import LATCHED
 from vis_node.ros.stamps import StampMatcher
+from vis_node.ros.transport import image_subscription
+from vis_node.structures.label_map import LabelMap
 from vis_node.tracking.unification import OnlineUnifier
+
+VISION_MSGS_MISSING = (
+    "vision_msgs is not importable: no 'detections' (Detection2DArray) or 'label_info' "
+    "(LabelInfo) output. Install ros-jazzy-vision-msgs, or run scripts/setup.sh, which "
+    "builds ../shared/third_party/vision_msgs into ros_ws, then source scripts/env.sh"
+)
+
+
+def vision_msgs_available() -> bool:
+    """Whether ``vision_msgs`` is importable (then :mod:`vis_node.ros.vision` is)."""
+    return importlib.util.find_spec("vision_msgs") is not None
+
 
 class SemanticNode(VsisNode):
     """Lifecycle node unifying classes per track and drawing label images.
@@ -55,36 +78,45 @@ class SemanticNode(VsisNode):
         self._matcher: StampMatcher[tuple[np.ndarray, dict[int, InstanceLabel]], Any] = (
             StampMatcher()
         )
-        self._class_names: tuple[str, ...] = ()
+        self.label_map: LabelMap | None = None
+        self._vision: Any = None
 
     def configure_node(self) -> None:
-        self._class_names = tuple(self.config["class_names"])
-        if len(self._class_names) < 2:
-            raise ValueError("class_names needs 'background' and at least one class")
-        self._unifier = OnlineUnifier(
-            margin=float(self.config["margin"]), patience=int(self.config["patience"])
-        )
+        self._unifier = self._new_unifier()
         self._matcher = StampMatcher(int(self.config["match_capacity"]))
         create = self.create_lifecycle_publisher
+        out = self.output_qos
         self._pubs = {
-            "unified_instances": create(SalientInstanceArray, "unified_instances", self.qos),
-            "instance_ids": create(Image, "instance_ids", self.qos),
-            "semantic": create(Image, "semantic", self.qos),
-            "label_map": create(LabelMap, "label_map", LATCHED),
-            "overlay": create(Image, "overlay", self.qos),
+            "unified_instances": create(SalientInstanceArray, "unified_instances", out),
+            "instance_ids": create(Image, "instance_ids", out),
+            "semantic": create(Image, "semantic", out),
+            "overlay": create(Image, "overlay", out),
         }
+        if vision_msgs_available():
+            from vision_msgs.msg import Detection2DArray, LabelInfo
+
+            from vis_node.ros import vision
+
+            self._vision = vision
+            self._pubs["detections"] = create(Detection2DArray, "detections", out)
+            self._pubs["label_info"] = create(LabelInfo, "label_info", LATCHED)
+        else:
+            self._vision = None
+            self.get_logger().info(VISION_MSGS_MISSING)
+
+    def _new_unifier(self) -> OnlineUnifier:
+        return OnlineUnifier(
+            margin=float(self.config["margin"]), patience=int(self.config["patience"])
+        )
 
     def activate_node(self) -> None:
         self._matcher.clear()
-        self.subscribe(SalientInstanceArray, "tracked_instances", self._on_instances, self.qos)
-        self.subscribe(Image, "image", self._on_image, self.qos)
-
-    def after_activate(self) -> None:
-        header = Header(frame_id=self.config["expected_frame_id"])
-        header.stamp = self.get_clock().now().to_msg()
-        self._pubs["label_map"].publish(
-            label_map_to_msg(self._class_names, header, self.config["model_name"])
+        self.subscribe(LabelMapMsg, "label_map", self._on_label_map, LATCHED)
+        self.subscribe(
+            SalientInstanceArray, "tracked_instances", self._on_instances, self.input_qos
         )
+        msg_type, topic = image_subscription(self.config["image_transport"])
+        self.subscribe(msg_type, topic, self._on_image, self.input_qos)
 
     def deactivate_node(self) -> None:
         self._matcher.clear()
@@ -92,6 +124,41 @@ class SemanticNode(VsisNode):
     def cleanup_node(self) -> None:
         self._pubs = {}
         self._unifier = None
+        self.label_map = None
+
+    def _on_label_map(self, msg: LabelMapMsg) -> None:
+        try:
+            label_map = msg_to_label_map(msg)
+        except ValueError as exc:
+            self.reject("label_map", Rejection("bad_label_map", str(exc)))
+            return
+        if label_map == self.label_map:
+            return
+        if self.label_map is not None:
+            self._unifier = self._new_unifier()
+        self.label_map = label_map
+        self.get_logger().info(
+            f"label map of model '{label_map.model_name}' ({len(label_map)} classes)"
+        )
+        if self.active:
+            self._publish_label_info(msg.header)
+
+    def after_activate(self) -> None:
+        if self.label_map is not None:
+            self._publish_label_info(Header(frame_id=self.config["expected_frame_id"]))
+
+    def _publish_label_info(self, header: Header) -> None:
+        if self._vision is not None and self.label_map is not None:
+            self._pubs["label_info"].publish(self._vision.label_info_msg(self.label_map, header))
+
+    def on_time_jump(self, topic: str, stamp_ns: int, back: bool) -> None:
+        self._matcher.discard_outside(stamp_ns, newer=back)
+        if topic == "tracked_instances":
+            self.recover_node()
+
+    def recover_node(self) -> None:
+        if self._unifier is not None:
+            self._unifier.reset()
 
     def _overlay_wanted(self) -> bool:
         return self._pubs["overlay"].get_subscription_count() > 0
@@ -99,16 +166,20 @@ class SemanticNode(VsisNode):
     def _on_instances(self, msg: SalientInstanceArray) -> None:
         if not self.check_header("tracked_instances", msg.header):
             return
+        label_map = self.label_map
+        if label_map is None:
+            self.reject("tracked_instances", no_label_map())
+            return
         rejection = check_finite_scores(score_values(msg))
         if rejection is None:
-            rejection = self._check_class_count(msg)
+            rejection = check_class_count(msg, label_map)
         if rejection is not None:
             self.reject("tracked_instances", rejection)
             return
         if self._unifier is None:
             return
         with self.stats.stage("decode_instances"):
-            instances, rejection = decode_instances(msg, len(self._class_names))
+            instances, rejection = decode_instances(msg, len(label_map), self.budget)
         if rejection is not None:
             self.reject("tracked_instances", rejection)
             return
@@ -120,52 +191,43 @@ class SemanticNode(VsisNode):
             ids, classes = label_maps(instances, labels)
         self.stats.set_gauge("active_tracks", len(instances))
         with self.stats.stage("publish"):
-            self._pubs["unified_instances"].publish(
-                instances_to_msg(
-                    instances,
-                    msg.header,
-                    self._class_names,
-                    mask_encoding=self.config["mask_encoding"],
-                    labels=labels,
-                    confidence=confidence,
-                )
+            unified = instances_to_msg(
+                instances,
+                msg.header,
+                label_map.names,
+                mask_encoding=self.config["mask_encoding"],
+                labels=labels,
+                confidence=confidence,
             )
+            self._pubs["unified_instances"].publish(unified)
+            if self._vision is not None:
+                self._pubs["detections"].publish(self._vision.detections_msg(unified, label_map))
             self._pubs["instance_ids"].publish(image_to_msg(ids, "mono16", msg.header))
             self._pubs["semantic"].publish(image_to_msg(classes, "mono8", msg.header))
         self.stats.frame_done()
         if self._overlay_wanted():
             tags = {
-                int(t): InstanceLabel(self._class_names[int(c)], float(s))
+                int(t): InstanceLabel(label_map.names[int(c)], float(s))
                 for t, c, s in zip(instances.track_ids, labels, confidence)
                 if t > 0
             }
             self._publish_overlays(self._matcher.add_left(stamp_ns(msg.header), (ids, tags)))
 
-    def _check_class_count(self, msg: SalientInstanceArray) -> Rejection | None:
-        count = len(self._class_names)
-        for item in msg.instances:
-            if len(item.class_scores) not in (0, count) or item.class_id >= count:
-                return Rejection(
-                    "size_mismatch",
-                    f"an instance has {len(item.class_scores)} class scores (class id "
-                    f"{item.class_id}) but the label map has {count} classes; set the "
-                    "class_names parameter to the model's label set",
-                )
-        return None
-
-    def _on_image(self, msg: Image) -> None:
-        if self._overlay_wanted() and self.check_header("image", msg.header):
+    def _on_image(self, msg: Any) -> None:
+        topic = "image" if isinstance(msg, Image) else "image/compressed"
+        if self._overlay_wanted() and self.check_header(topic, msg.header):
             self._publish_overlays(self._matcher.add_right(stamp_ns(msg.header), msg))
 
-    def _publish_overlays(self, pairs: list[tuple[int, Any, Image]]) -> None:
+    def _publish_overlays(self, pairs: list[tuple[int, Any, Any]]) -> None:
         for _, (ids, tags), image_msg in pairs:
-            image, rejection = decode_image_msg(image_msg)
+            topic = "image" if isinstance(image_msg, Image) else "image/compressed"
+            image, rejection = decode_image_msg(image_msg, self.budget.max_image_pixels)
             if rejection is not None:
-                self.reject("image", rejection)
+                self.reject(topic, rejection)
                 continue
             if image.shape[:2] != ids.shape:
                 self.reject(
-                    "image",
+                    topic,
                     Rejection("size_mismatch", f"image is {image.shape[:2]}, ids {ids.shape}"),
                 )
                 continue

@@ -1,4 +1,4 @@
-"""Small message buffers keyed by header stamp (pure Python, no rclpy).
+"""Message buffers keyed by header stamp, and a clock that follows jumps (no rclpy).
 
 ``message_filters`` is not available as a wheel; the nodes need only two things:
 
@@ -8,12 +8,19 @@
 * :class:`LatestSlot` is the one-slot hand-over between a subscription callback and an
   inference thread: a new item replaces the waiting one, so the worker always takes
   the newest frame and latency stays bounded.
+
+:class:`StampClock` checks the stamps of one input topic: it learns the frame period,
+rejects repeated and late (reordered) stamps, counts frames that never arrived, and
+reports a jump (a stamp far ahead, a jump back, a sim-time reset, a looping bag) so the
+node resynchronises by itself instead of rejecting every later frame.
 """
 
 from __future__ import annotations
 
+import enum
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 L = TypeVar("L")
@@ -76,6 +83,18 @@ class StampMatcher(Generic[L, R]):
         self._insert(self._right, stamp_ns, item)
         return []
 
+    def discard_outside(self, stamp_ns: int, *, newer: bool) -> None:
+        """After a clock jump to ``stamp_ns``: drop items of the old time line (counted).
+
+        ``newer=True`` (the clock jumped back) drops items stamped after ``stamp_ns``;
+        ``newer=False`` (it jumped ahead) drops those stamped before it.
+        """
+        for queue in (self._left, self._right):
+            stale = [s for s in queue if (s > stamp_ns if newer else s < stamp_ns)]
+            for stamp in stale:
+                del queue[stamp]
+            self.discarded += len(stale)
+
     def _insert(self, queue: OrderedDict[int, T], stamp_ns: int, item: T) -> None:
         queue[stamp_ns] = item
         while len(queue) > self.capacity:
@@ -137,3 +156,158 @@ class LatestSlot(Generic[T]):
         with self._cond:
             self._closed = False
             self._item, self._full = None, False
+
+
+class StampVerdict(enum.Enum):
+    """What :meth:`StampClock.check` made of a stamp."""
+
+    NEXT = "next"
+    """In order: process it."""
+    REPEATED = "repeated_stamp"
+    """Equal to the last accepted stamp: skip it."""
+    LATE = "stamp_out_of_order"
+    """Older than the last accepted stamp by less than a jump: skip it (reordering)."""
+    JUMP_AHEAD = "clock_jump_ahead"
+    """Far ahead of the last stamp: process it on a new time line (resynchronise)."""
+    JUMP_BACK = "clock_jump_back"
+    """Far behind (or persistently behind): process it on a new time line."""
+
+
+@dataclass(frozen=True)
+class StampCheck:
+    """Result of :meth:`StampClock.check`.
+
+    Attributes
+    ----------
+    verdict:
+        What to do with the message.
+    delta_ns:
+        Stamp minus the last accepted stamp in nanoseconds (0 for the first stamp).
+    missing:
+        Frames that should have arrived between the last accepted stamp and this one
+        but never did (gap / period - 1, rounded); 0 across a jump or before the period
+        is known.
+    """
+
+    verdict: StampVerdict
+    delta_ns: int
+    missing: int = 0
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the message is processed."""
+        return self.verdict in (StampVerdict.NEXT, StampVerdict.JUMP_AHEAD, StampVerdict.JUMP_BACK)
+
+    @property
+    def jumped(self) -> bool:
+        """Whether the time line changed (state tied to the old one must go)."""
+        return self.verdict in (StampVerdict.JUMP_AHEAD, StampVerdict.JUMP_BACK)
+
+
+class StampClock:
+    """Stamp checks of one input topic, relative to its observed frame period.
+
+    The period is the shortest of the last ``history`` gaps between accepted stamps:
+    under loss most gaps span several frames, so a median would grow with the loss,
+    while any two consecutive frames that both arrived give the true period. Gaps
+    under ``min_period_ns`` are bursts, not a frame rate, and are left out.
+    A stamp more than ``jump_periods`` periods away from the last one (ahead or back)
+    is a jump: it is accepted and starts a new time line. Before the period is known
+    the jump threshold is ``initial_jump_ns``. A stamp a little older than the last is
+    late (skipped), but ``resync_after`` late stamps in a row mean the source restarted
+    (a short looping bag): the last of them is accepted as a jump back.
+
+    Parameters
+    ----------
+    jump_periods:
+        Distance, in frame periods, from which a stamp counts as a jump.
+    initial_jump_ns:
+        Jump threshold in nanoseconds until two gaps have been seen.
+    min_period_ns:
+        Shortest gap taken as a frame period (default 1 ms: cameras up to 1 kHz).
+    resync_after:
+        Consecutive late stamps after which the clock follows them.
+    history:
+        Gaps kept for the period estimate.
+
+    Examples
+    --------
+    >>> clock = StampClock()
+    >>> [clock.check(t).verdict.value for t in (0, 100, 200, 3_600_000_000_000, 300)]
+    ['next', 'next', 'next', 'clock_jump_ahead', 'clock_jump_back']
+    """
+
+    def __init__(
+        self,
+        *,
+        jump_periods: float = 30.0,
+        initial_jump_ns: int = 1_000_000_000,
+        min_period_ns: int = 1_000_000,
+        resync_after: int = 3,
+        history: int = 16,
+    ) -> None:
+        if jump_periods <= 1.5:
+            raise ValueError(
+                f"jump_periods must be > 1.5 (a gap of one lost frame), got {jump_periods}"
+            )
+        if initial_jump_ns <= 0:
+            raise ValueError(f"initial_jump_ns must be > 0, got {initial_jump_ns}")
+        if min_period_ns < 1:
+            raise ValueError(f"min_period_ns must be >= 1, got {min_period_ns}")
+        if int(resync_after) != resync_after or resync_after < 1:
+            raise ValueError(f"resync_after must be an integer >= 1, got {resync_after}")
+        if int(history) != history or history < 2:
+            raise ValueError(f"history must be an integer >= 2, got {history}")
+        self.jump_periods = float(jump_periods)
+        self.initial_jump_ns = int(initial_jump_ns)
+        self.min_period_ns = int(min_period_ns)
+        self.resync_after = int(resync_after)
+        self._gaps: deque[int] = deque(maxlen=int(history))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the last stamp and the period (e.g. on lifecycle activation)."""
+        self.last_ns: int | None = None
+        """Latest accepted stamp in nanoseconds, ``None`` before the first."""
+        self._gaps.clear()
+        self._late_run = 0
+
+    @property
+    def period_ns(self) -> float | None:
+        """Observed frame period in nanoseconds (shortest gap), ``None`` until two gaps."""
+        return float(min(self._gaps)) if len(self._gaps) >= 2 else None
+
+    @property
+    def jump_ns(self) -> float:
+        """Current jump threshold in nanoseconds."""
+        period = self.period_ns
+        return self.initial_jump_ns if period is None else self.jump_periods * period
+
+    def check(self, stamp_ns: int) -> StampCheck:
+        """Classify ``stamp_ns`` and, if it is accepted, move the clock to it."""
+        if self.last_ns is None:
+            self.last_ns = stamp_ns
+            return StampCheck(StampVerdict.NEXT, 0)
+        delta = stamp_ns - self.last_ns
+        if delta == 0:
+            return StampCheck(StampVerdict.REPEATED, 0)
+        threshold = self.jump_ns
+        if delta < 0:
+            self._late_run += 1
+            if -delta <= threshold and self._late_run < self.resync_after:
+                return StampCheck(StampVerdict.LATE, delta)
+            return self._jump(StampVerdict.JUMP_BACK, stamp_ns, delta)
+        self._late_run = 0
+        if delta > threshold:
+            return self._jump(StampVerdict.JUMP_AHEAD, stamp_ns, delta)
+        period = self.period_ns
+        missing = 0 if period is None else max(0, round(delta / period) - 1)
+        if delta >= self.min_period_ns:
+            self._gaps.append(delta)
+        self.last_ns = stamp_ns
+        return StampCheck(StampVerdict.NEXT, delta, missing)
+
+    def _jump(self, verdict: StampVerdict, stamp_ns: int, delta: int) -> StampCheck:
+        self.last_ns = stamp_ns
+        self._late_run = 0
+        return StampCheck(verdict, delta)

@@ -1,10 +1,14 @@
 """Tracking node: per-frame instances in, instances with stable track ids out.
 
-Subscribes ``instances`` (``vis_msgs/SalientInstanceArray``) and the camera image
-(``image`` or ``image/compressed``) it was computed from, pairs them by exact header
-stamp (:class:`~vis_node.ros.stamps.StampMatcher`; optical flow and colour
-embeddings need the pixels) and publishes ``tracked_instances`` with the header of
-the input. Tracking is :class:`vis_node.tracking.tracker.OnlineTracker`.
+Subscribes ``instances`` (``vis_msgs/SalientInstanceArray``), the perception node's
+latched ``label_map`` (class names of the loaded model) and the camera image it was
+computed from (``image`` or ``image/compressed``, by ``image_transport``), pairs
+instances and images by exact header stamp (:class:`~vis_node.ros.stamps.StampMatcher`;
+optical flow and colour embeddings need the pixels) and publishes
+``tracked_instances`` with the header of the input. Tracking is
+:class:`vis_node.tracking.tracker.OnlineTracker`. Instances are skipped (counted as
+``no_label_map``) until the label map has arrived, and (``size_mismatch``) when their
+class scores do not fit it.
 
 Run: ``vsis ros tracking --params launch/config/tracking.yaml``.
 """
@@ -15,13 +19,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from sensor_msgs.msg import CompressedImage, Image
+from vis_msgs.msg import LabelMap as LabelMapMsg
 from vis_msgs.msg import SalientInstanceArray
 
 from vis_node.ros.base_node import VsisNode, run_standalone, stamp_ns
+from vis_node.ros.convert import msg_to_label_map
 from vis_node.ros.input_guard import Rejection, check_finite_scores, decode_image_msg
 from vis_node.ros.instances_msg import decode_instances, instances_to_msg, score_values
+from vis_node.ros.label_maps import check_class_count, no_label_map
 from vis_node.ros.params import TRACKING
+from vis_node.ros.qos import LATCHED
 from vis_node.ros.stamps import StampMatcher
+from vis_node.ros.transport import image_subscription
+from vis_node.structures.label_map import LabelMap
 from vis_node.tracking.tracker import OnlineTracker, TrackState
 from vis_node.tracking.types import Instances
 
@@ -62,19 +72,21 @@ class TrackingNode(VsisNode):
         self._tracker: OnlineTracker | None = None
         self._matcher: StampMatcher[Pending, Any] = StampMatcher()
         self._frame_shape: tuple[int, ...] | None = None
+        self.label_map: LabelMap | None = None
 
     def configure_node(self) -> None:
         self._tracker = build_tracker(self.config)
         self._matcher = StampMatcher(int(self.config["match_capacity"]))
         self._publisher = self.create_lifecycle_publisher(
-            SalientInstanceArray, "tracked_instances", self.qos
+            SalientInstanceArray, "tracked_instances", self.output_qos
         )
 
     def activate_node(self) -> None:
         self._matcher.clear()
-        self.subscribe(SalientInstanceArray, "instances", self._on_instances, self.qos)
-        self.subscribe(Image, "image", self._on_image, self.qos)
-        self.subscribe(CompressedImage, "image/compressed", self._on_image, self.qos)
+        self.subscribe(LabelMapMsg, "label_map", self._on_label_map, LATCHED)
+        self.subscribe(SalientInstanceArray, "instances", self._on_instances, self.input_qos)
+        msg_type, topic = image_subscription(self.config["image_transport"])
+        self.subscribe(msg_type, topic, self._on_image, self.input_qos)
 
     def deactivate_node(self) -> None:
         self._matcher.clear()
@@ -83,14 +95,41 @@ class TrackingNode(VsisNode):
         self._tracker = None
         self._frame_shape = None
         self._publisher = None
+        self.label_map = None
+
+    def _on_label_map(self, msg: LabelMapMsg) -> None:
+        try:
+            label_map = msg_to_label_map(msg)
+        except ValueError as exc:
+            self.reject("label_map", Rejection("bad_label_map", str(exc)))
+            return
+        if label_map != self.label_map:
+            self.get_logger().info(
+                f"label map of model '{label_map.model_name}' ({len(label_map)} classes)"
+            )
+        self.label_map = label_map
+
+    def on_time_jump(self, topic: str, stamp_ns: int, back: bool) -> None:
+        self._matcher.discard_outside(stamp_ns, newer=back)
+        self.recover_node()
+
+    def recover_node(self) -> None:
+        if self._tracker is not None:
+            self._tracker.reset()
+        self._frame_shape = None
 
     def _on_instances(self, msg: SalientInstanceArray) -> None:
         if not self.check_header("instances", msg.header):
             return
+        if self.label_map is None:
+            self.reject("instances", no_label_map())
+            return
         rejection = check_finite_scores(score_values(msg))
         if rejection is None:
+            rejection = check_class_count(msg, self.label_map)
+        if rejection is None:
             with self.stats.stage("decode_instances"):
-                instances, rejection = decode_instances(msg)
+                instances, rejection = decode_instances(msg, len(self.label_map), self.budget)
         if rejection is not None:
             self.reject("instances", rejection)
             return
@@ -109,7 +148,7 @@ class TrackingNode(VsisNode):
     def _track(self, msg: SalientInstanceArray, instances: Instances, image_msg: Any) -> None:
         topic = "image" if isinstance(image_msg, Image) else "image/compressed"
         with self.stats.stage("decode"):
-            image, rejection = decode_image_msg(image_msg)
+            image, rejection = decode_image_msg(image_msg, self.budget.max_image_pixels)
         if rejection is not None:
             self.reject(topic, rejection)
             return
@@ -122,7 +161,7 @@ class TrackingNode(VsisNode):
                 ),
             )
             return
-        if self._tracker is None:
+        if self._tracker is None or self.label_map is None:
             return
         if self._frame_shape is not None and self._frame_shape != image.shape:
             self.get_logger().warning(
@@ -139,26 +178,11 @@ class TrackingNode(VsisNode):
             out = instances_to_msg(
                 tracked,
                 msg.header,
-                _class_names(msg, tracked.class_probs.shape[1]),
+                self.label_map.names,
                 mask_encoding=self.config["mask_encoding"],
             )
             self._publisher.publish(out)
         self.stats.frame_done()
-
-
-def _class_names(msg: SalientInstanceArray, count: int) -> list[str]:
-    """Class names of a message's label map as far as its instances name them.
-
-    Class ids no instance names are called ``class_<id>``; the semantic node
-    publishes the authoritative label map.
-    """
-    names = [f"class_{i}" for i in range(count)]
-    if count:
-        names[0] = "background"
-    for item in msg.instances:
-        if item.class_id < count and item.class_name:
-            names[item.class_id] = item.class_name
-    return names
 
 
 def main(args: Sequence[str] | None = None) -> int:

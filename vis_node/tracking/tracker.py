@@ -55,6 +55,7 @@ from vis_node.tracking.embedding import ColourHistogramEmbedder, Embedder
 from vis_node.tracking.flow import DISFlow, FlowEstimator, warp_masks
 from vis_node.tracking.gallery import Gallery, Space
 from vis_node.tracking.types import Instances, boxes_from_masks
+from vis_node.tracking.validate import validate_instances
 
 
 @dataclass(frozen=True)
@@ -376,6 +377,7 @@ class OnlineTracker:
             tracked detection, and for tentative tracks when ``publish_tentative`` is
             off), followed by one ``predicted`` instance per coasting confirmed track.
         """
+        instances = validate_instances(instances, image)
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(

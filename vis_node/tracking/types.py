@@ -207,12 +207,14 @@ class Instances:
         Returns
         -------
         numpy.ndarray
-            ``int64[H, W]``: the track id of the instance covering each pixel, 0 where
-            none does. Where tracked instances overlap, the higher-scoring one wins.
-            Untracked instances (id 0) are not painted.
+            ``[H, W]`` of the smallest unsigned integer type that holds the largest
+            track id (``uint8`` up to 255): the track id of the instance covering each
+            pixel, 0 where none does. Where tracked instances overlap, the
+            higher-scoring one wins. Untracked instances (id 0) are not painted.
         """
         height, width = self.image_size
-        ids = np.zeros((height, width), dtype=np.int64)
+        dtype = np.min_scalar_type(max(int(self.track_ids.max(initial=0)), 0))
+        ids = np.zeros((height, width), dtype=dtype)
         for k in np.argsort(self.scores, kind="stable"):
             if self.track_ids[k] > 0:
                 ids[self.masks[k]] = self.track_ids[k]

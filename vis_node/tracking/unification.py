@@ -26,6 +26,7 @@ class _TrackClasses:
     label: int
     challenger: int
     streak: int
+    last_update: int
 
 
 class OnlineUnifier:
@@ -38,6 +39,10 @@ class OnlineUnifier:
     patience:
         Consecutive updates the challenger must lead by ``margin`` before the label
         switches.
+    max_idle:
+        Updates (frames) a track may go unseen before it is forgotten; match the
+        tracker's ``max_lost_age`` (a track the tracker forgot never comes back, so its
+        classes need not be kept). Bounds the state by the live and remembered tracks.
     max_tracks:
         Most tracks remembered; the least recently updated are forgotten first.
 
@@ -50,23 +55,30 @@ class OnlineUnifier:
     ([1], [0.8])
     """
 
-    def __init__(self, margin: float = 0.1, patience: int = 3, max_tracks: int = 1024) -> None:
+    def __init__(
+        self, margin: float = 0.1, patience: int = 3, max_idle: int = 30, max_tracks: int = 1024
+    ) -> None:
         if not 0.0 <= margin < 1.0:
             raise ValueError(f"margin must lie in [0, 1), got {margin}")
         if int(patience) != patience or patience < 1:
             raise ValueError(f"patience must be an integer >= 1, got {patience}")
+        if int(max_idle) != max_idle or max_idle < 0:
+            raise ValueError(f"max_idle must be an integer >= 0, got {max_idle}")
         if int(max_tracks) != max_tracks or max_tracks < 1:
             raise ValueError(f"max_tracks must be an integer >= 1, got {max_tracks}")
         self.margin = float(margin)
         self.patience = int(patience)
+        self.max_idle = int(max_idle)
         self.max_tracks = int(max_tracks)
         self.reset()
 
     def reset(self) -> None:
         """Forget every track."""
         self._tracks: OrderedDict[int, _TrackClasses] = OrderedDict()
+        self._frame = -1
 
     def __len__(self) -> int:
+        """Tracks remembered."""
         return len(self._tracks)
 
     def update(
@@ -94,6 +106,7 @@ class OnlineUnifier:
             raise ValueError(
                 f"class_probs must be [N={track_ids.shape[0]}, C], got {class_probs.shape}"
             )
+        self._frame += 1
         labels = np.zeros(track_ids.shape[0], dtype=np.int64)
         confidence = np.zeros(track_ids.shape[0], dtype=np.float32)
         for k, (track_id, probs) in enumerate(zip(track_ids.tolist(), class_probs)):
@@ -104,13 +117,22 @@ class OnlineUnifier:
             state = self._update_track(track_id, probs)
             labels[k] = state.label
             confidence[k] = state.total[state.label] / state.count
+        self._forget_idle()
         return labels, confidence
+
+    def _forget_idle(self) -> None:
+        """Drop tracks not updated for more than ``max_idle`` frames (oldest first)."""
+        while self._tracks:
+            oldest = next(iter(self._tracks.values()))
+            if self._frame - oldest.last_update <= self.max_idle:
+                return
+            self._tracks.popitem(last=False)
 
     def _update_track(self, track_id: int, probs: np.ndarray) -> _TrackClasses:
         state = self._tracks.get(track_id)
         if state is None:
             leader = int(np.argmax(probs))
-            state = _TrackClasses(probs.copy(), 1, leader, leader, 0)
+            state = _TrackClasses(probs.copy(), 1, leader, leader, 0, self._frame)
             self._tracks[track_id] = state
             while len(self._tracks) > self.max_tracks:
                 self._tracks.popitem(last=False)
@@ -120,6 +142,7 @@ class OnlineUnifier:
                 f"track {track_id} had {state.total.shape[0]} classes, now {probs.shape[0]}"
             )
         self._tracks.move_to_end(track_id)
+        state.last_update = self._frame
         state.total += probs
         state.count += 1
         mean = state.total / state.count

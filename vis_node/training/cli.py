@@ -1,12 +1,16 @@
-"""``vsis train CONFIG [--resume] [--max-steps N]``: train the perception model.
+"""``vsis train CONFIG [--resume] [--max-steps N] [--device cpu|cuda[:N]]``: train the
+perception model (also under ``torchrun``, see :mod:`vis_node.training.distributed`).
 
 ``vsis train CONFIG --eval-only MODEL`` scores a trained model on the config's test
 (or validation) data instead: the held-out evaluation of the model cards.
+``vsis train CONFIG --validate-data`` checks the config's data sources and reports
+every problem found (:mod:`vis_node.training.validate_data`) without training.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,18 +62,71 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="T",
         help="with --eval-only: override the model's detection score threshold",
     )
+    parser.add_argument(
+        "--fold",
+        type=int,
+        default=None,
+        metavar="K",
+        help=(
+            "salient NanoDet configs (type: salient-nanodet): train without the "
+            "sequences of fold K of the config (leave-sequences-out evaluation)"
+        ),
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        metavar="cpu|cuda[:N]",
+        help=(
+            "train on this device, overriding device of the config (falls back to the CPU "
+            "with a warning when CUDA is not usable); under torchrun pass cuda: each "
+            "process takes GPU LOCAL_RANK"
+        ),
+    )
+    parser.add_argument(
+        "--validate-data",
+        action="store_true",
+        help=(
+            "do not train: check every data source of the config (missing files, size "
+            "mismatches, empty masks, unknown classes, bad JSON) and report; exit 2 on errors"
+        ),
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the config and train; returns the exit code."""
+    from pathlib import Path
+
+    import yaml
+
     from vis_node.training.config import load_train_config
+    from vis_node.training.salient_trainer import is_salient_config
     from vis_node.training.trainer import train
 
-    config = load_train_config(args.config)
-    if args.eval_only is not None:
-        from pathlib import Path
+    try:
+        salient = is_salient_config(yaml.safe_load(Path(args.config).read_text()))
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"vsis train: error: {args.config}: cannot read it ({exc})", file=sys.stderr)
+        return 2
+    if salient:
+        return run_salient(args)
+    try:
+        config = load_train_config(args.config)
+    except ValueError as exc:
+        print(f"vsis train: error: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    if args.device is not None:
+        config.device = args.device
+    if args.validate_data:
+        from vis_node.training.validate_data import validate_data
 
+        reports = validate_data(config)
+        for report in reports:
+            print(report.format())
+        errors = sum(len(r.errors) for r in reports)
+        print(f"{errors} errors: {'fix them before training' if errors else 'ready to train'}")
+        return 2 if errors else 0
+    if args.eval_only is not None:
         from vis_node.training.trainer import evaluate_model
 
         out = Path(args.output_dir or Path(config.output_dir) / "eval")
@@ -90,7 +147,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_dir = train(config, resume=args.resume, max_steps=args.max_steps)
     except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        print(f"vsis train: error: {exc}")
+        print(f"vsis train: error: {exc}", file=sys.stderr)
         return 2
     print(f"run folder: {run_dir}")
+    return 0
+
+
+def run_salient(args: argparse.Namespace) -> int:
+    """``vsis train`` for a ``type: salient-nanodet`` config; returns the exit code."""
+    from vis_node.training.salient_trainer import load_config, train_salient
+
+    try:
+        config = load_config(args.config)
+        if args.output_dir is not None:
+            config.output_dir = args.output_dir
+        path = train_salient(config, fold=args.fold)
+    except ValueError as exc:
+        print(f"vsis train: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model: {path}")
     return 0

@@ -9,12 +9,19 @@ never silently falls back to a default. Layout (all sections but ``model`` and
       - {kind: synth, videos: 500, seed: 1, frames: 8}
       - {kind: davis, root: /path, sequences: [dog], categories: {dog: dog}}
       - {kind: coco, annotations: /path/instances.json, images: /path/images}
+      - {kind: salient, images: /path/images, masks: /path/masks, category: dog}
+      - {kind: ytvis, annotations: /path/train.json, images: /path/JPEGImages}
     validation: {kind: synth, videos: 4, seed: 99, frames: 12, frame_step: 3}
     test: {kind: synth, videos: 8, seed: 7, frames: 40}
     copy_paste: {probability: 0.8, max_objects: 2, scale: [0.4, 1.0]}
     optimizer: {name: adamw, lr: 0.0004, weight_decay: 0.0001, warmup_steps: 50}
     steps: 1000
-    batch_size: 8
+    batch_size: 8             # global: images per step over all processes
+    grad_accumulation: 1      # micro-batches per process and step
+    num_workers: 2            # DataLoader worker processes per training process
+    device: cuda              # cpu, cuda or cuda:N (torchrun: each process its LOCAL_RANK GPU)
+    mixed_precision: true     # torch.autocast on CUDA (bfloat16, else float16 + GradScaler)
+    init_from: davis          # fine-tune: start from a shipped model's weights
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ import yaml
 
 from vis_node.io.errors import InputDataError
 from vis_node.perception.config import ModelConfig
+from vis_node.perception.device import DEFAULT_DEVICE, parse_device
 
-SOURCE_KINDS: tuple[str, ...] = ("synth", "davis", "coco")
+SOURCE_KINDS: tuple[str, ...] = ("synth", "davis", "coco", "salient", "ytvis")
 """Data source kinds understood by :func:`vis_node.training.datasets.build_source`."""
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
@@ -57,7 +65,9 @@ class SourceConfig:
     ----------
     kind:
         ``"synth"`` (generated on the fly), ``"davis"`` (DAVIS-style root with binary
-        or instance masks) or ``"coco"`` (COCO-format instance JSON).
+        or instance masks), ``"coco"`` (COCO-format instance JSON) or ``"salient"``
+        (salient-object folders: images and same-named mask PNGs, as DUTS or MSRA10K)
+        or ``"ytvis"`` (YouTube-VIS video instance JSON); see ``docs/DATASETS.md``.
     weight:
         Relative sampling frequency among the training sources.
     videos, seed, frames, width, height:
@@ -69,7 +79,12 @@ class SourceConfig:
         and the class name of each sequence's foreground (a name of
         ``model.class_names``; every used sequence needs one).
     annotations, images:
-        ``coco``: instance JSON file and image folder (``file_name`` is relative to it).
+        ``coco``: instance JSON file and image folder (``file_name`` is relative to it);
+        ``ytvis``: the same with YouTube-VIS JSON (``file_names`` relative to it).
+    images, masks, category:
+        ``salient``: image folder, mask folder (``<stem>.png`` per image ``<stem>.*``;
+        binary 0/255 = one instance, palette or grey ids = several) and the class name
+        of every instance (a name of ``model.class_names``).
     frame_step:
         Use every ``frame_step``-th frame (validation subsampling; 1 = all frames).
     """
@@ -87,6 +102,8 @@ class SourceConfig:
     categories: dict[str, str] = field(default_factory=dict)
     annotations: str | None = None
     images: str | None = None
+    masks: str | None = None
+    category: str | None = None
     frame_step: int = 1
 
     def __post_init__(self) -> None:
@@ -94,8 +111,15 @@ class SourceConfig:
             raise ValueError(f"data kind={self.kind!r}: choose one of {SOURCE_KINDS}")
         if self.kind == "davis" and not self.root:
             raise ValueError("a davis data source needs root: <DAVIS-style dataset folder>")
-        if self.kind == "coco" and not (self.annotations and self.images):
-            raise ValueError("a coco data source needs annotations: <json> and images: <folder>")
+        if self.kind in ("coco", "ytvis") and not (self.annotations and self.images):
+            raise ValueError(
+                f"a {self.kind} data source needs annotations: <json> and images: <folder>"
+            )
+        if self.kind == "salient" and not (self.images and self.masks and self.category):
+            raise ValueError(
+                "a salient data source needs images: <folder>, masks: <folder> and "
+                "category: <class name>"
+            )
         if self.weight <= 0 or self.videos <= 0 or self.frames <= 0 or self.frame_step <= 0:
             raise ValueError("weight, videos, frames and frame_step must be positive")
         self.sequences = [str(s) for s in self.sequences]
@@ -203,8 +227,26 @@ class TrainConfig:
     steps:
         Total optimisation steps.
     batch_size:
-        Images per step; even sizes pair two frames of one sequence (shared track ids
-        for the embedding loss).
+        Images per step over all processes (the global batch); even sizes pair two
+        frames of one sequence (shared track ids for the embedding loss).
+    grad_accumulation:
+        Micro-batches (forward/backward passes) per process and step; the losses are
+        normalised per micro-batch and the step's gradient is their mean over all
+        processes (see :mod:`vis_node.training.distributed`).
+    num_workers:
+        DataLoader worker processes loading and augmenting batches (0: in the
+        training process).
+    device:
+        ``cpu``, ``cuda`` or ``cuda:N``; an unusable CUDA device falls back to the CPU
+        with a warning. Under ``torchrun`` ``cuda`` means GPU ``LOCAL_RANK``.
+    mixed_precision:
+        Run forward passes under :func:`torch.autocast` on CUDA (bfloat16 where the
+        GPU supports it, else float16 with gradient scaling); ignored on the CPU.
+    init_from:
+        Shipped model name or ``model.pt`` whose weights start the run (fine-tuning;
+        ``model`` must have the same architecture). Tensors whose shape differs, e.g.
+        the class head under another ``class_names`` list, keep their fresh
+        initialisation (logged). ``None``: train from the backbone initialisation.
     flip_probability:
         Chance of a horizontal flip of each training image.
     zoom_range:
@@ -240,10 +282,18 @@ class TrainConfig:
     seed: int = 0
     num_threads: int = 2
     output_dir: str = "runs/train"
+    grad_accumulation: int = 1
+    num_workers: int = 0
+    device: str = DEFAULT_DEVICE
+    mixed_precision: bool = True
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if not self.data:
             raise ValueError("data: give at least one training source")
+        if self.grad_accumulation < 1 or self.num_workers < 0:
+            raise ValueError("grad_accumulation must be >= 1 and num_workers >= 0")
+        parse_device(self.device)
         if self.steps < 1 or self.batch_size < 1 or self.checkpoint_interval < 1:
             raise ValueError("steps, batch_size and checkpoint_interval must be >= 1")
         if not 0 <= self.freeze_backbone_stages <= 3:
@@ -260,7 +310,8 @@ class TrainConfig:
         names = set(self.model.class_names[1:])
         held_out = [s for s in (self.validation, self.test) if s is not None]
         for source in [*self.data, *held_out]:
-            bad = sorted(set(source.categories.values()) - names)
+            used = set(source.categories.values()) | ({source.category} - {None})
+            bad = sorted(used - names)
             if bad:
                 raise ValueError(
                     f"categories {bad} are not in model.class_names {self.model.class_names}"

@@ -1,4 +1,5 @@
-"""Training and validation data: synthetic videos, DAVIS-style roots, COCO instance JSON.
+"""Training and validation data: synthetic videos, DAVIS-style roots, COCO instance JSON,
+salient-object image + mask folders (formats: ``docs/DATASETS.md``).
 
 Every source is a list of sequences of frames (a COCO image is a one-frame sequence)
 and reads a frame as a :class:`LabelledFrame` at its own resolution.
@@ -21,6 +22,7 @@ import torch
 from vis_node.io.errors import InputDataError
 from vis_node.io.labels import read_label_png
 from vis_node.io.readers import read_image
+from vis_node.io.ytvis_json import decode_rle
 from vis_node.synth.generator import CATEGORIES, SynthConfig, SynthVideo, generate_video
 from vis_node.synth.writer import frame_name, sequence_name, video_seed
 from vis_node.tracking.types import boxes_from_masks
@@ -355,10 +357,174 @@ class CocoSource(FrameSource):
         return LabelledFrame(image, ids, {k: c for k, c in classes.items() if k in present})
 
 
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
+"""Image file suffixes of salient-object folders."""
+
+
+def salient_pairs(images: Path, masks: Path) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """Pair the images of a salient-object folder with their masks.
+
+    Returns
+    -------
+    pairs, unmatched:
+        ``(image, mask)`` pairs sorted by stem, and images without ``<stem>.png`` mask.
+
+    Raises
+    ------
+    InputDataError
+        A missing folder.
+    """
+    for folder in (images, masks):
+        if not folder.is_dir():
+            raise InputDataError(folder, "salient data folder not found")
+    files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    pairs = [(p, masks / f"{p.stem}.png") for p in files if (masks / f"{p.stem}.png").is_file()]
+    unmatched = [p for p in files if not (masks / f"{p.stem}.png").is_file()]
+    return pairs, unmatched
+
+
+def read_salient_mask(path: Path) -> np.ndarray:
+    """``uint16[H, W]`` instance ids of a salient-object mask PNG.
+
+    Palette PNGs hold instance ids (as DAVIS 2017 / ILSO); greyscale or binary masks
+    are saliency maps whose pixels ``>= 128`` form one instance (soft edges of
+    DUTS-style masks included).
+
+    Raises
+    ------
+    InputDataError
+        A missing, corrupt or colour PNG.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as png:
+            mode = png.mode
+            grey = np.asarray(png.convert("L")) if mode != "P" else None
+    except (OSError, UnidentifiedImageError) as exc:
+        raise InputDataError(path, f"unreadable mask PNG ({exc})") from None
+    if grey is None:
+        return read_label_png(path)[0]
+    if mode not in ("1", "L"):
+        raise InputDataError(path, f"masks must be greyscale or palette PNGs, got mode {mode}")
+    return (grey >= 128).astype(np.uint16)
+
+
+class SalientFolderSource(FrameSource):
+    """Salient-object folders: ``images/<stem>.jpg`` + ``masks/<stem>.png``, one-frame
+    sequences; every instance gets the class ``config.category``. Images without a
+    mask are skipped with a warning."""
+
+    def __init__(self, config: SourceConfig, class_names: tuple[str, ...]) -> None:
+        self.pairs, unmatched = salient_pairs(Path(str(config.images)), Path(str(config.masks)))
+        if unmatched:
+            LOGGER.warning("%d images have no mask in %s: skipped", len(unmatched), config.masks)
+        if not self.pairs:
+            raise InputDataError(Path(str(config.masks)), "no image has a <stem>.png mask here")
+        self.class_id = _class_index(class_names, str(config.category), "salient data")
+        self.sequences = [image.stem for image, _ in self.pairs]
+
+    def frame_names(self, sequence: int) -> list[str]:
+        """The image's file stem."""
+        return [self.sequences[sequence]]
+
+    def read(self, sequence: int, frame: int) -> LabelledFrame:
+        """The image and its mask's instances."""
+        image_path, mask_path = self.pairs[sequence]
+        image = read_image(image_path)
+        ids = read_salient_mask(mask_path)
+        if ids.shape != image.shape[:2]:
+            raise InputDataError(
+                mask_path, f"size {ids.shape} differs from the image's {image.shape[:2]}"
+            )
+        return LabelledFrame(image, ids, {int(i): self.class_id for i in np.unique(ids) if i})
+
+
+class YtvisSource(FrameSource):
+    """YouTube-VIS video instance annotations: one sequence per video.
+
+    JSON: ``videos`` (``id``, ``width``, ``height``, ``file_names`` relative to
+    ``config.images``), ``annotations`` (``video_id``, ``category_id``, ``iscrowd``,
+    ``segmentations``: one RLE or ``null`` per frame), ``categories`` (``id``,
+    ``name``). Instance ``k`` of a video keeps id ``k`` in every frame (an identity for
+    the embedding loss). Categories map through ``config.categories`` as for COCO;
+    crowd annotations and categories outside ``model.class_names`` are skipped.
+    """
+
+    def __init__(self, config: SourceConfig, class_names: tuple[str, ...]) -> None:
+        import json
+
+        path = Path(str(config.annotations))
+        try:
+            data = json.loads(path.read_text())
+            self.videos = sorted(data["videos"], key=lambda v: v["id"])
+            categories = {c["id"]: str(c["name"]) for c in data["categories"]}
+            annotations = data["annotations"]
+        except FileNotFoundError:
+            raise InputDataError(path, "YouTube-VIS annotation JSON not found") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputDataError(path, f"not a YouTube-VIS annotation file ({exc})") from None
+        self.image_dir = Path(str(config.images))
+        self.class_of_category: dict[int, int] = {}
+        for cat_id, name in categories.items():
+            mapped = config.categories.get(name, name)
+            if mapped in class_names[1:]:
+                self.class_of_category[cat_id] = class_names.index(mapped)
+            else:
+                LOGGER.warning("YouTube-VIS category %r is not a model class: skipped", name)
+        self.tracks: dict[int, list[dict]] = {v["id"]: [] for v in self.videos}
+        for ann in annotations:
+            if not ann.get("iscrowd", 0) and ann["category_id"] in self.class_of_category:
+                self.tracks.setdefault(ann["video_id"], []).append(ann)
+        self.sequences = [Path(v["file_names"][0]).parent.name or str(v["id"]) for v in self.videos]
+        self.frame_indices = [
+            list(range(0, len(v["file_names"]), config.frame_step)) for v in self.videos
+        ]
+
+    def frame_names(self, sequence: int) -> list[str]:
+        """Stems of the video's frames (every ``frame_step``-th)."""
+        names = self.videos[sequence]["file_names"]
+        return [Path(names[t]).stem for t in self.frame_indices[sequence]]
+
+    def read(self, sequence: int, frame: int) -> LabelledFrame:
+        """The frame and the instances annotated in it (largest drawn first)."""
+        from pycocotools import mask as mask_utils
+
+        video = self.videos[sequence]
+        t = self.frame_indices[sequence][frame]
+        image = read_image(self.image_dir / video["file_names"][t])
+        masks: list[tuple[int, np.ndarray, int]] = []
+        for k, ann in enumerate(self.tracks[video["id"]], start=1):
+            rle = ann["segmentations"][t]
+            if not rle:
+                continue
+            if isinstance(rle["counts"], list):  # uncompressed RLE
+                mask = mask_utils.decode(mask_utils.frPyObjects(rle, *rle["size"])).astype(bool)
+            else:
+                mask = decode_rle(rle)
+            masks.append((k, mask, ann["category_id"]))
+        ids = np.zeros(image.shape[:2], dtype=np.uint16)
+        classes: dict[int, int] = {}
+        for k, mask, category in sorted(masks, key=lambda m: -int(m[1].sum())):
+            if mask.shape != ids.shape:
+                raise InputDataError(
+                    self.image_dir / video["file_names"][t],
+                    f"segmentation size {mask.shape} differs from the frame's {ids.shape}",
+                )
+            ids[mask] = k
+            classes[k] = self.class_of_category[category]
+        present = set(np.unique(ids).tolist())
+        return LabelledFrame(image, ids, {k: c for k, c in classes.items() if k in present})
+
+
 def build_source(config: SourceConfig, class_names: tuple[str, ...]) -> FrameSource:
     """The :class:`FrameSource` of ``config.kind``."""
     if config.kind == "synth":
         return SynthSource(config, class_names)
     if config.kind == "davis":
         return DavisSource(config, class_names)
+    if config.kind == "salient":
+        return SalientFolderSource(config, class_names)
+    if config.kind == "ytvis":
+        return YtvisSource(config, class_names)
     return CocoSource(config, class_names)

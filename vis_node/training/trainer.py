@@ -8,6 +8,10 @@ Run folder (``config.output_dir``)::
     curves.png        loss and metric curves
     best.pt, final.pt shipped-format models (float16, vis_node.perception.checkpoint)
     validation/       ground truth and predictions (PNG folders) of the validation set
+
+Under ``torchrun`` (see :mod:`vis_node.training.distributed`) every process trains a
+:class:`~torch.nn.parallel.DistributedDataParallel` replica on its shard of each global
+batch; only rank 0 writes the run folder and validates, the others wait for it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import pickle
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,19 +32,25 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from vis_node.io.errors import InputDataError
 from vis_node.io.labels import write_instance_png, write_semantic_png
 from vis_node.perception.checkpoint import save_model
+from vis_node.perception.device import resolve_device
 from vis_node.perception.model import S4Net, build_model
 from vis_node.perception.predictor import TorchPredictor
 from vis_node.tracking.types import Instances
 from vis_node.training.augment import BatchSampler
 from vis_node.training.config import OptimizerConfig, TrainConfig
-from vis_node.training.datasets import FrameSource, build_source
+from vis_node.training.datasets import FrameSource, Sample, build_source
+from vis_node.training.distributed import DistContext, StepUnits, check_partition, step_batches
 
 LOGGER = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "vsis-train/1"
 """Version tag of training checkpoints."""
+
+CLASS_HEAD = "instance_head.classifier."
+"""Prefix of the only tensors whose shape depends on ``model.class_names``."""
 
 LOSS_NAMES: tuple[str, ...] = ("objectness", "box", "mask", "class", "embedding")
 """Loss terms of :meth:`vis_node.perception.model.S4Net.forward`, in log order."""
@@ -73,6 +86,51 @@ def freeze_backbone(model: S4Net, stages: int) -> None:
     for stage in model.backbone.stages[:stages]:
         for parameter in stage.parameters():
             parameter.requires_grad_(False)
+
+
+def initialise_from(model: S4Net, source: str) -> list[str]:
+    """Copy a shipped model's weights into ``model`` where names and shapes agree.
+
+    Parameters
+    ----------
+    model:
+        The freshly built network.
+    source:
+        Shipped model name or ``model.pt`` path.
+
+    Returns
+    -------
+    list of str
+        Names of the tensors left at their fresh initialisation (the class head
+        under another class list), also logged.
+
+    Raises
+    ------
+    ValueError
+        If ``source`` has another architecture: a tensor outside the class head is
+        missing or has another shape.
+    """
+    from vis_node.perception.checkpoint import load_model
+
+    donor = load_model(source)[0].state_dict()
+    own = model.state_dict()
+    fits = {k: v for k, v in donor.items() if k in own and own[k].shape == v.shape}
+    foreign = sorted(
+        k for k in set(own) | set(donor) if k not in fits and not k.startswith(CLASS_HEAD)
+    )
+    if foreign:
+        raise ValueError(
+            f"init_from={source!r} has another architecture ({len(foreign)} tensors differ, "
+            f"e.g. {foreign[:3]}): copy the model section of its train.yaml (only "
+            "class_names may differ)"
+        )
+    model.load_state_dict(fits, strict=False)
+    fresh = sorted(set(own) - set(fits))
+    LOGGER.info(
+        "initialised from %s: %d tensors copied, %d fresh%s",
+        source, len(fits), len(fresh), f" ({', '.join(fresh)})" if fresh else "",
+    )
+    return fresh
 
 
 def build_optimizer(
@@ -167,11 +225,14 @@ def write_predictions(
     return root / "ids", root / "semantics"
 
 
-def validate(model: S4Net, source: FrameSource, kind: str, folder: Path) -> dict[str, Any]:
+def validate(
+    model: S4Net, source: FrameSource, kind: str, folder: Path, *, device: str = "cpu"
+) -> dict[str, Any]:
     """Score ``model`` on a validation source with :func:`vis_node.evaluation.evaluate`.
 
     DAVIS sources (binary salient-object masks) use the ``davis2016`` protocol, others
     ``davis2017-unsupervised``; both also get ``ytvis`` AP with class semantics.
+    Predictions run on ``device`` (``cpu`` or ``cuda:N``).
 
     Returns
     -------
@@ -187,7 +248,9 @@ def validate(model: S4Net, source: FrameSource, kind: str, folder: Path) -> dict
     was_training = model.training
     model.eval()
     try:
-        pred_ids, pred_semantics = write_predictions(TorchPredictor(model), source, folder)
+        pred_ids, pred_semantics = write_predictions(
+            TorchPredictor(model, device=device), source, folder
+        )
     finally:
         model.train(was_training)
     protocol = "davis2016" if kind == "davis" else "davis2017-unsupervised"
@@ -245,6 +308,39 @@ def _atomic_save(payload: dict[str, Any], path: Path) -> None:
     tmp.replace(path)
 
 
+def plain_state(state: TrainState) -> dict[str, Any]:
+    """``state`` as built-in types only (NumPy scalars become floats), so that a
+    checkpoint loads with ``torch.load(..., weights_only=True)``."""
+    return json.loads(json.dumps(vars(state), default=float))
+
+
+def load_training_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by :meth:`Trainer.save_checkpoint` without running code.
+
+    ``torch.load`` runs with ``weights_only=True``: only tensors and built-in containers
+    and scalars are unpickled, so a planted pickle payload is refused, not executed.
+
+    Raises
+    ------
+    InputDataError
+        If the file cannot be read that way or is not a VSIS training checkpoint.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise InputDataError(
+            path,
+            "not a loadable VSIS training checkpoint (it is damaged or holds objects other "
+            f"than tensors and plain values, which are never unpickled: {exc}); delete it "
+            "and start without --resume",
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise InputDataError(
+            path, f"not a VSIS training checkpoint (expected format {CHECKPOINT_FORMAT})"
+        )
+    return payload
+
+
 class Trainer:
     """One training run of a :class:`TrainConfig` in ``config.output_dir``.
 
@@ -256,23 +352,42 @@ class Trainer:
         Continue from ``<output_dir>/checkpoint.pt`` (model, optimiser, scheduler,
         step, torch RNG and logs); without it the folder must not hold a checkpoint.
 
+    context:
+        The process's rank, world size and device (single process on
+        ``config.device`` when ``None``).
+
     Raises
     ------
     FileExistsError
         Starting afresh in a folder that already holds a checkpoint.
     FileNotFoundError
         Resuming without a checkpoint.
+    InputDataError
+        Resuming from a file that is not a training checkpoint of plain values
+        (:func:`load_training_checkpoint`).
+    ValueError
+        A global batch that does not split into the processes' micro-batches.
     """
 
-    def __init__(self, config: TrainConfig, *, resume: bool = False) -> None:
+    def __init__(
+        self, config: TrainConfig, *, resume: bool = False, context: DistContext | None = None
+    ) -> None:
         self.config = config
+        self.context = context or DistContext(0, 1, resolve_device(config.device))
+        check_partition(config.batch_size, self.context.world_size, config.grad_accumulation)
         self.run_dir = Path(config.output_dir)
         self.checkpoint_path = self.run_dir / "checkpoint.pt"
         torch.set_num_threads(config.num_threads)
         torch.manual_seed(config.seed)
         self.model = build_model(config.model)
+        if config.init_from is not None:
+            initialise_from(self.model, config.init_from)
+        self.model.to(self.context.device)
         freeze_backbone(self.model, config.freeze_backbone_stages)
         self.model.train()
+        torch.manual_seed(config.seed + self.context.rank)
+        self.replica = self._replica()
+        self.autocast_dtype, self.scaler = self._mixed_precision()
         self.optimizer, self.scheduler = build_optimizer(
             [p for p in self.model.parameters() if p.requires_grad], config.optimizer, config.steps
         )
@@ -296,8 +411,41 @@ class Trainer:
                 f"{self.checkpoint_path} exists: pass --resume to continue that run, or set "
                 "another output_dir"
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        self._batches: Iterator[list[list[Sample]]] | None = None
+        if self.context.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(
+                yaml.safe_dump(config.to_dict(), sort_keys=False)
+            )
+
+    def _replica(self) -> torch.nn.Module:
+        """The module the forward passes run through: DDP-wrapped with several processes."""
+        if not self.context.distributed:
+            return self.model
+        from torch.nn.parallel import DistributedDataParallel
+
+        on_gpu = self.context.device.startswith("cuda")
+        return DistributedDataParallel(
+            self.model,
+            device_ids=[torch.device(self.context.device)] if on_gpu else None,
+            # a micro-batch without instances leaves the instance head out of the graph
+            find_unused_parameters=True,
+        )
+
+    def _mixed_precision(self) -> tuple[torch.dtype | None, torch.amp.GradScaler]:
+        """Autocast dtype (``None``: full precision) and the gradient scaler (enabled
+        for float16 only)."""
+        if not (self.config.mixed_precision and self.context.device.startswith("cuda")):
+            return None, torch.amp.GradScaler("cuda", enabled=False)
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        LOGGER.info("mixed precision: autocast to %s", dtype)
+        return dtype, torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        """Autocast context of a forward pass (a no-op in full precision)."""
+        if self.autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast("cuda", dtype=self.autocast_dtype)
 
     def _load_checkpoint(self) -> None:
         """Restore the training state from :attr:`checkpoint_path`."""
@@ -305,9 +453,7 @@ class Trainer:
             raise FileNotFoundError(
                 f"{self.checkpoint_path} not found: nothing to resume; start without --resume"
             )
-        payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{self.checkpoint_path} is not a VSIS training checkpoint")
+        payload = load_training_checkpoint(self.checkpoint_path)
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
@@ -323,7 +469,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
-                "state": vars(self.state),
+                "state": plain_state(self.state),
             },
             self.checkpoint_path,
         )
@@ -341,26 +487,62 @@ class Trainer:
             "validation": metrics,
         }
 
-    def train_step(self) -> dict[str, float]:
-        """One optimisation step on the batch of step :attr:`TrainState.step`."""
-        rng = np.random.default_rng([self.config.seed, self.state.step])
-        samples = self.sampler.batch(rng, self.config.batch_size)
+    def _next_batches(self) -> list[list[Sample]]:
+        """This process's micro-batches of step :attr:`TrainState.step`."""
+        if self._batches is None:
+            dataset = StepUnits(
+                self.sampler, self.config.seed, self.config.batch_size, self.config.steps
+            )
+            self._batches = step_batches(
+                dataset,
+                self.context,
+                start_step=self.state.step,
+                grad_accumulation=self.config.grad_accumulation,
+                num_workers=self.config.num_workers,
+            )
+        return next(self._batches)
+
+    def _backward(self, samples: list[Sample], scale: float, sync: bool) -> torch.Tensor:
+        """Forward and backward one micro-batch; returns its ``float[6]`` losses
+        (total, then :data:`LOSS_NAMES` order), unscaled."""
+        device = self.context.device
         images = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2)
-        losses = self.model(images.float() / 255.0, [s.target() for s in samples])
-        total = sum(losses.values())
+        targets = [
+            {key: value.to(device) for key, value in s.target().items()} for s in samples
+        ]
+        no_sync = self.replica.no_sync() if self.context.distributed and not sync else nullcontext()
+        with no_sync:
+            with self._autocast():
+                losses = self.replica(images.to(device).float() / 255.0, targets)
+            total = sum(loss.float() for loss in losses.values())
+            self.scaler.scale(total * scale).backward()
+        values = [total, *(losses[f"loss_{name}"] for name in LOSS_NAMES)]
+        return torch.stack([v.detach().float().cpu() for v in values])
+
+    def train_step(self) -> dict[str, float]:
+        """One optimisation step on this process's share of the global batch of step
+        :attr:`TrainState.step`; the logged losses are means over all micro-batches."""
+        micro_batches = self._next_batches()
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        scale = 1.0 / len(micro_batches)
+        losses = sum(
+            self._backward(samples, scale, sync=k == len(micro_batches) - 1)
+            for k, samples in enumerate(micro_batches)
+        ) * scale
+        losses = self.context.mean(losses)
         if self.config.optimizer.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(
                 [p for p in self.model.parameters() if p.requires_grad],
                 self.config.optimizer.grad_clip,
             )
         lr = self.optimizer.param_groups[0]["lr"]
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         self.state.step += 1
-        record = {"step": self.state.step, "lr": lr, "loss": float(total.detach())}
-        record.update({name: float(value.detach()) for name, value in losses.items()})
+        record = {"step": self.state.step, "lr": lr, "loss": float(losses[0])}
+        record.update({f"loss_{name}": float(v) for name, v in zip(LOSS_NAMES, losses[1:])})
         self.state.history.append(record)
         return record
 
@@ -369,7 +551,13 @@ class Trainer:
         if self.validation is None or self.config.validation is None:
             raise ValueError("this run has no validation source: add a validation section")
         folder = self.run_dir / "validation" / f"step_{self.state.step:06d}"
-        metrics = validate(self.model, self.validation, self.config.validation.kind, folder)
+        metrics = validate(
+            self.model,
+            self.validation,
+            self.config.validation.kind,
+            folder,
+            device=self.context.device,
+        )
         self.state.validations.append({"step": self.state.step, **metrics})
         LOGGER.info(
             "step %d: J %.3f F %.3f J&F %.3f AP50 %.3f",
@@ -388,7 +576,10 @@ class Trainer:
         """
         cfg = self.config
         stop = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
-        progress = tqdm(total=cfg.steps, initial=self.state.step, desc="train", unit="step")
+        main = self.context.is_main
+        progress = tqdm(
+            total=cfg.steps, initial=self.state.step, desc="train", unit="step", disable=not main
+        )
         while self.state.step < stop:
             started = time.monotonic()
             record = self.train_step()
@@ -403,15 +594,18 @@ class Trainer:
             )
             step = self.state.step
             last = step == cfg.steps
-            if self.validation is not None and (
+            validating = self.validation is not None and (
                 last or (cfg.val_interval and step % cfg.val_interval == 0)
-            ):
+            )
+            if validating and main:
                 self.run_validation()
-            if last or step % cfg.checkpoint_interval == 0 or step == stop:
+            if main and (last or step % cfg.checkpoint_interval == 0 or step == stop):
                 self.save_checkpoint()
                 plot_curves(self.state, self.run_dir / "curves.png")
+            if validating:
+                self.context.barrier()
         progress.close()
-        if self.state.step == cfg.steps:
+        if self.state.step == cfg.steps and main:
             metrics = self.state.validations[-1] if self.state.validations else None
             save_model(self.model, self.run_dir / "final.pt", meta=self._meta(metrics))
             if self.validation is None:
@@ -467,7 +661,16 @@ def evaluate_model(
 
 
 def train(config: TrainConfig, *, resume: bool = False, max_steps: int | None = None) -> Path:
-    """Run (or resume) training; returns the run folder (see the module docstring)."""
-    trainer = Trainer(config, resume=resume)
-    trainer.run(max_steps=max_steps)
+    """Run (or resume) training; returns the run folder (see the module docstring).
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) this process joins the process group
+    first and leaves it at the end.
+    """
+    context = DistContext.from_env(config.device)
+    try:
+        trainer = Trainer(config, resume=resume, context=context)
+        trainer.run(max_steps=max_steps)
+        context.barrier()
+    finally:
+        context.close()
     return trainer.run_dir

@@ -1,0 +1,222 @@
+"""The salient NanoDet model: heads, candidate selection, post-processing, training, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from vis_node.perception.nanodet import load_nanodet
+from vis_node.perception.salient_config import OBJECT_CLASS, SalientConfig
+from vis_node.perception.salient_model import (
+    SalientNanoDet,
+    candidate_geometry,
+    class_distribution,
+    ternary_grid,
+)
+from vis_node.perception.salient_predictor import (
+    Candidates,
+    SalientTorchPredictor,
+    drop_parts,
+    fused_class_probs,
+)
+from vis_node.training.salient_data import FrameFeatures, object_boxes, saliency_labels
+from vis_node.training.salient_trainer import frame_losses, load_config, parse_config
+
+REPO = Path(__file__).resolve().parents[1]
+DAVIS = REPO.parent / "shared" / "data" / "davis2016"
+needs_davis = pytest.mark.skipif(not DAVIS.is_dir(), reason="needs ../shared/data/davis2016")
+
+
+def _frame(sequence: str, index: int = 0) -> np.ndarray:
+    from vis_node.io.readers import read_image
+
+    return read_image(DAVIS / "JPEGImages" / "480p" / sequence / f"{index:05d}.jpg")
+
+
+def test_ternary_grid_marks_box_and_ring() -> None:
+    grid = ternary_grid(12, 0.25)[0, 0]
+    assert set(np.unique(grid.numpy())) == {-1.0, 1.0}
+    assert grid[6, 6] == 1.0 and grid[0, 0] == -1.0 and grid[0, 6] == -1.0
+    # the box is 1 / 1.5 of the window side: 8 of 12 cells
+    assert int((grid[6] > 0).sum()) == 8
+    assert torch.equal(grid, grid.flip(0)) and torch.equal(grid, grid.T)
+
+
+def test_candidate_geometry_relative_features() -> None:
+    boxes = torch.tensor([[0.0, 0.0, 100.0, 50.0], [150.0, 75.0, 200.0, 100.0]])
+    geometry = candidate_geometry(boxes, torch.tensor([0.8, 0.4]), (100.0, 200.0))
+    assert geometry.shape == (2, 9)
+    np.testing.assert_allclose(geometry[0, :4].numpy(), [0.25, 0.25, 0.5, 0.5])
+    np.testing.assert_allclose(geometry[:, 7].numpy(), [1.0, 0.25])  # area / largest
+    np.testing.assert_allclose(geometry[:, 8].numpy(), [1.0, 0.5])  # score / best
+
+
+def test_class_distribution_names_unknown_objects() -> None:
+    probs = torch.zeros(2, 80)
+    probs[0, 16] = 0.7  # dog, confident
+    probs[1, 16] = 0.1  # barely a dog: an object of unknown class
+    dist = class_distribution(probs, 0.3)
+    names = SalientConfig().class_names
+    assert names[int(dist[0].argmax())] == "dog"
+    assert names[int(dist[1].argmax())] == OBJECT_CLASS
+    np.testing.assert_allclose(dist.sum(1).numpy(), 1.0, rtol=1e-6)
+    assert float(dist[:, 0].max()) == 0.0
+
+
+def test_fused_class_probs_take_the_duplicates_evidence() -> None:
+    probs = np.zeros((3, 80), np.float32)
+    probs[0, 16], probs[1, 21], probs[2, 0] = 0.43, 0.23, 0.6  # dog, bear, person
+    candidates = Candidates(
+        boxes=np.array([[10, 0, 100, 90], [12, 5, 100, 92], [200, 0, 240, 90]], np.float32),
+        scores=probs.max(1),
+        class_probs=probs,
+    )
+    fused = fused_class_probs(candidates, np.array([1, 2]), 0.6)
+    assert fused.shape == (2, 80)
+    assert fused[0, 16] == pytest.approx(0.43) and fused[0, 21] == pytest.approx(0.23)
+    assert fused[1, 0] == pytest.approx(0.6) and fused[1, 16] == 0.0
+
+
+def test_drop_parts_keeps_whole_objects() -> None:
+    masks = np.zeros((3, 20, 20), bool)
+    masks[0, 2:18, 2:18] = True  # the object
+    masks[1, 4:8, 4:8] = True  # a part of it
+    masks[2, 0:2, 0:20] = True  # a separate thin object
+    kept = drop_parts(masks, np.array([0, 1, 2]), 0.7)
+    assert kept.tolist() == [0, 2]
+
+
+def test_saliency_labels_reject_parts_and_background() -> None:
+    foreground = np.zeros((100, 100), np.uint8)
+    foreground[20:80, 20:80] = 1
+    boxes = np.array(
+        [[20, 20, 80, 80], [30, 30, 40, 40], [0, 0, 100, 100], [85, 85, 99, 99]], np.float32
+    )
+    labels = saliency_labels(boxes, foreground, object_boxes(foreground), box_cover=0.5,
+                             object_cover=0.15)
+    assert labels.tolist() == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_saliency_labels_accept_a_sparse_object_in_its_own_box() -> None:
+    foreground = np.zeros((100, 100), np.uint8)
+    foreground[60:90, 20:80] = 1  # body
+    foreground[10:60, 70:74] = 1  # long thin neck: the object fills 40 % of its box
+    boxes = np.array([[20, 10, 80, 90], [20, 60, 80, 90]], np.float32)
+    labels = saliency_labels(boxes, foreground, object_boxes(foreground), box_cover=0.5,
+                             object_cover=0.15)
+    assert labels.tolist() == [1.0, 1.0]
+
+
+def test_object_boxes_merge_close_parts() -> None:
+    foreground = np.zeros((60, 100), np.uint8)
+    foreground[10:30, 10:30] = 1
+    foreground[10:30, 33:40] = 1  # 3 px away: the same object
+    foreground[40:50, 70:90] = 1
+    boxes = object_boxes(foreground)
+    assert sorted(boxes.tolist()) == [[10, 10, 40, 30], [70, 40, 90, 50]]
+
+
+def test_shipped_training_config_folds_are_disjoint_and_cover_every_sequence() -> None:
+    config = load_config(REPO / "models" / "real" / "train.yaml")
+    folded = [s for fold in config.data.folds for s in fold]
+    assert sorted(folded) == sorted(config.data.sequences)
+    assert len(set(folded)) == len(folded) == 12
+    for fold, held_out in enumerate(config.data.folds):
+        assert not set(held_out) & set(config.data.training_sequences(fold))
+
+
+def test_config_rejects_overlapping_folds_and_unknown_keys() -> None:
+    values = yaml.safe_load((REPO / "models" / "real" / "train.yaml").read_text())
+    values["data"]["folds"] = [["dog", "cows"], ["cows"]]
+    with pytest.raises(ValueError, match="repeats"):
+        parse_config(values)
+    values["data"]["folds"] = []
+    values["stepz"] = 3
+    with pytest.raises(ValueError, match="stepz"):
+        parse_config(values)
+
+
+def _synthetic_frame(rng: np.random.Generator) -> FrameFeatures:
+    foreground = np.zeros((64, 96), np.uint8)
+    foreground[16:48, 24:64] = 1
+    return FrameFeatures(
+        images=torch.from_numpy(rng.standard_normal((1, 3, 64, 96), np.float32)).half(),
+        p3=torch.from_numpy(rng.standard_normal((1, 128, 8, 12), np.float32)).half(),
+        p4=torch.from_numpy(rng.standard_normal((1, 128, 4, 6), np.float32)).half(),
+        boxes=np.array([[24, 16, 64, 48], [0, 0, 20, 20]], np.float32),
+        scores=np.array([0.6, 0.3], np.float32),
+        labels=np.array([1.0, 0.0], np.float32),
+        foreground=foreground,
+        objects=np.array([[24, 16, 64, 48]], np.float32),
+        valid_hw=(64.0, 96.0),
+    )
+
+
+def test_heads_fit_one_frame() -> None:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    frame = _synthetic_frame(rng)
+    model = SalientNanoDet(SalientConfig(), load_nanodet()).train()
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    first = None
+    for _ in range(25):
+        losses = frame_losses(model, frame, rng, pos_weight=1.0, mask_rois=1)
+        loss = sum(losses.values())
+        first = first if first is not None else {k: float(v) for k, v in losses.items()}
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert set(first) == {"saliency", "mask"}
+    assert float(losses["saliency"]) < 0.5 * first["saliency"]
+    assert float(losses["mask"]) < first["mask"]
+    assert all(not p.requires_grad for p in model.detector.parameters())
+
+
+@needs_davis
+def test_onnx_runtime_matches_eager_on_a_real_frame(tmp_path: Path) -> None:
+    from vis_node.perception.salient_export import SalientOnnxPredictor, export_salient_onnx
+
+    torch.manual_seed(0)
+    # Threshold 0: every candidate is salient, so all three graphs run on many boxes.
+    model = SalientNanoDet(SalientConfig(saliency_threshold=0.0), load_nanodet()).eval()
+    image = _frame("motocross-jump", 10)
+    eager = SalientTorchPredictor(model)(image)
+    onnx = SalientOnnxPredictor(export_salient_onnx(model, tmp_path / "export"))(image)
+    assert len(eager) == len(onnx) >= 2
+    np.testing.assert_allclose(onnx.boxes, eager.boxes, atol=0.05)
+    np.testing.assert_allclose(onnx.scores, eager.scores, atol=1e-4)
+    np.testing.assert_allclose(onnx.embeddings, eager.embeddings, atol=1e-4)
+    np.testing.assert_array_equal(onnx.labels, eager.labels)
+    for a, b in zip(onnx.masks, eager.masks):
+        iou = (a & b).sum() / max((a | b).sum(), 1)
+        assert iou > 0.995
+
+
+@needs_davis
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_shipped_real_model_on_fixed_frames(runtime: str, tmp_path: Path, monkeypatch) -> None:
+    """Pinned outputs of the shipped default model (a regression here changes them)."""
+    from vis_node import DEFAULT_MODEL
+    from vis_node.perception.runtime import make_predictor
+
+    monkeypatch.setenv("VSIS_CACHE_DIR", str(tmp_path / "cache"))
+    assert DEFAULT_MODEL == "real"
+    predictor = make_predictor(DEFAULT_MODEL, runtime)
+    expected = {
+        ("dog", 0): [("dog", (162.9, 57.6, 509.6, 303.5), 0.985, 45009)],
+        ("motocross-jump", 10): [
+            ("person", (536.7, 33.2, 732.1, 332.3), 0.991, 59630),
+            ("motorcycle", (391.4, 222.4, 676.5, 480.0), 0.961, 61079),
+        ],
+    }
+    for (sequence, index), instances in expected.items():
+        out = predictor(_frame(sequence, index))
+        assert [predictor.class_names[c] for c in out.labels] == [i[0] for i in instances]
+        np.testing.assert_allclose(out.boxes, [i[1] for i in instances], atol=0.5)
+        np.testing.assert_allclose(out.scores, [i[2] for i in instances], atol=0.005)
+        np.testing.assert_allclose(out.masks.sum((1, 2)), [i[3] for i in instances], rtol=0.01)
+        assert out.embeddings.shape == (len(instances), 128)

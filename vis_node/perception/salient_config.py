@@ -1,0 +1,135 @@
+"""Configuration of the salient-instance model on NanoDet-g (one dataclass, YAML-friendly).
+
+The model (:mod:`vis_node.perception.salient_model`) keeps the COCO-pretrained NanoDet-g
+detector frozen and adds S4Net's instance-level parts on its PAN features: ternary
+RoIMasking and a segmentation branch (guided by the image itself at a finer grid), a
+salient-instance head that decides which detections are the salient ones, and an
+appearance embedding for re-identification.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from vis_node.perception.nanodet import COCO_CLASSES, NANODET_INPUT_SIZE
+
+MODEL_TYPE = "salient-nanodet"
+"""``type`` of this model in shipped checkpoints and ONNX export manifests."""
+
+OBJECT_CLASS = "object"
+"""Label of a salient object whose class the detector does not know (class id 1)."""
+
+SALIENT_CLASS_NAMES: tuple[str, ...] = ("background", OBJECT_CLASS, *COCO_CLASSES)
+"""Class id -> name: 0 background, 1 unknown object, 2.. the 80 COCO classes in
+NanoDet's order."""
+
+GEOMETRY_FEATURES = 9
+"""Per-candidate scalars fed to the saliency head next to its pooled features (see
+:func:`vis_node.perception.salient_model.candidate_geometry`)."""
+
+
+@dataclass
+class SalientConfig:
+    """Every setting of :class:`vis_node.perception.salient_model.SalientNanoDet`.
+
+    Boxes are ``x1, y1, x2, y2`` in network-input pixels; the input is the frame
+    letterboxed so that its long side is ``input_size`` (aspect ratio kept, padded up to
+    a multiple of 32 at the bottom / right).
+
+    Attributes
+    ----------
+    input_size:
+        Long side of the network input in pixels (NanoDet-g was trained at 416).
+    candidate_threshold:
+        Lowest detector class probability of a candidate box.
+    candidate_nms_iou:
+        IoU above which class-aware NMS drops the weaker of two candidate boxes.
+    max_candidates:
+        Candidates (strongest first) passed to the instance heads per frame.
+    context_ratio:
+        Width of the ternary RoIMasking ring around a box, as a fraction of the box's
+        width / height on each side (S4Net: the box grown by this is the mask window).
+    saliency_grid:
+        Side in cells of the coarse window crop the saliency head pools (box and ring).
+    roi_size:
+        Side in cells of the feature crop of each window in the mask head.
+    mask_size:
+        Side in cells of the predicted mask of each window (the image guides the
+        segmentation at this grid; ``mask_size = 2 * roi_size``).
+    head_channels:
+        Channels of the mask head's segmentation branch (first stage).
+    guide_channels:
+        Channels of the image-guidance stem.
+    saliency_threshold:
+        Saliency probability from which a candidate is reported as a salient instance.
+    mask_threshold:
+        Mask probability from which a pixel belongs to an instance.
+    duplicate_overlap:
+        A salient instance whose mask lies by at least this fraction inside the masks
+        of stronger instances is a part of them and is dropped.
+    max_instances:
+        Salient instances reported per frame at most.
+    min_class_probability:
+        Below this detector probability, the class column ``object`` outweighs the
+        COCO class (see :func:`vis_node.perception.salient_model.class_distribution`).
+    class_names:
+        Class id -> name (:data:`SALIENT_CLASS_NAMES`).
+    """
+
+    input_size: int = NANODET_INPUT_SIZE
+    candidate_threshold: float = 0.08
+    candidate_nms_iou: float = 0.6
+    max_candidates: int = 16
+    context_ratio: float = 0.25
+    saliency_grid: int = 9
+    roi_size: int = 28
+    mask_size: int = 56
+    head_channels: int = 32
+    guide_channels: int = 8
+    saliency_threshold: float = 0.5
+    mask_threshold: float = 0.5
+    duplicate_overlap: float = 0.7
+    max_instances: int = 10
+    min_class_probability: float = 0.3
+    class_names: tuple[str, ...] = SALIENT_CLASS_NAMES
+
+    def __post_init__(self) -> None:
+        self.class_names = tuple(str(c) for c in self.class_names)
+        if self.input_size % 32 or self.input_size < 64:
+            raise ValueError(f"input_size={self.input_size}: a multiple of 32, at least 64")
+        if self.mask_size != 2 * self.roi_size:
+            raise ValueError(
+                f"mask_size={self.mask_size} must be twice roi_size={self.roi_size}"
+            )
+        if self.class_names != SALIENT_CLASS_NAMES:
+            raise ValueError("class_names must be SALIENT_CLASS_NAMES (the detector's classes)")
+        for name in ("candidate_threshold", "saliency_threshold", "mask_threshold",
+                     "duplicate_overlap", "min_class_probability"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}={value}: must lie in [0, 1]")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of class ids, background included."""
+        return len(self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type dict (tuples as lists) for YAML / checkpoints."""
+        values = dataclasses.asdict(self)
+        values["class_names"] = list(self.class_names)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SalientConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown salient-model settings {unknown}; known: {sorted(known)}")
+        values = dict(values)
+        if "class_names" in values:
+            values["class_names"] = tuple(values["class_names"])
+        return cls(**values)

@@ -1,0 +1,285 @@
+"""``vsis train`` for the salient NanoDet model: the heads on frozen-detector features.
+
+Config (YAML, every key checked; run from the repository root)::
+
+    type: salient-nanodet
+    model: {...}                 # SalientConfig keys (vis_node.perception.salient_config)
+    data:
+      root: ../shared/data/davis2016
+      sequences: [blackswan, ...]          # every sequence of the experiment
+      folds: [[blackswan, ...], ...]       # leave-sequences-out folds (disjoint)
+      flip: true                           # mirrored copies of every frame too
+    labels: {box_cover: 0.5, object_cover: 0.15}
+    steps: 1200
+    frames_per_step: 6
+    mask_rois: 2                           # salient candidates per frame in the mask loss
+    learning_rate: 0.001
+    weight_decay: 0.0001
+    seed: 0
+    feature_cache: runs/salient-features
+    output_dir: runs/real
+
+``vsis train CONFIG --fold K`` trains on every sequence outside fold ``K`` and writes
+``<output_dir>/fold-K/model.pt``; without ``--fold`` it trains on all sequences (the
+shipped model) into ``<output_dir>/all/model.pt``. Each run folder also gets
+``history.json`` and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from torchvision.ops import roi_align
+from tqdm import tqdm
+
+from vis_node.io.readers import DavisRoot
+from vis_node.perception.nanodet import load_nanodet
+from vis_node.perception.roi_masking import expand_boxes
+from vis_node.perception.salient_checkpoint import save_salient_model
+from vis_node.perception.salient_config import MODEL_TYPE, SalientConfig
+from vis_node.perception.salient_export import onnx_dense_runner
+from vis_node.perception.salient_model import SalientNanoDet, candidate_geometry
+from vis_node.training.salient_data import FrameFeatures, sequence_features
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class SalientDataConfig:
+    """Where the training frames come from (see the module docstring)."""
+
+    root: str
+    sequences: tuple[str, ...]
+    folds: tuple[tuple[str, ...], ...] = ()
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        self.sequences = tuple(self.sequences)
+        self.folds = tuple(tuple(fold) for fold in self.folds)
+        seen: set[str] = set()
+        for k, fold in enumerate(self.folds):
+            unknown = set(fold) - set(self.sequences)
+            if unknown:
+                raise ValueError(f"data.folds[{k}] names unknown sequences {sorted(unknown)}")
+            overlap = seen & set(fold)
+            if overlap:
+                raise ValueError(f"data.folds[{k}] repeats {sorted(overlap)} of an earlier fold")
+            seen |= set(fold)
+
+    def training_sequences(self, fold: int | None) -> tuple[str, ...]:
+        """Sequences trained on: all, or all outside fold ``fold``."""
+        if fold is None:
+            return self.sequences
+        if not 0 <= fold < len(self.folds):
+            raise ValueError(f"fold {fold}: the config has {len(self.folds)} folds")
+        return tuple(s for s in self.sequences if s not in self.folds[fold])
+
+
+@dataclass
+class SalientTrainConfig:
+    """Every setting of a salient-heads training run (see the module docstring)."""
+
+    data: SalientDataConfig
+    model: SalientConfig = field(default_factory=SalientConfig)
+    labels: dict[str, float] = field(
+        default_factory=lambda: {"box_cover": 0.5, "object_cover": 0.15}
+    )
+    steps: int = 1200
+    frames_per_step: int = 6
+    mask_rois: int = 2
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    feature_cache: str = "runs/salient-features"
+    output_dir: str = "runs/real"
+
+
+def is_salient_config(values: dict[str, Any]) -> bool:
+    """Whether a loaded training YAML is for this model (``type: salient-nanodet``)."""
+    return isinstance(values, dict) and values.get("type") == MODEL_TYPE
+
+
+def parse_config(values: dict[str, Any]) -> SalientTrainConfig:
+    """Build the config from a loaded YAML mapping; unknown keys are an error."""
+    values = dict(values)
+    values.pop("type", None)
+    known = {f.name for f in dataclasses.fields(SalientTrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown training settings {unknown}; known: {sorted(known)}")
+    data_known = {f.name for f in dataclasses.fields(SalientDataConfig)}
+    data = values.pop("data")
+    if set(data) - data_known:
+        raise ValueError(f"data: unknown keys {sorted(set(data) - data_known)}")
+    labels = dict(values.pop("labels", {}))
+    if set(labels) - {"box_cover", "object_cover"}:
+        raise ValueError(f"labels: unknown keys {sorted(set(labels))}")
+    return SalientTrainConfig(
+        data=SalientDataConfig(**data),
+        model=SalientConfig.from_dict(values.pop("model", {}) or {}),
+        labels={"box_cover": 0.5, "object_cover": 0.15, **labels},
+        **values,
+    )
+
+
+def load_config(path: str | Path) -> SalientTrainConfig:
+    """Read a training YAML of this model."""
+    return parse_config(yaml.safe_load(Path(path).read_text()))
+
+
+def _mask_targets(frame: FrameFeatures, rois: torch.Tensor, model: SalientNanoDet) -> torch.Tensor:
+    """``float[K, S, S]`` ground-truth foreground sampled on each box's mask window."""
+    head = model.mask_head
+    windows = torch.cat([rois[:, :1], expand_boxes(rois[:, 1:], head.context_ratio)], dim=1)
+    foreground = torch.from_numpy(frame.foreground).float()[None, None]
+    sampled = roi_align(foreground, windows, head.mask_size, 1.0, 2, True)[:, 0]
+    return (sampled >= 0.5).float()
+
+
+def _jitter(boxes: np.ndarray, rng: np.random.Generator, amount: float = 0.1) -> np.ndarray:
+    """Boxes with each side moved by up to ``amount`` of the box size."""
+    sizes = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1)
+    return boxes + rng.uniform(-amount, amount, boxes.shape).astype(np.float32) * sizes
+
+
+def _dice_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    probs = torch.sigmoid(logits).flatten(1)
+    targets = targets.flatten(1)
+    overlap = (probs * targets).sum(1)
+    return (1.0 - (2.0 * overlap + 1.0) / (probs.sum(1) + targets.sum(1) + 1.0)).mean()
+
+
+def frame_losses(
+    model: SalientNanoDet,
+    frame: FrameFeatures,
+    rng: np.random.Generator,
+    pos_weight: float,
+    mask_rois: int,
+) -> dict[str, torch.Tensor]:
+    """Saliency and mask losses of one cached frame.
+
+    The saliency head sees every candidate; the mask head sees ``mask_rois`` random
+    salient candidates and one ground-truth object box, jittered.
+    """
+    p3, p4, images = frame.p3.float(), frame.p4.float(), frame.images.float()
+    losses: dict[str, torch.Tensor] = {}
+    if len(frame.boxes):
+        boxes = torch.from_numpy(frame.boxes)
+        rois = torch.cat([torch.zeros(len(boxes), 1), boxes], dim=1)
+        geometry = candidate_geometry(boxes, torch.from_numpy(frame.scores), frame.valid_hw)
+        logits = model.saliency_head(p3, p4, rois, geometry)
+        losses["saliency"] = F.binary_cross_entropy_with_logits(
+            logits, torch.from_numpy(frame.labels), pos_weight=torch.tensor(pos_weight)
+        )
+    salient = frame.boxes[frame.labels > 0]
+    mask_boxes = [salient[rng.choice(len(salient), min(len(salient), mask_rois), replace=False)]]
+    if len(frame.objects):
+        mask_boxes.append(_jitter(frame.objects[rng.choice(len(frame.objects), 1)], rng))
+    boxes = np.concatenate(mask_boxes).astype(np.float32)
+    if len(boxes):
+        rois = torch.cat([torch.zeros(len(boxes), 1), torch.from_numpy(boxes)], dim=1)
+        mask_logits, _ = model.mask_head(p3, p4, images, rois)
+        targets = _mask_targets(frame, rois, model)
+        losses["mask"] = F.binary_cross_entropy_with_logits(mask_logits, targets) + _dice_loss(
+            mask_logits, targets
+        )
+    return losses
+
+
+def train_salient(config: SalientTrainConfig, *, fold: int | None = None) -> Path:
+    """Train the heads on the config's sequences (all, or all outside ``fold``).
+
+    Returns
+    -------
+    Path
+        The written ``model.pt``.
+    """
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    run_dir = Path(config.output_dir) / ("all" if fold is None else f"fold-{fold}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    detector = load_nanodet()
+    model = SalientNanoDet(config.model, detector)
+    root = DavisRoot(config.data.root)
+    sequences = config.data.training_sequences(fold)
+    dense = onnx_dense_runner(model, run_dir / "detector-onnx")
+    frames: list[FrameFeatures] = []
+    for sequence in sequences:
+        for flip in (False, True) if config.data.flip else (False,):
+            frames += sequence_features(
+                detector, dense, root, sequence, config.model, Path(config.feature_cache),
+                flip=flip, **config.labels,
+            )
+    positives = sum(float(f.labels.sum()) for f in frames)
+    candidates = sum(len(f.labels) for f in frames)
+    pos_weight = float(np.clip((candidates - positives) / max(positives, 1.0), 1.0, 10.0))
+    LOG.info("%d frames of %s; %d of %d candidates salient", len(frames),
+             ", ".join(sequences), int(positives), candidates)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        parameters, lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * step / config.steps))
+    )
+    model.train()
+    history: list[dict[str, float]] = []
+    progress = tqdm(range(config.steps), desc=f"train {run_dir.name}")
+    for step in progress:
+        batch = rng.choice(len(frames), size=min(config.frames_per_step, len(frames)),
+                           replace=False)
+        totals: dict[str, torch.Tensor] = {}
+        for index in batch:
+            losses = frame_losses(model, frames[index], rng, pos_weight, config.mask_rois)
+            for name, value in losses.items():
+                totals[name] = totals.get(name, 0.0) + value / len(batch)
+        loss = sum(totals.values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        record = {"step": step + 1, **{k: float(v.detach()) for k, v in totals.items()}}
+        history.append(record)
+        progress.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "step"})
+    model.eval()
+    (run_dir / "history.json").write_text(json.dumps(history))
+    _plot_curves(history, run_dir / "curves.png")
+    meta = {
+        "trained_on": list(sequences),
+        "held_out": [] if fold is None else list(config.data.folds[fold]),
+        "frames": len(frames),
+        "steps": config.steps,
+        "seed": config.seed,
+    }
+    return save_salient_model(model, run_dir / "model.pt", meta=meta)
+
+
+def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
+    """Loss curves (moving average over 25 steps) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    for name in ("saliency", "mask"):
+        values = np.array([h.get(name, np.nan) for h in history])
+        kernel = np.ones(25) / 25
+        smooth = np.convolve(np.nan_to_num(values), kernel, mode="valid")
+        axis.plot(np.arange(len(smooth)) + 25, smooth, label=name)
+    axis.set_xlabel("step")
+    axis.set_ylabel("loss")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
