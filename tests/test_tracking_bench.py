@@ -76,6 +76,6 @@ def test_realistic_bench_without_data_is_skipped_with_a_message(
 ) -> None:
     from vis_node.cli import build_parser
 
-    args = build_parser().parse_args(["bench", "track", "--davis-root", str(tmp_path)])
+    args = build_parser("bench").parse_args(["bench", "track", "--davis-root", str(tmp_path)])
     assert args.func(args) == 0
     assert "skipped the realistic bench" in capsys.readouterr().err
