@@ -37,6 +37,14 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b = np.asarray(b, dtype=bool)
     if a.shape[1:] != b.shape[1:]:
         raise ValueError(f"mask sizes differ: {a.shape[1:]} vs {b.shape[1:]}")
+    if a.ndim == 3 and a.shape[0] and b.shape[0]:
+        # Only the box where any mask is set matters (much less than a frame).
+        rows = np.flatnonzero(a.any(axis=(0, 2)) | b.any(axis=(0, 2)))
+        cols = np.flatnonzero(a.any(axis=(0, 1)) | b.any(axis=(0, 1)))
+        if rows.size == 0:
+            return np.zeros((a.shape[0], b.shape[0]))
+        a = a[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        b = b[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     pixels = int(np.prod(a.shape[1:]))
     flat_a = a.reshape(a.shape[0], pixels).astype(np.float32)
     flat_b = b.reshape(b.shape[0], pixels).astype(np.float32)
@@ -309,7 +317,7 @@ class RelativeReidScore:
         if cues.motion_cost is not None:
             cost = np.asarray(cues.motion_cost, dtype=np.float64)
             allowed &= np.isfinite(cost)
-            score = np.where(allowed, score - self.motion_weight * np.where(allowed, cost, 0), score)
+            score = score - self.motion_weight * np.where(allowed, cost, 0.0)
         candidates = np.where(allowed, score, -np.inf)
         if m >= 2:
             top2 = -np.sort(-candidates, axis=1)[:, :2]

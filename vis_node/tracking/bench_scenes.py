@@ -181,7 +181,11 @@ def _cutout(source: _Source, t: int, scale: float) -> tuple[np.ndarray, np.ndarr
 
 
 def _paste(
-    canvas: np.ndarray, ids: np.ndarray, patch: np.ndarray, mask: np.ndarray, centre: np.ndarray,
+    canvas: np.ndarray,
+    ids: np.ndarray,
+    patch: np.ndarray,
+    mask: np.ndarray,
+    centre: np.ndarray,
     object_id: int,
 ) -> None:
     """Paste ``patch`` where ``mask`` is set, centred at ``centre`` (x, y), clipped."""
@@ -224,7 +228,11 @@ def make_scene(root: Path, index: int, seed: int, config: SceneConfig) -> Scene:
     candidates = [s for s in OBJECT_SEQUENCES if s != background]
     twin, other = (candidates[i] for i in rng.choice(len(candidates), 2, replace=False))
     bg = _Source(root, background, size)
-    sources = {1: _Source(root, twin, size), 2: _Source(root, twin, size), 3: _Source(root, other, size)}
+    sources = {
+        1: _Source(root, twin, size),
+        2: _Source(root, twin, size),
+        3: _Source(root, other, size),
+    }
     offsets = {1: 0, 2: int(rng.integers(len(sources[2]) // 3, len(sources[2]))), 3: 0}
     # One scale per object (from its first cut-out), so it deforms as in its source.
     scale = {
@@ -307,15 +315,26 @@ def make_detections(
     kept = [k for k in present if rng.random() >= config.drop_rate]
     masks = [_jitter(ids == k, config.jitter, rng) for k in kept]
     if len(masks) >= 2 and rng.random() < config.merge_rate:
-        grown = [cv2.dilate(m.view(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) for m in masks]
-        pairs = [(i, j) for i in range(len(masks)) for j in range(i + 1, len(masks))
-                 if (grown[i] & grown[j]).any()]
+        kernel = np.ones((7, 7), np.uint8)
+        grown = [cv2.dilate(m.view(np.uint8), kernel).astype(bool) for m in masks]
+        pairs = [
+            (i, j)
+            for i in range(len(masks))
+            for j in range(i + 1, len(masks))
+            if (grown[i] & grown[j]).any()
+        ]
         if pairs:
             i, j = pairs[int(rng.integers(len(pairs)))]
             masks = [m for k, m in enumerate(masks) if k not in (i, j)] + [masks[i] | masks[j]]
     if rng.random() < config.false_rate:
-        axes = (int(rng.integers(height // 20, height // 8)), int(rng.integers(height // 20, height // 8)))
-        centre = (int(rng.integers(axes[0], width - axes[0])), int(rng.integers(axes[1], height - axes[1])))
+        axes = (
+            int(rng.integers(height // 20, height // 8)),
+            int(rng.integers(height // 20, height // 8)),
+        )
+        centre = (
+            int(rng.integers(axes[0], width - axes[0])),
+            int(rng.integers(axes[1], height - axes[1])),
+        )
         blob = np.zeros((height, width), np.uint8)
         cv2.ellipse(blob, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
         masks.append(blob.astype(bool) & (ids == 0))

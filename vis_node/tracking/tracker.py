@@ -15,8 +15,9 @@ detections):
    velocity and the frames it has been gone), and the best track must beat the second
    best by a margin, else "new track" wins. Appearance is a bounded gallery per track
    (:class:`~vis_node.tracking.gallery.Gallery`) updated only on confident matches.
-3. A detection left over that lies inside a matched detection (a spatial duplicate)
-   gets id 0 (``drop_conflicts``); every other one starts a new track.
+   Before that, a left-over detection lying inside another detection that scores at
+   least as high (a spatial duplicate) gets id 0 (``drop_conflicts``).
+3. Every detection left over starts a new track.
 4. *Coasting*. A confirmed track without a detection keeps its flow-warped mask while it
    stays plausible (:mod:`vis_node.tracking.coasting`: forward-backward consistent
    flow, stable area, not covered by other detections; and its colour still close to
@@ -76,8 +77,8 @@ class TrackerConfig:
     max_memory:
         Most lost tracks remembered at once.
     drop_conflicts:
-        A detection left over that lies inside a matched one (a spatial duplicate)
-        gets id 0 instead of a new track.
+        A detection not propagated that lies inside another detection scoring at
+        least as high (a spatial duplicate) gets id 0 instead of a track.
     duplicate_overlap:
         Share of a detection's area inside a matched detection that makes it a
         duplicate.
@@ -373,7 +374,7 @@ class OnlineTracker:
         -------
         Instances
             The detections with ``track_ids`` set (0 only for a spatial duplicate of a
-            matched detection, and for tentative tracks when ``publish_tentative`` is
+            tracked detection, and for tentative tracks when ``publish_tentative`` is
             off), followed by one ``predicted`` instance per coasting confirmed track.
         """
         instances = validate_instances(instances, image)
@@ -412,6 +413,8 @@ class OnlineTracker:
                     confident.add(int(c))
 
         left = [i for i in range(len(instances)) if i not in matched]
+        duplicates = self._duplicates(left, instances)
+        left = [i for i in left if i not in duplicates]
         reidentified: set[int] = set()
         taken = {t.track_id for t in matched.values()}
         candidates = [t for t in self._tracks if t.track_id not in taken]
@@ -428,7 +431,6 @@ class OnlineTracker:
         for det, track in matched.items():
             self._update_track(track, det, frame, det in confident, det in reidentified)
             track_ids[det] = track.track_id
-        duplicates = self._duplicates(left, list(matched), instances)
         updated = {t.track_id for t in matched.values()}
         covered = (
             instances.masks[list(matched)].any(axis=0)
@@ -437,25 +439,31 @@ class OnlineTracker:
         )
         self._age_unmatched(updated, warped, backward, covered, image)
         for det in left:
-            if det not in duplicates:
-                track_ids[det] = self._new_track(det, frame).track_id
+            track_ids[det] = self._new_track(det, frame).track_id
         if not self.config.publish_tentative:
             tentative = {t.track_id for t in self._tracks if t.state is TrackState.TENTATIVE}
             track_ids[np.isin(track_ids, list(tentative))] = 0
         self._prev_image = image.copy()
         return _with_coasted(instances.with_track_ids(track_ids), self._coasting(), image.shape)
 
-    def _duplicates(self, left: list[int], matched: list[int], instances: Instances) -> set[int]:
-        """Left-over detections lying inside a matched one (when ``drop_conflicts``)."""
-        if not self.config.drop_conflicts or not left or not matched:
+    def _duplicates(self, left: list[int], instances: Instances) -> set[int]:
+        """Left-over detections lying inside another detection that scores at least as
+        high (when ``drop_conflicts``); that detection always gets an id."""
+        if not self.config.drop_conflicts or not left or len(instances) < 2:
             return set()
-        masks = instances.masks
+        masks, scores = instances.masks, instances.scores
         out = set()
         for det in left:
             area = np.count_nonzero(masks[det])
-            inside = [np.count_nonzero(masks[det] & masks[other]) for other in matched]
-            if area and max(inside) >= self.config.duplicate_overlap * area:
-                out.add(det)
+            for other in range(len(instances)):
+                if other == det or other in out:
+                    continue
+                if scores[other] < scores[det] or (scores[other] == scores[det] and other > det):
+                    continue
+                inside = np.count_nonzero(masks[det] & masks[other])
+                if area and inside >= self.config.duplicate_overlap * area:
+                    out.add(det)
+                    break
         return out
 
     def _looks_like(self, track: Track, mask: np.ndarray, image: np.ndarray) -> bool:
@@ -728,9 +736,11 @@ class _FrameState:
             gone = frame_index - track.last_frame
             expected = _centre(track.box) + track.velocity * (frame_index - track.seen_frame)
             expected = np.clip(expected, 0, [width, height])  # it left: it re-enters there
-            size = np.maximum(_diagonal(track.box), det_diagonals)
-            base = size * config.gate_radius
-            radius = base + _diagonal(track.box) * config.gate_growth * (gone - 1)
+            # Judge the track's size by its confident area too, not only its last
+            # (possibly partly occluded) box.
+            track_size = max(_diagonal(track.box), float(np.sqrt(2.0 * track.area)))
+            base = np.maximum(track_size, det_diagonals) * config.gate_radius
+            radius = base + track_size * config.gate_growth * (gone - 1)
             distance = np.linalg.norm(det_centres - expected, axis=1) / radius
             inside = distance <= 1.0
             if track.track_id in overlaps:

@@ -1,0 +1,81 @@
+"""Pinned numbers of both tracking benchmarks (``vsis bench track``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vis_node.tracking.bench import (
+    METHODS,
+    REALISTIC_METHODS,
+    run_benchmark,
+    run_realistic_benchmark,
+)
+from vis_node.tracking.bench_scenes import SceneConfig, make_detections, make_scene
+
+# (HOTA, IDF1, IDSW) with the share of published detections left at id 0.
+REALISTIC = {
+    "no tracking": (0.4202, 0.4317, 36),
+    "IoU tracker": (0.7790, 0.8777, 1),
+    "issue-4 tracker": (0.8147, 0.9496, 0),
+    "tracker": (0.8609, 0.9793, 0),
+}
+SYNTHETIC = {
+    "no tracking": (0.5782, 0.5672, 20),
+    "IoUTracker+": (0.8705, 0.8657, 4),
+    "propagation": (0.8444, 0.7941, 5),
+    "issue-4 tracker": (0.9709, 0.9851, 0),
+    "propagation + re-id": (0.9693, 0.9706, 2),
+}
+
+
+def test_realistic_bench_pinned(davis2016_root: Path) -> None:
+    rows = run_realistic_benchmark(davis2016_root, videos=1, seed=0, config=SceneConfig(frames=30))
+    assert [row.method for row in rows] == list(REALISTIC_METHODS)
+    for row in rows:
+        hota, idf1, idsw = REALISTIC[row.method]
+        assert (row.hota, row.idf1, row.idsw) == (
+            pytest.approx(hota, abs=1e-4),
+            pytest.approx(idf1, abs=1e-4),
+            idsw,
+        ), row.method
+        assert row.id0_share == 0.0, row.method  # no published detection left at id 0
+
+
+def test_synthetic_bench_pinned() -> None:
+    rows = run_benchmark(videos=1, seed=1, frames=20)
+    assert [row.method for row in rows] == list(METHODS)
+    for row in rows:
+        hota, idf1, idsw = SYNTHETIC[row.method]
+        assert (row.hota, row.idf1, row.idsw) == (
+            pytest.approx(hota, abs=1e-4),
+            pytest.approx(idf1, abs=1e-4),
+            idsw,
+        ), row.method
+        assert row.id0_share == 0.0, row.method
+
+
+def test_realistic_scene_is_deterministic_and_has_its_events(davis2016_root: Path) -> None:
+    config = SceneConfig(frames=30)
+    first = make_scene(davis2016_root, 0, 0, config)
+    again = make_scene(davis2016_root, 0, 0, config)
+    assert (first.frames == again.frames).all() and (first.ids == again.ids).all()
+    assert first.frames.shape == (30, 240, 427, 3)
+    present = [(first.ids == k).any(axis=(1, 2)) for k in (1, 2, 3)]
+    gaps = [int((~p).sum()) for p in present]
+    assert max(gaps) >= config.vanish_frames  # one object vanishes mid-view
+    rng = np.random.default_rng(0)
+    counts = [len(make_detections(ids, config, rng)[0]) for ids in first.ids]
+    assert min(counts) < 3 <= max(counts)  # dropped detections happen
+
+
+def test_realistic_bench_without_data_is_skipped_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vis_node.cli import build_parser
+
+    args = build_parser("bench").parse_args(["bench", "track", "--davis-root", str(tmp_path)])
+    assert args.func(args) == 0
+    assert "skipped the realistic bench" in capsys.readouterr().err
