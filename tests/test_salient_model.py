@@ -56,13 +56,14 @@ def test_candidate_geometry_relative_features() -> None:
 
 
 def test_class_distribution_names_unknown_objects() -> None:
-    probs = torch.zeros(2, 80)
-    probs[0, 16] = 0.7  # dog, confident
+    probs = torch.full((2, 80), 0.01)
+    probs[0, 16], probs[0, 15], probs[0, 18] = 0.58, 0.12, 0.1  # dog, also "cat", "sheep"
     probs[1, 16] = 0.1  # barely a dog: an object of unknown class
-    dist = class_distribution(probs, 0.3)
+    dist = class_distribution(probs, 0.3, 4.0)
     names = SalientConfig().class_names
     assert names[int(dist[0].argmax())] == "dog"
     assert names[int(dist[1].argmax())] == OBJECT_CLASS
+    assert float(dist[0, names.index("dog")]) > 0.9  # a clear vote, not a flat spread
     np.testing.assert_allclose(dist.sum(1).numpy(), 1.0, rtol=1e-6)
     assert float(dist[:, 0].max()) == 0.0
 

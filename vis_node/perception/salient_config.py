@@ -74,6 +74,9 @@ class SalientConfig:
     min_class_probability:
         Below this detector probability, the class column ``object`` outweighs the
         COCO class (see :func:`vis_node.perception.salient_model.class_distribution`).
+    class_sharpness:
+        Exponent that turns the detector's independent class probabilities into one
+        distribution (:func:`vis_node.perception.salient_model.class_distribution`).
     class_names:
         Class id -> name (:data:`SALIENT_CLASS_NAMES`).
     """
@@ -93,6 +96,7 @@ class SalientConfig:
     duplicate_overlap: float = 0.7
     max_instances: int = 10
     min_class_probability: float = 0.3
+    class_sharpness: float = 4.0
     class_names: tuple[str, ...] = SALIENT_CLASS_NAMES
 
     def __post_init__(self) -> None:
@@ -103,6 +107,8 @@ class SalientConfig:
             raise ValueError(
                 f"mask_size={self.mask_size} must be twice roi_size={self.roi_size}"
             )
+        if self.class_sharpness <= 0:
+            raise ValueError(f"class_sharpness={self.class_sharpness}: must be positive")
         if self.class_names != SALIENT_CLASS_NAMES:
             raise ValueError("class_names must be SALIENT_CLASS_NAMES (the detector's classes)")
         for name in ("candidate_threshold", "saliency_threshold", "mask_threshold",

@@ -235,6 +235,7 @@ class SalientPredictor:
         classes = class_distribution(
             torch.from_numpy(fused_class_probs(candidates, index, cfg.candidate_nms_iou)),
             cfg.min_class_probability,
+            cfg.class_sharpness,
         ).numpy()
         scores = saliency[index].astype(np.float32)
         return Instances(

@@ -38,6 +38,10 @@ LAUNCH_CONFIG_DIR = Path(__file__).resolve().parents[2] / "launch" / "config"
 
 NODE_KINDS = ("perception", "tracking", "semantic")
 SHUTDOWN_TIMEOUT_S = 10.0
+MAX_RESPAWNS = 3
+"""Restarts of one node by ``vsis ros up`` before it stops the graph."""
+RESPAWN_DELAY_S = 1.0
+"""Seconds before a node that exited is started again."""
 
 
 def default_params_files() -> list[Path]:
