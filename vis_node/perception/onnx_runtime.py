@@ -29,6 +29,26 @@ CUDA_PROVIDER = "CUDAExecutionProvider"
 TENSORRT_PROVIDER = "TensorrtExecutionProvider"
 
 
+def session_options(threads: int) -> object:
+    """ONNX Runtime options of VSIS's sessions: all graph optimisations, quiet, and no
+    spin-waiting (several sessions share the cores: one's spinning workers would starve
+    the others).
+
+    Parameters
+    ----------
+    threads:
+        Intra-op threads per session; 0 lets ONNX Runtime choose.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def onnx_session(path: Path, options: object, providers: Sequence[ProviderSpec]) -> object:
     """An ONNX Runtime session of one graph file.
 
@@ -73,16 +93,9 @@ class OnnxPredictor(StagedPredictor):
         instance_providers: Sequence[ProviderSpec] | None = None,
         threads: int = 0,
     ) -> None:
-        import onnxruntime as ort
-
         if not isinstance(export, OnnxExport):
             export = read_export(export)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # Two sessions share the cores: spinning workers of one would starve the other.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options = session_options(threads)
         self.export = export
         self._dense_session = onnx_session(export.dense_path, options, providers)
         self._instance_session = onnx_session(

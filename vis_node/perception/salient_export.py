@@ -27,10 +27,10 @@ import torch
 from torch import nn
 
 from vis_node.io.errors import InputDataError
-from vis_node.perception.onnx_runtime import onnx_session
+from vis_node.perception.onnx_runtime import onnx_session, session_options
 from vis_node.perception.salient_config import GEOMETRY_FEATURES, MODEL_TYPE, SalientConfig
 from vis_node.perception.salient_model import SalientNanoDet
-from vis_node.perception.salient_predictor import SalientPredictor
+from vis_node.perception.salient_predictor import DenseRunner, SalientPredictor
 
 OPSET = 17
 MANIFEST_FILE = "export.json"
@@ -40,6 +40,19 @@ GRAPHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "mask": (("p3", "p4", "images", "rois"), ("mask_logits", "embeddings")),
 }
 """Graph name -> (input names, output names); each graph is ``<name>.onnx``."""
+
+
+_SPATIAL = {2: "height", 3: "width"}
+DENSE_AXES: dict[str, dict[int, str]] = {
+    "images": _SPATIAL, "p3": _SPATIAL, "p4": _SPATIAL, "class_probs": {1: "cells"},
+    "box_dists": {1: "cells"},
+}
+"""Dynamic axes of the dense graph (any input size that is a multiple of 32)."""
+
+
+def _example_images(input_size: int) -> torch.Tensor:
+    """``float[1, 3, h, input_size]`` tracing input with a 16:10 letterbox shape."""
+    return torch.randn(1, 3, input_size * 5 // 8 // 32 * 32, input_size)
 
 
 class _DenseGraph(nn.Module):
@@ -69,22 +82,18 @@ def export_salient_onnx(model: SalientNanoDet, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    size = model.config.input_size
-    images = torch.randn(1, 3, size * 5 // 8 // 32 * 32, size)
+    images = _example_images(model.config.input_size)
     with torch.no_grad():
         p3, p4, _, _ = _DenseGraph(model)(images)
     rois = torch.tensor([[0.0, 10.0, 12.0, 120.0, 90.0], [0.0, 200.0, 40.0, 380.0, 200.0]])
     geometry = torch.rand(2, GEOMETRY_FEATURES)
-    spatial = {2: "height", 3: "width"}
     examples = {
-        "dense": (_DenseGraph(model), (images,), {"images": spatial, "p3": spatial,
-                                                   "p4": spatial, "class_probs": {1: "cells"},
-                                                   "box_dists": {1: "cells"}}),
+        "dense": (_DenseGraph(model), (images,), DENSE_AXES),
         "saliency": (model.saliency_head, (p3, p4, rois, geometry),
-                     {"p3": spatial, "p4": spatial, "rois": {0: "k"}, "geometry": {0: "k"},
+                     {"p3": _SPATIAL, "p4": _SPATIAL, "rois": {0: "k"}, "geometry": {0: "k"},
                       "saliency_logits": {0: "k"}}),
         "mask": (model.mask_head, (p3, p4, images, rois),
-                 {"p3": spatial, "p4": spatial, "images": spatial, "rois": {0: "k"},
+                 {"p3": _SPATIAL, "p4": _SPATIAL, "images": _SPATIAL, "rois": {0: "k"},
                   "mask_logits": {0: "k"}, "embeddings": {0: "k"}}),
     }
     for name, (module, args, axes) in examples.items():
@@ -120,28 +129,19 @@ def _export_graph(
     return path
 
 
-def onnx_dense_runner(model: SalientNanoDet, folder: str | Path, *, threads: int = 0):
+def onnx_dense_runner(
+    model: SalientNanoDet, folder: str | Path, *, threads: int = 0
+) -> DenseRunner:
     """ONNX Runtime runner of the detector alone (several times faster than eager).
 
     Exports the dense graph of ``model`` into ``folder`` and returns a function
     ``images float32[1, 3, H, W] -> (p3, p4, class_probs, box_dists)``.
     """
-    import onnxruntime as ort
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    size = model.config.input_size
-    images = torch.randn(1, 3, size * 5 // 8 // 32 * 32, size)
-    spatial = {2: "height", 3: "width"}
-    path = _export_graph(
-        "dense", _DenseGraph(model.eval()), (images,),
-        {"images": spatial, "p3": spatial, "p4": spatial, "class_probs": {1: "cells"},
-         "box_dists": {1: "cells"}},
-        folder,
-    )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    images = _example_images(model.config.input_size)
+    path = _export_graph("dense", _DenseGraph(model.eval()), (images,), DENSE_AXES, folder)
+    session = onnx_session(path, session_options(threads), ["CPUExecutionProvider"])
     outputs = list(GRAPHS["dense"][1])
     return lambda images: tuple(session.run(outputs, {"images": images}))
 
@@ -195,15 +195,8 @@ class SalientOnnxPredictor(SalientPredictor):
         providers: tuple[str, ...] = ("CPUExecutionProvider",),
         threads: int = 0,
     ) -> None:
-        import onnxruntime as ort
-
         manifest = read_salient_export(folder)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # Several sessions share the cores: spinning workers of one would starve the others.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options = session_options(threads)
         self._sessions = {
             name: onnx_session(Path(folder) / f"{name}.onnx", options, providers)
             for name in GRAPHS
