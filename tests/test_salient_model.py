@@ -167,7 +167,7 @@ def test_heads_fit_one_frame() -> None:
     for _ in range(25):
         losses = frame_losses(model, frame, rng, pos_weight=1.0, mask_rois=1)
         loss = sum(losses.values())
-        first = first if first is not None else {k: float(v) for k, v in losses.items()}
+        first = first if first is not None else {k: float(v.detach()) for k, v in losses.items()}
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

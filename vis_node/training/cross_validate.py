@@ -124,12 +124,12 @@ def table(held_out: dict[str, dict[str, float]], fit: dict[str, dict[str, float]
         "|---|---|---|---|---|---|---|---|",
     ]
     for sequence, s in held_out.items():
-        fit_jf = np.mean([f[sequence]["J"] * 0.5 + f[sequence]["F"] * 0.5
-                          for f in fit.values() if sequence in f]) if fit else float("nan")
+        fits = [(f[sequence]["J"] + f[sequence]["F"]) / 2 for f in fit.values() if sequence in f]
+        fit_jf = f"{np.mean(fits):.3f}" if fits else "-"
         rvos, osvos = REFERENCE_JF["RVOS"][sequence], REFERENCE_JF["OSVOS"][sequence]
         lines.append(
             f"| {sequence} | {s['J']:.3f} | {s['F']:.3f} | {(s['J'] + s['F']) / 2:.3f} | "
-            f"{s['label_accuracy']:.2f} | {fit_jf:.3f} | {rvos[0]:.2f}/{rvos[1]:.2f} | "
+            f"{s['label_accuracy']:.2f} | {fit_jf} | {rvos[0]:.2f}/{rvos[1]:.2f} | "
             f"{osvos[0]:.2f}/{osvos[1]:.2f} |"
         )
     mean = {k: float(np.mean([s[k] for s in held_out.values()])) for k in ("J", "F")}
