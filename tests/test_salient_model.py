@@ -172,8 +172,8 @@ def test_heads_fit_one_frame() -> None:
         loss.backward()
         optimizer.step()
     assert set(first) == {"saliency", "mask"}
-    assert float(losses["saliency"]) < 0.5 * first["saliency"]
-    assert float(losses["mask"]) < first["mask"]
+    assert float(losses["saliency"].detach()) < 0.5 * first["saliency"]
+    assert float(losses["mask"].detach()) < first["mask"]
     assert all(not p.requires_grad for p in model.detector.parameters())
 
 
