@@ -48,7 +48,7 @@ def test_compare_predictions_pairs_instances_by_mask_iou():
     import numpy as np
 
     from vis_node.perception.bench import compare_predictions
-    from vis_node.tracking.types import Instances
+    from vis_node.structures.instances import Instances
 
     masks = np.zeros((3, 10, 10), bool)
     masks[0, :5, :5] = True

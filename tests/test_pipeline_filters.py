@@ -10,7 +10,7 @@ import pytest
 
 from vis_node.pipeline.filters import FilteredPredictor, InstanceFilter, filter_predictor
 from vis_node.structures.label_map import LabelMap
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 LABELS = LabelMap(["background", "person", "dog", "car"], "test")
 

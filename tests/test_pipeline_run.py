@@ -21,7 +21,7 @@ from vis_node.pipeline.offline import OfflinePipeline
 from vis_node.pipeline.online import OnlinePipeline, foreground_probs, label_maps
 from vis_node.pipeline.outputs import OutputWriter
 from vis_node.synth import SynthConfig, generate_video
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 SIZE = 64
 

@@ -236,7 +236,7 @@ def test_instances_message_round_trip():
     from std_msgs.msg import Header
 
     from vis_node.ros.instances_msg import decode_instances, instances_to_msg
-    from vis_node.tracking.types import Instances
+    from vis_node.structures.instances import Instances
 
     masks = np.zeros((2, 20, 30), bool)
     masks[0, 2:8, 3:12] = True

@@ -13,7 +13,7 @@ from vis_node.tracking.fusion import (
     motion_saliency,
     sequential_fusion,
 )
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 
 def _hand_made() -> tuple[np.ndarray, np.ndarray]:

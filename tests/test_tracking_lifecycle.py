@@ -9,7 +9,7 @@ import pytest
 from vis_node.tracking.association import MatchCues, RelativeReidScore
 from vis_node.tracking.gallery import Gallery
 from vis_node.tracking.tracker import OnlineTracker, TrackState
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 SIZE = 160
 RED = (230, 40, 40)

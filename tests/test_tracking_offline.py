@@ -11,7 +11,7 @@ from vis_node.tracking.offline import (
     sequence_nms,
     sequence_score,
 )
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 SIZE = 32
 VELOCITY = 3  # pixels per frame, to the right

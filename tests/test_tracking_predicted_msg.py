@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 pytest.importorskip("vis_msgs")
 

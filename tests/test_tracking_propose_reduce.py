@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vis_node.tracking.offline import key_frame_indices, propose_reduce
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 HEIGHT, WIDTH = 32, 40
 

@@ -8,7 +8,7 @@ import pytest
 
 from vis_node.tracking.association import IoUTrackerPlusScore
 from vis_node.tracking.tracker import OnlineTracker, TrackState
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 SIZE = 160
 COLOURS = [(230, 40, 40), (40, 200, 60), (50, 80, 240)]

@@ -8,7 +8,7 @@ import pytest
 
 from vis_node.tracking.embedding import ColourHistogramEmbedder
 from vis_node.tracking.flow import DISFlow, FarnebackFlow, warp_masks
-from vis_node.tracking.types import Instances, boxes_from_masks
+from vis_node.structures.instances import Instances, boxes_from_masks
 
 
 def _texture(height: int, width: int, seed: int = 0) -> np.ndarray:

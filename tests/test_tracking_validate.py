@@ -9,7 +9,7 @@ import pytest
 
 from vis_node.io.errors import InvalidDataError
 from vis_node.tracking.tracker import OnlineTracker
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 from vis_node.tracking.validate import MIN_DETECTION_SCORE, validate_instances
 
 IMAGE = np.zeros((20, 30, 3), np.uint8)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vis_node.perception.checkpoint import load_model
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 from vis_node.training import cli
 from vis_node.training.config import TrainConfig
 from vis_node.training.trainer import evaluate_model, instance_maps, train

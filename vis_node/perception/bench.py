@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.predictor import Predictor
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 LEAN_CONFIG: dict[str, Any] = {
     "fpn_channels": 64,

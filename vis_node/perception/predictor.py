@@ -35,7 +35,7 @@ from vis_node.perception.postprocess import (
     paste_masks_in_image,
     select_proposals,
 )
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 DenseRunner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
 """``images float32[B, 3, S, S]`` -> ``(objectness [B, A], box_deltas [B, A, 4],

@@ -33,7 +33,7 @@ from vis_node.perception.salient_model import (
     candidate_geometry,
     class_distribution,
 )
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 DenseRunner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
 """``images float32[1, 3, H, W]`` -> ``(p3, p4, class_probs [1, N, 80],

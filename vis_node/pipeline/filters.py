@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from vis_node.structures.label_map import LabelMap
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from vis_node.tracking.flow import DISFlow, FlowEstimator
 from vis_node.tracking.fusion import binarise_saliency, motion_saliency
 from vis_node.tracking.offline import SequenceTrack, propose_reduce, recurrent_propagation
 from vis_node.tracking.tracker import OnlineTracker
-from vis_node.tracking.types import Instances, boxes_from_masks
+from vis_node.structures.instances import Instances, boxes_from_masks
 from vis_node.tracking.unification import unify_offline
 
 

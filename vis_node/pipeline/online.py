@@ -18,7 +18,7 @@ from vis_node.io.labels import wrap_track_ids
 from vis_node.tracking.flow import DISFlow, FlowEstimator, LastPairFlow
 from vis_node.tracking.fusion import MotionSaliencyGate
 from vis_node.tracking.tracker import OnlineTracker
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 from vis_node.tracking.unification import OnlineUnifier
 
 if TYPE_CHECKING:  # the predictor module imports torch; the semantic node needs none of it

@@ -14,7 +14,7 @@ from vis_msgs.msg import SalientInstance, SalientInstanceArray
 
 from vis_node.ros.convert import instance_to_msg, msg_to_mask
 from vis_node.ros.input_guard import Budget, Rejection
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 
 def instances_to_msg(

@@ -24,7 +24,7 @@ from vis_node.io.errors import InputDataError
 from vis_node.io.labels import read_label_png, read_semantic_png
 from vis_node.io.readers import DEFAULT_FPS, DavisRoot
 from vis_node.synth.generator import CATEGORIES
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 GT_PREFIX = "gt:"
 """Prefix of the ``model`` parameter that selects the ground-truth oracle."""

@@ -47,7 +47,7 @@ from vis_node.replay.latency import LatencyLog
 from vis_node.ros import qos
 from vis_node.ros.cli import default_params_files
 from vis_node.ros.convert import image_to_msg, msg_to_labels
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 STAGES = ("instances", "tracked_instances", "unified_instances")
 """Output topics in pipeline order (latency stages)."""

@@ -33,7 +33,7 @@ from vis_node.ros.stamps import StampMatcher
 from vis_node.ros.transport import image_subscription
 from vis_node.structures.label_map import LabelMap
 from vis_node.tracking.tracker import OnlineTracker, TrackState
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 Pending = tuple[SalientInstanceArray, Instances]
 """An instance message and its decoded instances, waiting for their image."""

@@ -33,8 +33,6 @@ _EXPORTS = {
     "OnlineTracker": "tracker",
     "Track": "tracker",
     "TrackState": "tracker",
-    "Instances": "types",
-    "boxes_from_masks": "types",
     "recurrent_propagation": "offline",
     "sequence_nms": "offline",
     "OnlineUnifier": "unification",

@@ -29,7 +29,7 @@ from vis_node.tracking.association import (
 )
 from vis_node.tracking.embedding import ColourHistogramEmbedder, Embedder
 from vis_node.tracking.flow import DISFlow, FlowEstimator, warp_masks
-from vis_node.tracking.types import Instances, boxes_from_masks
+from vis_node.structures.instances import Instances, boxes_from_masks
 
 
 class TrackState(enum.Enum):

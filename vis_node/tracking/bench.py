@@ -29,7 +29,7 @@ from vis_node.tracking.association import IoUTrackerPlusScore
 from vis_node.tracking.baseline import BaselineTracker
 from vis_node.tracking.bench_scenes import SceneConfig, davis_root_or_none
 from vis_node.tracking.tracker import OnlineTracker, TrackerConfig
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 from vis_node.tracking.unification import OnlineUnifier
 
 METHODS: tuple[str, ...] = (

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 OBJECT_SEQUENCES: tuple[str, ...] = (
     "blackswan",

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from vis_node.io.frames import Frame
     from vis_node.tracking.tracker import OnlineTracker
-    from vis_node.tracking.types import Instances
+    from vis_node.structures.instances import Instances
     from vis_node.tracking.unification import OnlineUnifier
 
 LOG = logging.getLogger(__name__)
@@ -288,7 +288,7 @@ def _read_detections(path: Path | None, frame: Frame) -> tuple[Instances, bool]:
 
     from vis_node.io.errors import InputDataError
     from vis_node.io.labels import read_label_png
-    from vis_node.tracking.types import Instances
+    from vis_node.structures.instances import Instances
 
     if path is None:
         return Instances.empty(frame.height, frame.width), False

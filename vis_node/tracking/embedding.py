@@ -7,7 +7,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from vis_node.tracking.types import boxes_from_masks
+from vis_node.structures.instances import boxes_from_masks
 
 
 class Embedder(Protocol):

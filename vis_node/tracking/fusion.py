@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from vis_node.tracking.flow import DISFlow, FlowEstimator
-from vis_node.tracking.types import Instances, boxes_from_masks
+from vis_node.structures.instances import Instances, boxes_from_masks
 
 
 def binarise_saliency(saliency: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 
 from vis_node.tracking.flow import FlowEstimator, warp_masks
 from vis_node.tracking.fusion import fuse_instances
-from vis_node.tracking.types import Instances, boxes_from_masks
+from vis_node.structures.instances import Instances, boxes_from_masks
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ from vis_node.tracking.coasting import check_coasted, forward_backward_error
 from vis_node.tracking.embedding import ColourHistogramEmbedder, Embedder
 from vis_node.tracking.flow import DISFlow, FlowEstimator, warp_masks
 from vis_node.tracking.gallery import Gallery, Space
-from vis_node.tracking.types import Instances, boxes_from_masks
+from vis_node.structures.instances import Instances, boxes_from_masks
 from vis_node.tracking.validate import validate_instances
 
 

@@ -23,7 +23,7 @@ import dataclasses
 import numpy as np
 
 from vis_node.io.errors import InvalidDataError
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 
 SCORE_TOLERANCE = 1e-4
 """How far outside ``[0, 1]`` a probability or score may stray by float rounding."""

@@ -25,7 +25,7 @@ from vis_node.io.readers import read_image
 from vis_node.io.ytvis_json import decode_rle
 from vis_node.synth.generator import CATEGORIES, SynthConfig, SynthVideo, generate_video
 from vis_node.synth.writer import frame_name, sequence_name, video_seed
-from vis_node.tracking.types import boxes_from_masks
+from vis_node.structures.instances import boxes_from_masks
 from vis_node.training.config import SourceConfig
 
 LOGGER = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from vis_node.perception.checkpoint import save_model
 from vis_node.perception.device import resolve_device
 from vis_node.perception.model import S4Net, build_model
 from vis_node.perception.predictor import TorchPredictor
-from vis_node.tracking.types import Instances
+from vis_node.structures.instances import Instances
 from vis_node.training.augment import BatchSampler
 from vis_node.training.config import OptimizerConfig, TrainConfig
 from vis_node.training.datasets import FrameSource, Sample, build_source

@@ -1,4 +1,4 @@
-"""The per-frame instance record shared by the tracker, fusion and unification."""
+"""The per-frame instance record shared by perception, tracking, fusion, unification and ROS."""
 
 from __future__ import annotations
 
