@@ -14,10 +14,9 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from vis_node.ros.graph import GRAPH_ARGUMENTS, parameter_overrides, remappings
+from vis_node.ros.graph import GRAPH_ARGUMENTS, NODE_KINDS, parameter_overrides, remappings
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config")
-NODE_KINDS = ("perception", "tracking", "semantic")
 
 
 def _nodes(context):

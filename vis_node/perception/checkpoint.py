@@ -103,6 +103,57 @@ def save_model(model: S4Net, path: str | Path, *, meta: dict[str, Any] | None = 
     return path
 
 
+def read_checkpoint(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """Resolve and safely read a shipped checkpoint of any model type.
+
+    Returns
+    -------
+    path, payload:
+        The checkpoint file and its ``torch.load(weights_only=True)`` content.
+
+    Raises
+    ------
+    InputDataError
+        Missing, unreadable or foreign file.
+    """
+    path = resolve_model(name_or_path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise InputDataError(path, f"not a readable VSIS checkpoint ({exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputDataError(path, f"not a VSIS model checkpoint (expected format {FORMAT})")
+    return path, payload
+
+
+def model_from_payload(
+    path: Path, payload: dict[str, Any], *, device: str = "cpu"
+) -> tuple[S4Net, dict[str, Any]]:
+    """The eval-mode S4Net of a payload read by :func:`read_checkpoint`, and its meta.
+
+    Raises
+    ------
+    InputDataError
+        An invalid config, or weights that do not fit it.
+    """
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputDataError(path, f"holds an invalid model config ({exc})") from None
+    # The stored weights replace any backbone initialisation, so no file named inside a
+    # model file (which may point anywhere) is ever opened.
+    config.pretrained_backbone = False
+    config.backbone_weights_path = None
+    model = build_model(config)
+    try:
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in payload["state_dict"].items()})
+    except RuntimeError as exc:
+        raise InputDataError(path, f"weights do not fit the stored config ({exc})") from None
+    model.to(device).eval()
+    return model, dict(payload.get("meta", {}))
+
+
 def load_model(name_or_path: str | Path, *, device: str = "cpu") -> tuple[S4Net, dict[str, Any]]:
     """Load a shipped model in eval mode.
 
@@ -123,26 +174,4 @@ def load_model(name_or_path: str | Path, *, device: str = "cpu") -> tuple[S4Net,
     InputDataError
         Missing, corrupt or foreign checkpoint files.
     """
-    path = resolve_model(name_or_path)
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise InputDataError(path, f"not a readable VSIS checkpoint ({exc})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise InputDataError(path, f"not a VSIS model checkpoint (expected format {FORMAT})")
-    try:
-        config = ModelConfig.from_dict(payload["config"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputDataError(path, f"holds an invalid model config ({exc})") from None
-    # The stored weights replace any backbone initialisation, so no file named inside a
-    # model file (which may point anywhere) is ever opened.
-    config.pretrained_backbone = False
-    config.backbone_weights_path = None
-    model = build_model(config)
-    try:
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                               for k, v in payload["state_dict"].items()})
-    except RuntimeError as exc:
-        raise InputDataError(path, f"weights do not fit the stored config ({exc})") from None
-    model.to(device).eval()
-    return model, dict(payload.get("meta", {}))
+    return model_from_payload(*read_checkpoint(name_or_path), device=device)

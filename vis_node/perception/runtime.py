@@ -20,7 +20,12 @@ import os
 from pathlib import Path
 
 from vis_node.perception.cache_slot import cached_slot
-from vis_node.perception.checkpoint import load_model, model_name, resolve_model
+from vis_node.perception.checkpoint import (
+    model_from_payload,
+    model_name,
+    read_checkpoint,
+    resolve_model,
+)
 from vis_node.perception.export_onnx import (
     MANIFEST_FILE,
     OnnxExport,
@@ -37,11 +42,7 @@ from vis_node.perception.onnx_runtime import (
     ProviderSpec,
 )
 from vis_node.perception.predictor import Predictor
-from vis_node.perception.salient_checkpoint import (
-    is_salient_payload,
-    read_checkpoint,
-    salient_model_from_payload,
-)
+from vis_node.perception.salient_checkpoint import is_salient_payload, salient_model_from_payload
 from vis_node.perception.salient_export import (
     SalientOnnxPredictor,
     export_salient_onnx,
@@ -191,7 +192,7 @@ def make_predictor(
     if is_salient_payload(payload):
         return _salient_predictor(salient_model_from_payload(path, payload)[0], runtime,
                                   threads=threads, device=resolved)
-    network, _ = load_model(model, device="cpu")
+    network, _ = model_from_payload(path, payload)
     if runtime == "torch":
         import torch
 

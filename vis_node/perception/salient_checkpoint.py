@@ -13,28 +13,10 @@ from typing import Any
 import torch
 
 from vis_node.io.errors import InputDataError
-from vis_node.perception.checkpoint import FORMAT, resolve_model
+from vis_node.perception.checkpoint import FORMAT, read_checkpoint
 from vis_node.perception.nanodet import NanoDetG
 from vis_node.perception.salient_config import MODEL_TYPE, SalientConfig
 from vis_node.perception.salient_model import SalientNanoDet
-
-
-def read_checkpoint(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
-    """Resolve and safely read a shipped checkpoint of any model type.
-
-    Raises
-    ------
-    InputDataError
-        Missing, unreadable or foreign file.
-    """
-    path = resolve_model(name_or_path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise InputDataError(path, f"not a readable VSIS checkpoint ({exc})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise InputDataError(path, f"not a VSIS model checkpoint (expected format {FORMAT})")
-    return path, payload
 
 
 def is_salient_payload(payload: dict[str, Any]) -> bool:

@@ -31,12 +31,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from vis_node.io.errors import InputDataError
-from vis_node.ros.graph import GRAPH_ARGUMENTS, parameter_overrides, remappings
+from vis_node.ros.graph import GRAPH_ARGUMENTS, NODE_KINDS, parameter_overrides, remappings
 
 LAUNCH_CONFIG_DIR = Path(__file__).resolve().parents[2] / "launch" / "config"
 """``launch/config`` of this checkout (default parameter files)."""
 
-NODE_KINDS = ("perception", "tracking", "semantic")
 SHUTDOWN_TIMEOUT_S = 10.0
 MAX_RESPAWNS = 3
 """Restarts of one node by ``vsis ros up`` before it stops the graph."""

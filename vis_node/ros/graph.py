@@ -35,6 +35,9 @@ class GraphArgument:
     description: str
 
 
+NODE_KINDS: tuple[str, ...] = ("perception", "tracking", "semantic")
+"""The graph's nodes, in start order (each has ``launch/config/<kind>.yaml``)."""
+
 GRAPH_ARGUMENTS: tuple[GraphArgument, ...] = (
     GraphArgument("namespace", "", "namespace of the three nodes and of their topics"),
     GraphArgument(
