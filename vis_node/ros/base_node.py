@@ -32,6 +32,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 
 from vis_node.io.errors import InputDataError
+from vis_node.ros.convert import msg_to_label_map
 from vis_node.ros.diagnostics import DIAGNOSTICS_TOPIC, NodeStats, stats_to_status, status_array
 from vis_node.ros.input_guard import (
     CLOCK_EVENTS,
@@ -44,6 +45,7 @@ from vis_node.ros.input_guard import (
 from vis_node.ros.params import NodeSpec, declare, read
 from vis_node.ros.qos import INPUT_PRESETS, OUTPUT_PRESETS
 from vis_node.ros.stamps import StampClock, StampVerdict
+from vis_node.structures.label_map import LabelMap
 
 CONFIG_ERRORS = (InputDataError, ValueError, OSError, RuntimeError)
 """Errors of a hook that fail a transition (logged) rather than crash the node."""
@@ -129,6 +131,24 @@ class VsisNode(LifecycleNode):
     def reject(self, topic: str, rejection: Rejection) -> None:
         """Count and (rate-limited) warn about a skipped message."""
         self.rejections.report(topic, rejection)
+
+    def receive_label_map(self, msg: Any, current: LabelMap | None) -> LabelMap | None:
+        """The label map of a ``label_map`` message when it differs from ``current``.
+
+        A malformed message is counted and skipped; a new map is logged once. Returns
+        ``None`` when there is nothing new to take.
+        """
+        try:
+            label_map = msg_to_label_map(msg)
+        except ValueError as exc:
+            self.reject("label_map", Rejection("bad_label_map", str(exc)))
+            return None
+        if label_map == current:
+            return None
+        self.get_logger().info(
+            f"label map of model '{label_map.model_name}' ({len(label_map)} classes)"
+        )
+        return label_map
 
     def check_header(self, topic: str, header: Header) -> bool:
         """Frame-id and stamp checks of an input; ``False`` (counted) to skip it.

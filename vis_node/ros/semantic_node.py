@@ -37,7 +37,7 @@ from vis_msgs.msg import SalientInstanceArray
 from vis_node.io.overlay import InstanceLabel, draw_overlay
 from vis_node.pipeline.online import foreground_probs, label_maps
 from vis_node.ros.base_node import VsisNode, run_standalone, stamp_ns
-from vis_node.ros.convert import image_to_msg, msg_to_label_map
+from vis_node.ros.convert import image_to_msg
 from vis_node.ros.input_guard import Rejection, check_finite_scores, decode_image_msg
 from vis_node.ros.instances_msg import decode_instances, instances_to_msg, score_values
 from vis_node.ros.label_maps import check_class_count, no_label_map
@@ -127,19 +127,12 @@ class SemanticNode(VsisNode):
         self.label_map = None
 
     def _on_label_map(self, msg: LabelMapMsg) -> None:
-        try:
-            label_map = msg_to_label_map(msg)
-        except ValueError as exc:
-            self.reject("label_map", Rejection("bad_label_map", str(exc)))
-            return
-        if label_map == self.label_map:
+        label_map = self.receive_label_map(msg, self.label_map)
+        if label_map is None:
             return
         if self.label_map is not None:
             self._unifier = self._new_unifier()
         self.label_map = label_map
-        self.get_logger().info(
-            f"label map of model '{label_map.model_name}' ({len(label_map)} classes)"
-        )
         if self.active:
             self._publish_label_info(msg.header)
 

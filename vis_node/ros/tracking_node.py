@@ -23,7 +23,6 @@ from vis_msgs.msg import LabelMap as LabelMapMsg
 from vis_msgs.msg import SalientInstanceArray
 
 from vis_node.ros.base_node import VsisNode, run_standalone, stamp_ns
-from vis_node.ros.convert import msg_to_label_map
 from vis_node.ros.input_guard import Rejection, check_finite_scores, decode_image_msg
 from vis_node.ros.instances_msg import decode_instances, instances_to_msg, score_values
 from vis_node.ros.label_maps import check_class_count, no_label_map
@@ -98,16 +97,7 @@ class TrackingNode(VsisNode):
         self.label_map = None
 
     def _on_label_map(self, msg: LabelMapMsg) -> None:
-        try:
-            label_map = msg_to_label_map(msg)
-        except ValueError as exc:
-            self.reject("label_map", Rejection("bad_label_map", str(exc)))
-            return
-        if label_map != self.label_map:
-            self.get_logger().info(
-                f"label map of model '{label_map.model_name}' ({len(label_map)} classes)"
-            )
-        self.label_map = label_map
+        self.label_map = self.receive_label_map(msg, self.label_map) or self.label_map
 
     def on_time_jump(self, topic: str, stamp_ns: int, back: bool) -> None:
         self._matcher.discard_outside(stamp_ns, newer=back)
