@@ -6,8 +6,8 @@ the heads then costs only the heads. Each cached frame holds
 
 * the network input and the detector's P3 / P4 (float16),
 * the candidate boxes the predictor would pass to the heads
-  (:func:`~vis_node.perception.salient_predictor.select_candidates`) with a saliency
-  label each (:func:`saliency_labels`),
+  (:func:`~vis_node.perception.salient_predictor.select_candidates`); their saliency
+  labels (:func:`saliency_labels`) are set on loading, by the training config's rule,
 * the ground-truth foreground at input resolution and its object boxes
   (:func:`object_boxes`), which train the mask head next to the salient candidates.
 """
@@ -15,6 +15,7 @@ the heads then costs only the heads. Each cached frame holds
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from vis_node.perception.nanodet import NanoDetG, letterbox
 from vis_node.perception.salient_config import SalientConfig
 from vis_node.perception.salient_predictor import DenseRunner, select_candidates
 
-CACHE_FORMAT = "vsis-salient-features/1"
+CACHE_FORMAT = "vsis-salient-features/2"
 
 
 @dataclass
@@ -162,11 +163,11 @@ def frame_features(
     image: np.ndarray,
     mask: np.ndarray,
     config: SalientConfig,
-    *,
-    box_cover: float,
-    object_cover: float,
 ) -> FrameFeatures:
     """Detector features, candidates and targets of one RGB frame and its mask.
+
+    The candidates' saliency labels are left at 0: :func:`sequence_features` sets them
+    by the current rule, so a cached frame never holds a stale rule's labels.
 
     Parameters
     ----------
@@ -178,8 +179,6 @@ def frame_features(
         ``bool[H, W]`` salient foreground.
     config:
         Model settings (input size, candidate thresholds).
-    box_cover, object_cover:
-        Saliency label rule (:func:`saliency_labels`).
     """
     inputs, scale = letterbox(image, config.input_size)
     height, width = image.shape[:2]
@@ -188,18 +187,15 @@ def frame_features(
     candidates = select_candidates(class_probs[0], box_dists[0], inputs.shape[2:], valid_hw,
                                    config)
     foreground = letterbox_mask(mask, scale, inputs.shape[2:])
-    objects = object_boxes(foreground)
     return FrameFeatures(
         images=torch.from_numpy(inputs).half(),
         p3=torch.from_numpy(p3).half(),
         p4=torch.from_numpy(p4).half(),
         boxes=candidates.boxes,
         scores=candidates.scores,
-        labels=saliency_labels(
-            candidates.boxes, foreground, objects, box_cover=box_cover, object_cover=object_cover
-        ),
+        labels=np.zeros(len(candidates.boxes), np.float32),
         foreground=foreground,
-        objects=objects,
+        objects=object_boxes(foreground),
         valid_hw=valid_hw,
     )
 
@@ -216,32 +212,43 @@ def sequence_features(
     box_cover: float,
     object_cover: float,
 ) -> list[FrameFeatures]:
-    """Every annotated frame of a DAVIS sequence (optionally mirrored), cached on disk.
+    """Every annotated frame of a DAVIS sequence (optionally mirrored), cached on disk,
+    with saliency labels by the rule ``box_cover`` / ``object_cover``.
 
-    ``detector`` keys the cache; ``dense`` runs it.
-
-    The cache file name hashes the detector weights, the settings that shape the
-    features and the label rule, so a change of any of them recomputes it.
+    ``detector`` keys the cache; ``dense`` runs it. The cache file name hashes the
+    detector weights and the settings that shape the features, so a change of any of
+    them recomputes it; labels are not cached.
     """
     key = hashlib.sha256(
         repr((config.input_size, config.candidate_threshold, config.candidate_nms_iou,
-              config.max_candidates, box_cover, object_cover, flip)).encode()
+              config.max_candidates, flip)).encode()
     )
     for name, value in sorted(detector.state_dict().items()):
         key.update(name.encode())
         key.update(value.numpy().tobytes())
     path = cache / f"{sequence}{'-flip' if flip else ''}-{key.hexdigest()[:12]}.pt"
-    if path.is_file():
-        payload = torch.load(path, weights_only=True)
-        if isinstance(payload, dict) and payload.get("format") == CACHE_FORMAT:
-            frames = [_from_tensors(frame) for frame in payload["frames"]]
-            for frame in frames:  # labels follow the current rule, features stay cached
-                frame.labels = saliency_labels(
-                    frame.boxes, frame.foreground, frame.objects, box_cover=box_cover,
-                    object_cover=object_cover,
-                )
-            return frames
-    frames = []
+    frames = _read_cache(path)
+    if frames is None:
+        frames = [
+            frame_features(dense, image, mask, config)
+            for image, mask in _annotated_frames(root, sequence, flip)
+        ]
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"format": CACHE_FORMAT, "frames": [_to_tensors(f) for f in frames]}, tmp)
+        tmp.replace(path)
+    for frame in frames:
+        frame.labels = saliency_labels(
+            frame.boxes, frame.foreground, frame.objects, box_cover=box_cover,
+            object_cover=object_cover,
+        )
+    return frames
+
+
+def _annotated_frames(
+    root: DavisRoot, sequence: str, flip: bool
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(uint8[H, W, 3] RGB, bool[H, W] mask)`` of every annotated frame, mirrored if asked."""
     annotations = {name: ids > 0 for name, ids, _ in root.annotations(sequence)}
     images = sorted((root.image_root / sequence).glob("*.jpg"))
     for image_path in tqdm(images, desc=f"features {sequence}{' (flipped)' if flip else ''}",
@@ -251,18 +258,20 @@ def sequence_features(
         image, mask = read_image(image_path), annotations[image_path.stem]
         if flip:
             image, mask = np.ascontiguousarray(image[:, ::-1]), np.ascontiguousarray(mask[:, ::-1])
-        frames.append(
-            frame_features(dense, image, mask, config, box_cover=box_cover,
-                           object_cover=object_cover)
-        )
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"format": CACHE_FORMAT, "frames": [_to_tensors(f) for f in frames]}, tmp)
-    tmp.replace(path)
-    return frames
+        yield image, mask
 
 
-_ARRAYS = ("boxes", "scores", "labels", "foreground", "objects")
+def _read_cache(path: Path) -> list[FrameFeatures] | None:
+    """The frames of a cache file, or ``None`` when it is missing or not a feature cache."""
+    if not path.is_file():
+        return None
+    payload = torch.load(path, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != CACHE_FORMAT:
+        return None
+    return [_from_tensors(frame) for frame in payload["frames"]]
+
+
+_ARRAYS = ("boxes", "scores", "foreground", "objects")
 
 
 def _to_tensors(frame: FrameFeatures) -> dict[str, object]:
@@ -277,5 +286,6 @@ def _from_tensors(values: dict[str, object]) -> FrameFeatures:
     arrays = {name: values[name].numpy() for name in _ARRAYS}
     return FrameFeatures(
         images=values["images"], p3=values["p3"], p4=values["p4"],
+        labels=np.zeros(len(arrays["boxes"]), np.float32),
         valid_hw=tuple(values["valid_hw"]), **arrays,
     )
