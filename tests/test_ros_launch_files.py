@@ -167,6 +167,10 @@ def test_every_parameter_is_declared_with_its_type(launched):
                     assert name in declared, f"{path}: {section} declares no parameter {name}"
                     default = declared[name].default
                     assert type(value) is type(default), f"{path}: {name}={value!r}"
+                    assert value == default, (
+                        f"{path}: {name}={value!r} differs from the code default {default!r}; "
+                        "the shipped files must give the graph vsis run's settings"
+                    )
                     if declared[name].choices:
                         assert value in declared[name].choices, f"{path}: {name}={value!r}"
         missing = set(specs) - seen_sections

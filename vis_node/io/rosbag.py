@@ -28,6 +28,15 @@ from vis_node.io.errors import InputDataError
 from vis_node.io.frames import Frame
 from vis_node.io.image_codec import RawImage, decode, encode
 
+GT_IDS_TOPIC = "/camera/gt/instance_ids"
+"""Ground-truth instance ids (mono16, same stamps as the images), as ``vsis bag make`` writes."""
+
+GT_SEMANTICS_TOPIC = "/camera/gt/semantics"
+"""Ground-truth class ids (mono8, same stamps as the images), as ``vsis bag make`` writes."""
+
+GT_TOPICS = (GT_IDS_TOPIC, GT_SEMANTICS_TOPIC)
+"""Label topics never taken as the camera when no topic is named."""
+
 IMAGE_MSGTYPE = "sensor_msgs/msg/Image"
 """ROS 2 type name of raw images."""
 
@@ -103,16 +112,18 @@ def image_topics(path: str | Path) -> dict[str, str]:
 
 
 def _choose_topic(path: Path, topics: dict[str, str], topic: str | None) -> str:
-    """Validate the requested ``topic`` or pick the only image topic."""
+    """Validate the requested ``topic`` or pick the only image topic that is not
+    ground truth (:data:`GT_TOPICS`)."""
     listing = ", ".join(f"{name} ({kind.rsplit('/', 1)[-1]})" for name, kind in topics.items())
     if not topics:
         raise InputDataError(path, "the bag has no sensor_msgs/Image or CompressedImage topic")
     if topic is None:
-        if len(topics) > 1:
+        cameras = [name for name in topics if name not in GT_TOPICS]
+        if len(cameras) != 1:
             raise InputDataError(
                 path, f"the bag has several image topics; choose one with --topic: {listing}"
             )
-        return next(iter(topics))
+        return cameras[0]
     if topic not in topics:
         raise InputDataError(path, f"no image topic {topic!r} in the bag; image topics: {listing}")
     return topic

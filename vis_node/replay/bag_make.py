@@ -17,17 +17,12 @@ from vis_node.io.errors import InputDataError
 from vis_node.io.frames import Frame
 from vis_node.io.labels import read_label_png, read_semantic_png
 from vis_node.io.readers import DEFAULT_FPS, DavisRoot
-from vis_node.io.rosbag import BagFormat, ImageBagWriter
+from vis_node.io.rosbag import GT_IDS_TOPIC, GT_SEMANTICS_TOPIC, BagFormat, ImageBagWriter
 from vis_node.io.sources import SourceKind, detect_source, open_source
 
 IMAGE_TOPIC = "/camera/image_raw"
 """Default camera topic written into bags."""
 
-GT_IDS_TOPIC = "/camera/gt/instance_ids"
-"""Ground-truth instance ids (mono16, same stamps as the images)."""
-
-GT_SEMANTICS_TOPIC = "/camera/gt/semantics"
-"""Ground-truth class ids (mono8, same stamps as the images)."""
 
 @dataclass(frozen=True)
 class BagSpec:

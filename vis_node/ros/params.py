@@ -14,9 +14,13 @@ from typing import Any
 
 from vis_node import DEFAULT_MODEL
 from vis_node.tracking.tracker import TrackerConfig
+from vis_node.tracking.unification import OnlineUnifier
 
 _TRACKER = TrackerConfig()
 """Tracker defaults, so the tracking node's parameters match ``vsis run`` / ``vsis track``."""
+
+_UNIFIER = OnlineUnifier()
+"""Unifier defaults, so the semantic node's parameters match ``vsis run``."""
 
 ParamValue = bool | int | float | str | list[str]
 
@@ -256,9 +260,9 @@ SEMANTIC = NodeSpec(
     module="vis_node.ros.semantic_node",
     params=COMMON_PARAMS
     + (
-        Param("margin", 0.1, "Lead in mean probability a new class needs to take over.",
+        Param("margin", _UNIFIER.margin, "Lead in mean probability a new class needs to take over.",
               low=0.0, high=0.999),
-        Param("patience", 3, "Frames the new class must lead before the label switches.",
+        Param("patience", _UNIFIER.patience, "Frames the new class must lead before the label switches.",
               low=1, high=1000),
         Param(
             "match_capacity", 8, "Most image / instance messages waiting for the overlay.",

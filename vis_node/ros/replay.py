@@ -39,10 +39,11 @@ from vis_node import DEFAULT_MODEL
 from vis_node.io.errors import InputDataError
 from vis_node.io.frames import Frame
 from vis_node.io.labels import wrap_track_ids, write_instance_png, write_semantic_png
-from vis_node.io.rosbag import image_topics, read_bag_frames, read_bag_labels
+from vis_node.io.rosbag import (
+    GT_IDS_TOPIC, GT_SEMANTICS_TOPIC, image_topics, read_bag_frames, read_bag_labels,
+)
 from vis_node.pipeline.online import FrameResult
 from vis_node.pipeline.outputs import OUTPUT_ENTRIES
-from vis_node.replay.bag_make import GT_IDS_TOPIC, GT_SEMANTICS_TOPIC
 from vis_node.replay.latency import LatencyLog
 from vis_node.ros import qos
 from vis_node.ros.cli import default_params_files
@@ -249,9 +250,6 @@ def replay_frames(bag: Path, topic: str | None) -> Iterator[Frame]:
 
     Without ``topic``, the bag's one image topic that is not ground truth is used.
     """
-    if topic is None:
-        cameras = [t for t in image_topics(bag) if t not in (GT_IDS_TOPIC, GT_SEMANTICS_TOPIC)]
-        topic = cameras[0] if len(cameras) == 1 else None
     for index, frame in enumerate(read_bag_frames(bag, topic=topic)):
         yield Frame(frame.image, frame.stamp_ns, index, f"{index:05d}", bag.name)
 
