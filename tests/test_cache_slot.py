@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from vis_node.cli import main
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception.cache_slot import RECORD_FILE, cached_slot, slot_problem
 from vis_node.perception.checkpoint import save_model
 from vis_node.perception.export_onnx import export_onnx
@@ -157,7 +157,7 @@ def test_unloadable_export_folder_is_an_input_error_naming_the_cause(tmp_path: P
 def test_perception_node_backend_repairs_the_cache(
     cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from vis_node.ros.predictors import load_backend
+    from vis_node.pipeline.backends import load_backend
 
     checkpoint = save_model(_model(0), tmp_path / "tiny" / "model.pt")
     export = make_predictor(checkpoint, "onnx").export

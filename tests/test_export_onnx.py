@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vis_node.cli import main
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception.bench import compare_predictions
 from vis_node.perception.checkpoint import save_model
 from vis_node.perception.config import ModelConfig

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.io.labels import write_instance_png
 from vis_node.io.readers import DavisRoot, read_image, read_image_folder, read_video
 from vis_node.io.rosbag import write_image_bag

@@ -9,8 +9,8 @@ import pytest
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from vis_node.io.errors import InputDataError
-from vis_node.io.frames import Frame
+from vis_node.structures.errors import InputDataError
+from vis_node.structures.frames import Frame
 from vis_node.io.rosbag import (
     ImageBagWriter,
     decode_image_message,

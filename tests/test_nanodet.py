@@ -13,7 +13,7 @@ from conftest import shared_data_dir
 from torchvision.ops import box_iou
 
 from vis_node.cli import main
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception.convert_nanodet import MAXPOOL_PAD_VALUE, _module_convs, tfjs_to_state_dict
 from vis_node.perception.nanodet import (
     COCO_CLASSES,

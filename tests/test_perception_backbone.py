@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torchvision.models import mobilenet_v2
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception import weights
 from vis_node.perception.backbone import build_backbone, fold_frozen_batchnorm, freeze_batchnorm
 from vis_node.perception.fpn import S4NetFPN

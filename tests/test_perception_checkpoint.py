@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception.checkpoint import load_model, resolve_model, save_model
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.model import build_model

@@ -11,6 +11,7 @@ import pytest
 from rosutil import require_ros
 from vis_node.cli import main
 from vis_node.io.labels import read_label_png, read_semantic_png
+from vis_node.ros.cli import default_params_files
 from vis_node.synth.generator import SynthConfig
 from vis_node.synth.writer import write_synth_root
 
@@ -22,7 +23,8 @@ def _pngs(out: Path, kind: str) -> list[Path]:
     return sorted(p.relative_to(out / kind) for p in (out / kind).rglob("*.png"))
 
 
-def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request):
+@pytest.mark.parametrize("motion_gate", [False, True], ids=["plain", "motion_gate"])
+def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request, motion_gate):
     require_ros()
     monkeypatch.setenv("ROS_DOMAIN_ID", str(100 + zlib.crc32(request.node.name.encode()) % 50))
     root = write_synth_root(
@@ -30,10 +32,18 @@ def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request):
     )
     bag = tmp_path / "synth_000"
     assert main(["bag", "make", str(root), str(bag)]) == 0
+    gate_flag, gate_params = [], []
+    if motion_gate:
+        (tmp_path / "gate.yaml").write_text(
+            "/**/vsis_perception:\n  ros__parameters:\n    motion_gate: true\n"
+        )
+        gate_flag = ["--motion-gate"]
+        gate_params = [a for path in [*default_params_files(), tmp_path / "gate.yaml"]
+                       for a in ("--params", str(path))]
     assert main(["run", str(bag), "--out", str(tmp_path / "run"),
-                 "--model", "synth", "--no-overlay"]) == 0
+                 "--model", "synth", "--no-overlay", *gate_flag]) == 0
     assert main(["replay", str(bag), "--out", str(tmp_path / "replay"),
-                 "--model", "synth", "--graph", "composed"]) == 0
+                 "--model", "synth", "--graph", "composed", *gate_params]) == 0
 
     run, replay = tmp_path / "run", tmp_path / "replay"
     for kind, read in (("instances", lambda p: read_label_png(p)[0]),

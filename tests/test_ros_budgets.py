@@ -135,7 +135,7 @@ def test_a_thousand_instances_are_rejected_before_decoding(budget):
 
 
 def test_semantic_id_map_uses_the_smallest_dtype():
-    from vis_node.pipeline.online import label_maps
+    from vis_node.pipeline.stages import label_maps
     from vis_node.structures.instances import Instances
 
     height, width = 2000, 2000

@@ -4,7 +4,7 @@ The perception input stage gets arbitrary ``Image`` / ``CompressedImage`` messag
 the tracking and semantic stages get instance messages with arbitrary field values,
 lengths and stamps (so also arbitrary orders). Each fuzzed message must be either
 processed or rejected, a rejection being a counted :class:`Rejection` or the core's
-:class:`~vis_node.io.errors.InvalidDataError`; any other exception fails the test. After
+:class:`~vis_node.structures.errors.InvalidDataError`; any other exception fails the test. After
 each one, a good message must give output (the node's processed count rises).
 
 The callbacks are called directly on configured, active nodes (no DDS traffic), so
@@ -185,7 +185,7 @@ class Stage:
 
     def feed(self, callback: Callable[[Any], None], msg: Any) -> None:
         """Call ``callback(msg)``; only a counted rejection or the data error may stop it."""
-        from vis_node.io.errors import InvalidDataError
+        from vis_node.structures.errors import InvalidDataError
         from vis_node.ros.base_node import stamp_ns
 
         self.latest_ns = max(self.latest_ns, stamp_ns(msg.header))

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vis_node.io.errors import InvalidDataError
+from vis_node.structures.errors import InvalidDataError
 from vis_node.io.image_codec import RawImage, encode
 from vis_node.ros.input_guard import (
     REJECTION_KINDS,

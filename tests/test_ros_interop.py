@@ -211,7 +211,7 @@ def test_label_map_comes_from_the_loaded_model(graph, model, davis2016_root, syn
         "semantic": common,
     }
     (perception, tracking, semantic), listener = make(params)
-    names = tuple(perception._backend.class_names)
+    names = tuple(perception._detect.backend.class_names)
     if model in ("synth", "davis"):
         assert names == _checkpoint_names(model)
     label_map = listener.received["label_map"][0]
@@ -313,7 +313,7 @@ def test_bayer_and_yuv422_cameras_give_output(graph, synth_root, encoding):  # n
 
 def test_runtime_filters_reach_the_output(graph, synth_root):  # noqa: F811
     """max_instances and class_allow, set as parameters, limit what is published."""
-    from vis_node.ros.predictors import SYNTH_NAMES
+    from vis_node.evaluation.oracle import SYNTH_NAMES
 
     executor, make = graph
     images, gt_ids, gt_semantic = ground_truth(synth_root)

@@ -273,7 +273,7 @@ def test_bringup_installs_the_single_launch_folder():
 
 
 def test_vsis_ros_arguments_reject_bad_input(tmp_path):
-    from vis_node.io.errors import InputDataError
+    from vis_node.structures.errors import InputDataError
     from vis_node.ros.cli import ros_arguments
 
     with pytest.raises(InputDataError, match="params file not found"):

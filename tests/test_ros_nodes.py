@@ -206,8 +206,9 @@ def assert_ids_match_ground_truth(probe: Probe, gt_ids: list[np.ndarray]) -> Non
 
 
 def test_ground_truth_oracle_replays_shuffled_annotations(synth_root, tmp_path):
-    from vis_node.io.errors import InputDataError
-    from vis_node.ros.predictors import SYNTH_NAMES, GroundTruthOracle, load_backend
+    from vis_node.structures.errors import InputDataError
+    from vis_node.evaluation.oracle import SYNTH_NAMES, GroundTruthOracle
+    from vis_node.pipeline.backends import load_backend
 
     images, gt_ids, gt_semantic = ground_truth(synth_root)
     backend = load_backend(f"gt:{synth_root}", gt_seed=3)
@@ -250,12 +251,12 @@ def test_instances_message_round_trip():
     header.stamp.sec = 3
     msg = instances_to_msg(
         instances, header, ["background", "a", "b"],
-        labels=np.array([2, 1]), confidence=np.array([0.6, 0.5]),
+        labels=np.array([2, 1]), confidence=np.array([0.6, 0.5]), frame_confidence=0.25,
     )
     labelled = [(i.track_id, i.class_id, i.class_name) for i in msg.instances]
     assert labelled == [(5, 2, "b"), (9, 1, "a")]
     assert msg.instances[0].class_score == pytest.approx(0.6)
-    assert msg.frame_confidence == pytest.approx(0.65)
+    assert msg.frame_confidence == pytest.approx(0.25)
     back, rejection = decode_instances(msg)
     assert rejection is None
     np.testing.assert_array_equal(back.masks, masks)
@@ -346,7 +347,7 @@ def composed(request):
 def test_composed_pipeline_tracks_ground_truth_ids(composed, synth_root):
     from vis_node.ros.base_node import stamp_ns
     from vis_node.ros.convert import msg_to_labels, msg_to_mask
-    from vis_node.ros.predictors import SYNTH_NAMES
+    from vis_node.evaluation.oracle import SYNTH_NAMES
 
     executor, make = composed
     (perception, tracking, semantic), probe = make(gt_params(synth_root))
@@ -404,7 +405,7 @@ def test_perception_processes_the_newest_frame_and_counts_dropped(composed, synt
     executor, make = composed
     (perception, _, _), probe = make(gt_params(synth_root))
     images, _, _ = ground_truth(synth_root)
-    backend = perception._backend
+    backend = perception._detect.backend
     predict = backend.predict
 
     def slow_predict(image: np.ndarray, stamp: int):
@@ -493,7 +494,7 @@ def test_lifecycle_failures_keep_the_node_alive(tmp_path, synth_root, request):
             assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
             assert node.trigger_activate() == TransitionCallbackReturn.FAILURE
             assert node._state_machine.current_state[0] == State.PRIMARY_STATE_INACTIVE
-            assert not node.active and node._backend is None
+            assert not node.active and node._detect is None
 
             node.set_parameters([Parameter("model", value=f"gt:{synth_root}")])
             assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
@@ -501,7 +502,7 @@ def test_lifecycle_failures_keep_the_node_alive(tmp_path, synth_root, request):
             assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
             assert node._state_machine.current_state[0] == State.PRIMARY_STATE_ACTIVE
             assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-            assert node._backend is None
+            assert node._detect is None
         finally:
             node.destroy_node()
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vis_node.cli import main
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception.checkpoint import FORMAT, load_model, save_model
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.export_onnx import EXPORT_FORMAT

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.io.labels import read_label_png, write_instance_png
 from vis_node.tracking import cli
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from vis_node.io.errors import InvalidDataError
+from vis_node.structures.errors import InvalidDataError
 from vis_node.tracking.tracker import OnlineTracker
 from vis_node.structures.instances import Instances
 from vis_node.tracking.validate import MIN_DETECTION_SCORE, validate_instances

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.training.config import TrainConfig, load_train_config
 
 REPO = Path(__file__).resolve().parents[1]

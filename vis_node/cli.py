@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: list[str]) -> int:
     """Parse ``argv`` and run its command; input errors become exit code 2."""
     args = build_parser(selected_command(argv)).parse_args(argv)
-    from vis_node.io.errors import InputDataError
+    from vis_node.structures.errors import InputDataError
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -64,7 +64,7 @@ def evaluate(
     ValueError
         For an unknown protocol, missing semantics for ``sesiv``, or more than 20
         proposals in a sequence under ``davis2017-unsupervised``.
-    vis_node.io.errors.InputDataError
+    vis_node.structures.errors.InputDataError
         For unreadable inputs or frame-size mismatches (the message names the file).
     """
     if protocol not in PROTOCOLS:

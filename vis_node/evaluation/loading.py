@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.io.labels import read_label_folder, read_label_png, read_semantic_png
 
 LOGGER = logging.getLogger(__name__)

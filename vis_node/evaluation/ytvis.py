@@ -25,7 +25,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from vis_node.evaluation.loading import SequencePair
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.io.ytvis_json import encode_rle
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)

@@ -1,6 +1,6 @@
 """Data in and out: frame readers, label PNGs, results JSON, overlays (no ROS)."""
 
-from vis_node.io.errors import InputDataError, InvalidDataError
-from vis_node.io.frames import Frame
+from vis_node.structures.errors import InputDataError, InvalidDataError
+from vis_node.structures.frames import Frame
 
 __all__ = ["Frame", "InputDataError", "InvalidDataError"]

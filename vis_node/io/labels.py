@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 
 VOID_ID = 255
 """Label value marking void (ignored) pixels in palette annotations."""

@@ -4,7 +4,7 @@ A command that writes a folder of results (``vsis run``, ``vsis replay``) calls
 :func:`prepare_out_dir` first; one that writes a single file (``vsis eval``) calls
 :func:`check_out_file`. Neither creates anything but a probe file, removed at once. Both turn every way an output path can be unusable (a file
 where a folder is needed, a read-only place, a folder holding earlier results) into
-an :class:`~vis_node.io.errors.InputDataError` that says what to do.
+an :class:`~vis_node.structures.errors.InputDataError` that says what to do.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 
 
 def _probe_writable(folder: Path) -> None:

@@ -1,8 +1,8 @@
 """Frame readers for video files, image folders and DAVIS-style dataset roots.
 
 Every reader validates its input when called (missing or empty inputs raise at once)
-and returns an iterator of :class:`~vis_node.io.frames.Frame`; decoding errors met
-while iterating raise :class:`~vis_node.io.errors.InputDataError` naming the file.
+and returns an iterator of :class:`~vis_node.structures.frames.Frame`; decoding errors met
+while iterating raise :class:`~vis_node.structures.errors.InputDataError` naming the file.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from vis_node.io.errors import InputDataError
-from vis_node.io.frames import Frame
+from vis_node.structures.errors import InputDataError
+from vis_node.structures.frames import Frame
 from vis_node.io.labels import read_label_png
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp"})

@@ -24,8 +24,8 @@ from rosbags.rosbag2 import ReaderError, StoragePlugin, Writer, WriterError
 from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, TypesysError, get_typestore
 
-from vis_node.io.errors import InputDataError
-from vis_node.io.frames import Frame
+from vis_node.structures.errors import InputDataError
+from vis_node.structures.frames import Frame
 from vis_node.io.image_codec import RawImage, decode, encode
 
 GT_IDS_TOPIC = "/camera/gt/instance_ids"

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
 
-from vis_node.io.errors import InputDataError
-from vis_node.io.frames import Frame
+from vis_node.structures.errors import InputDataError
+from vis_node.structures.frames import Frame
 from vis_node.io.readers import (
     DEFAULT_FPS,
     IMAGE_SUFFIXES,

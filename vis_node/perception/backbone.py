@@ -11,7 +11,7 @@ from torch import nn
 from torchvision.models import mobilenet_v2, resnet50
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception.weights import load_mobilenet_v2_features_state
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)

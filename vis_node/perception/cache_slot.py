@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 
 LOG = logging.getLogger(__name__)
 

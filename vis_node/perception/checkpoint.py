@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.model import S4Net, build_model
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception.nanodet import WEIGHTS_FORMAT, NanoDetG
 from vis_node.perception.tfjs import read_graph_model_json, read_tfjs_weights
 

@@ -108,7 +108,7 @@ def run_bench(args: argparse.Namespace) -> int:
     """Execute ``vsis bench-model``: print the table; returns the exit code."""
     import torch
 
-    from vis_node.io.errors import InputDataError
+    from vis_node.structures.errors import InputDataError
     from vis_node.perception.bench import format_table, run_benchmark, shipped_model_rows
 
     if args.threads < 0:
@@ -142,7 +142,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 def _bench_frame(path: Path | None) -> np.ndarray:
     """The ``--model`` rows' frame: ``path``, else dog/00000 of the shared DAVIS data."""
-    from vis_node.io.errors import InputDataError
+    from vis_node.structures.errors import InputDataError
     from vis_node.io.readers import read_image
 
     if path is None:

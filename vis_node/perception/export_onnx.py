@@ -298,7 +298,7 @@ def read_export(folder: str | Path) -> OnnxExport:
     InputDataError
         If a file is missing or ``export.json`` is not a VSIS export manifest.
     """
-    from vis_node.io.errors import InputDataError
+    from vis_node.structures.errors import InputDataError
 
     folder = Path(folder)
     for name in (DENSE_FILE, INSTANCE_FILE, MANIFEST_FILE):

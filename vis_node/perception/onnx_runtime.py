@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception.export_onnx import (
     DENSE_OUTPUTS,
     INSTANCE_OUTPUTS,

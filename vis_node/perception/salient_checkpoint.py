@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception.checkpoint import FORMAT, read_checkpoint
 from vis_node.perception.nanodet import NanoDetG
 from vis_node.perception.salient_config import MODEL_TYPE, SalientConfig

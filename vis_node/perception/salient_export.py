@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception.onnx_runtime import onnx_session, session_options
 from vis_node.perception.salient_config import GEOMETRY_FEATURES, MODEL_TYPE, SalientConfig
 from vis_node.perception.salient_model import SalientNanoDet

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 
 _STORED_DTYPES: dict[str, np.dtype] = {
     "float32": np.dtype("<f4"),

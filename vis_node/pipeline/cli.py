@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vis_node import DEFAULT_MODEL
 from vis_node.io.readers import DEFAULT_FPS
+from vis_node.structures.label_map import LabelMap
 
 LOG = logging.getLogger(__name__)
 
@@ -124,15 +125,16 @@ def run(args: argparse.Namespace) -> int:
     """Execute ``vsis run``; returns the exit code (2 for unusable inputs or models)."""
     from tqdm import tqdm
 
-    from vis_node.io.errors import InputDataError
+    from vis_node.evaluation.oracle import GT_PREFIX
     from vis_node.io.out_dir import prepare_out_dir
     from vis_node.io.sources import open_source
-    from vis_node.perception.runtime import make_predictor
     from vis_node.perception.tensorrt import TensorRTUnavailableError
+    from vis_node.pipeline.backends import load_backend
     from vis_node.pipeline.filters import InstanceFilter, filter_predictor
     from vis_node.pipeline.offline import OfflinePipeline
     from vis_node.pipeline.online import OnlinePipeline
     from vis_node.pipeline.outputs import OUTPUT_ENTRIES, OutputWriter
+    from vis_node.structures.errors import InputDataError
 
     if args.fps <= 0 or args.threads < 0:
         print("vsis run: error: --fps must be positive and --threads >= 0", file=sys.stderr)
@@ -140,19 +142,25 @@ def run(args: argparse.Namespace) -> int:
     if args.motion_gate and args.mode != "online":
         print("vsis run: error: --motion-gate works in --mode online only", file=sys.stderr)
         return 2
+    if str(args.model).startswith(GT_PREFIX) and args.mode != "online":
+        print(f"vsis run: error: the {GT_PREFIX}ROOT oracle works in --mode online only",
+              file=sys.stderr)
+        return 2
     prepare_out_dir(args.out, overwrite=args.overwrite, outputs=OUTPUT_ENTRIES)
     frames = open_source(args.input, topic=args.topic, fps=args.fps)
+    instance_filter = InstanceFilter(
+        args.score_threshold, tuple(args.classes), args.max_instances, args.min_mask_area
+    )
     try:
-        predictor = make_predictor(
-            args.model,
-            args.runtime,
+        backend = load_backend(
+            str(args.model),
+            runtime=args.runtime,
             threads=args.threads,
             device=args.device,
             precision=args.precision,
+            gt_fps=args.fps,
         )
-        predictor = filter_predictor(predictor, InstanceFilter(
-            args.score_threshold, tuple(args.classes), args.max_instances, args.min_mask_area
-        ), str(args.model))
+        instance_filter.allowed_ids(LabelMap(backend.class_names, backend.name))
     except (TensorRTUnavailableError, ValueError) as exc:
         print(f"vsis run: error: {exc}", file=sys.stderr)
         return 2
@@ -161,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         writer = stack.enter_context(
             OutputWriter(
                 args.out,
-                predictor.class_names,
+                backend.class_names,
                 overlay=not args.no_overlay,
                 metadata={
                     "model": str(args.model),
@@ -176,14 +184,12 @@ def run(args: argparse.Namespace) -> int:
         for sequence, group in itertools.groupby(frames, key=lambda f: f.sequence):
             bar.set_postfix_str(sequence)
             if args.mode == "online":
-                pipeline = (
-                    OnlinePipeline.with_motion_gate(predictor)
-                    if args.motion_gate
-                    else OnlinePipeline(predictor)
+                pipeline = OnlinePipeline.build(
+                    backend, instance_filter=instance_filter, motion_gate=args.motion_gate
                 )
             else:
                 pipeline = OfflinePipeline(
-                    predictor,
+                    filter_predictor(backend.predictor, instance_filter, str(args.model)),
                     method=args.offline_method,
                     sequence_score_threshold=args.min_sequence_score,
                 )

@@ -27,9 +27,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from vis_node.io.frames import Frame
+from vis_node.structures.frames import Frame
 from vis_node.perception.predictor import Predictor
-from vis_node.pipeline.online import FrameResult, foreground_probs, label_maps
+from vis_node.pipeline.stages import foreground_probs, label_maps
+from vis_node.structures.results import FrameResult
 from vis_node.tracking.flow import DISFlow, FlowEstimator
 from vis_node.tracking.fusion import binarise_saliency, motion_saliency
 from vis_node.tracking.offline import SequenceTrack, propose_reduce, recurrent_propagation
@@ -119,7 +120,9 @@ def _frame_result(
 ) -> FrameResult:
     """A :class:`FrameResult` with its id and semantic maps painted from ``labels``."""
     id_map, semantic_map = label_maps(instances, labels)
-    return FrameResult(frame, instances, labels, confidences, id_map, semantic_map, timings)
+    return FrameResult(
+        frame, instances, labels, confidences, id_map, semantic_map, timings=timings
+    )
 
 
 class OfflinePipeline:

@@ -31,7 +31,7 @@ import numpy as np
 from vis_node.io.labels import wrap_track_ids, write_instance_png, write_semantic_png
 from vis_node.io.overlay import InstanceLabel, OverlayVideoWriter, draw_overlay
 from vis_node.io.ytvis_json import encode_rle, write_json
-from vis_node.pipeline.online import FrameResult
+from vis_node.structures.results import FrameResult
 
 OUTPUT_ENTRIES: tuple[str, ...] = (
     "instances",

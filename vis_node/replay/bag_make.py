@@ -13,8 +13,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vis_node.io.errors import InputDataError
-from vis_node.io.frames import Frame
+from vis_node.structures.errors import InputDataError
+from vis_node.structures.frames import Frame
 from vis_node.io.labels import read_label_png, read_semantic_png
 from vis_node.io.readers import DEFAULT_FPS, DavisRoot
 from vis_node.io.rosbag import GT_IDS_TOPIC, GT_SEMANTICS_TOPIC, BagFormat, ImageBagWriter

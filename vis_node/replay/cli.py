@@ -88,7 +88,7 @@ def run_replay(args: argparse.Namespace) -> int:
     1 when the graph fails)."""
     from pathlib import Path
 
-    from vis_node.io.errors import InputDataError
+    from vis_node.structures.errors import InputDataError
     from vis_node.io.out_dir import prepare_out_dir
     from vis_node.replay.report import print_latency
     from vis_node.ros.replay import REPLAY_OUTPUTS, ReplaySettings, run_replay as replay

@@ -10,7 +10,7 @@ message ends the node (it is logged, counted and the message skipped, then
 :class:`~vis_node.ros.stamps.StampClock` per topic: a clock jump is logged, counted and
 followed (:meth:`VsisNode.on_time_jump` drops state of the old time line), and frames
 that never arrived are counted. A hook that raises one of :data:`CONFIG_ERRORS` (e.g.
-:class:`~vis_node.io.errors.InputDataError` for a missing or corrupt model) fails its
+:class:`~vis_node.structures.errors.InputDataError` for a missing or corrupt model) fails its
 transition with an error log instead of crashing the process, so the node stays
 alive (unconfigured or inactive) and can be fixed and transitioned again.
 :func:`run_standalone` is the ``main`` of each executable.
@@ -31,7 +31,7 @@ from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Header
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.ros.convert import msg_to_label_map
 from vis_node.ros.diagnostics import DIAGNOSTICS_TOPIC, NodeStats, stats_to_status, status_array
 from vis_node.ros.input_guard import (

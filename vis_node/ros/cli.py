@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.ros.graph import GRAPH_ARGUMENTS, NODE_KINDS, parameter_overrides, remappings
 
 LAUNCH_CONFIG_DIR = Path(__file__).resolve().parents[2] / "launch" / "config"

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from vis_node.io.errors import InvalidDataError
+from vis_node.structures.errors import InvalidDataError
 from vis_node.io.image_codec import COLOR_ENCODINGS, ImageEncodingError, RawImage, decode_rgb
 from vis_node.io.rosbag import COMPRESSED_MSGTYPE, decode_image_message
 
@@ -43,7 +43,7 @@ REJECTION_KINDS: tuple[str, ...] = (
 )
 """Every rejection kind a node counts (keys of :attr:`RejectionCounter.counts`).
 
-``invalid_data``: a core stage raised :class:`~vis_node.io.errors.InvalidDataError`;
+``invalid_data``: a core stage raised :class:`~vis_node.structures.errors.InvalidDataError`;
 ``unexpected_error``: a callback raised anything else (a bug, logged with traceback);
 ``too_large``: over a :class:`Budget`, rejected before decoding.
 """
@@ -327,7 +327,7 @@ class RejectionCounter:
 class CallbackGuard:
     """Run callbacks so that no exception ends the node.
 
-    An :class:`~vis_node.io.errors.InvalidDataError` is a rejected message
+    An :class:`~vis_node.structures.errors.InvalidDataError` is a rejected message
     (``invalid_data``: counted, rate-limited warning). Any other exception is a bug met
     by some input: the first one of each callback is logged with its traceback, later
     ones as one rate-limited line, all counted as ``unexpected_error``; then

@@ -15,6 +15,7 @@ from vis_msgs.msg import SalientInstance, SalientInstanceArray
 from vis_node.ros.convert import instance_to_msg, msg_to_mask
 from vis_node.ros.input_guard import Budget, Rejection
 from vis_node.structures.instances import Instances
+from vis_node.structures.results import NO_FUSION_CONFIDENCE
 
 
 def instances_to_msg(
@@ -25,6 +26,7 @@ def instances_to_msg(
     mask_encoding: str = "cropped",
     labels: np.ndarray | None = None,
     confidence: np.ndarray | None = None,
+    frame_confidence: float = NO_FUSION_CONFIDENCE,
 ) -> SalientInstanceArray:
     """Build the array message of one frame.
 
@@ -42,15 +44,14 @@ def instances_to_msg(
     labels, confidence:
         ``int[N]`` unified class ids and ``float[N]`` their confidence; they replace the
         per-frame argmax class (``class_scores`` stay the frame's own).
-
-    Returns
-    -------
-    SalientInstanceArray
-        ``frame_confidence`` is the mean saliency (1 for an empty frame).
+    frame_confidence:
+        SISO frame confidence of the detect stage
+        (:attr:`vis_node.pipeline.stages.Detections.frame_confidence`), passed on
+        unchanged by the tracking and semantic nodes.
     """
     height, width = instances.image_size
     msg = SalientInstanceArray(header=header, image_height=height, image_width=width)
-    msg.frame_confidence = float(instances.saliency.mean()) if len(instances) else 1.0
+    msg.frame_confidence = float(frame_confidence)
     for k in range(len(instances)):
         item = instance_to_msg(
             mask=instances.masks[k],

@@ -169,7 +169,7 @@ PERCEPTION = NodeSpec(
             "model",
             DEFAULT_MODEL,
             "Shipped model name, model.pt path or model folder; or 'gt:<DAVIS root>' for "
-            "the ground-truth oracle (evaluation only, see vis_node.ros.predictors).",
+            "the ground-truth oracle (evaluation only, see vis_node.evaluation.oracle).",
         ),
         Param(
             "runtime",
@@ -190,6 +190,12 @@ PERCEPTION = NodeSpec(
             "cropped",
             "Per-instance mask in the output: 'cropped' mono8, 'rle' or 'none'.",
             choices=MASK_CHOICES,
+        ),
+        Param(
+            "motion_gate", False,
+            "SISO fusion with motion saliency: keep only the instances covering the moving "
+            "salient region (as vsis run --motion-gate); its frame confidence fills "
+            "frame_confidence (1 without the gate).",
         ),
         Param("gt_sequence", "", "Oracle only: sequence of the root ('' = the first)."),
         Param(

@@ -6,7 +6,9 @@ publishes ``instances`` (``vis_msgs/SalientInstanceArray``, header = the input
 image's header) and, latched, ``label_map`` (``vis_msgs/LabelMap``): the names and
 model name of the model it loaded, which the tracking and semantic nodes use. The
 runtime filters (``score_threshold``, ``class_allow``, ``max_instances``,
-``min_mask_area``) apply before publishing (:class:`vis_node.pipeline.filters.InstanceFilter`).
+``min_mask_area``) and, with ``motion_gate``, the SISO motion-saliency gate apply
+before publishing: the node runs :class:`vis_node.pipeline.stages.DetectStage`, as
+``vsis run`` does, and ``frame_confidence`` carries the stage's SISO frame confidence.
 
 Inference runs in its own thread fed through a one-slot buffer: a frame arriving
 while the model is busy replaces the waiting one (counted as dropped), so the node
@@ -27,17 +29,20 @@ from std_msgs.msg import Header
 from vis_msgs.msg import LabelMap as LabelMapMsg
 from vis_msgs.msg import SalientInstanceArray
 
+from vis_node.pipeline.backends import check_model_spec, load_backend
 from vis_node.pipeline.filters import InstanceFilter
+from vis_node.pipeline.stages import DetectStage
 from vis_node.ros.base_node import VsisNode, run_standalone, stamp_ns
 from vis_node.ros.convert import label_map_to_msg
 from vis_node.ros.input_guard import decode_image_msg
 from vis_node.ros.instances_msg import instances_to_msg
 from vis_node.ros.params import PERCEPTION
-from vis_node.ros.predictors import Backend, check_model_spec, load_backend
 from vis_node.ros.qos import LATCHED
 from vis_node.ros.stamps import LatestSlot
 from vis_node.ros.transport import image_subscription
 from vis_node.structures.label_map import LabelMap
+from vis_node.tracking.flow import DISFlow
+from vis_node.tracking.fusion import MotionSaliencyGate
 
 
 class PerceptionNode(VsisNode):
@@ -54,7 +59,7 @@ class PerceptionNode(VsisNode):
     def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(PERCEPTION, node_name, **kwargs)
         self._publisher: Any = None
-        self._backend: Backend | None = None
+        self._detect: DetectStage | None = None
         self._label_map_pub: Any = None
         self.label_map: LabelMap | None = None
         self._filter = InstanceFilter()
@@ -75,7 +80,7 @@ class PerceptionNode(VsisNode):
         self._label_map_pub = self.create_lifecycle_publisher(LabelMapMsg, "label_map", LATCHED)
 
     def activate_node(self) -> None:
-        self._backend = load_backend(
+        backend = load_backend(
             self.config["model"],
             runtime=self.config["runtime"],
             device=self.config["device"],
@@ -83,8 +88,9 @@ class PerceptionNode(VsisNode):
             gt_fps=self.config["gt_fps"],
             gt_seed=self.config["gt_seed"],
         )
-        self.label_map = LabelMap(self._backend.class_names, self._backend.name)
-        self._filter.allowed_ids(self.label_map)
+        gate = MotionSaliencyGate(flow=DISFlow()) if self.config["motion_gate"] else None
+        self._detect = DetectStage(backend, self._filter, gate)
+        self.label_map = self._detect.label_map
         self.get_logger().info(
             f"model '{self.label_map.model_name}' loaded ({len(self.label_map)} classes)"
         )
@@ -104,7 +110,7 @@ class PerceptionNode(VsisNode):
         if self._worker is not None:
             self._worker.join()
             self._worker = None
-        self._backend = None
+        self._detect = None
         if str(self.config.get("device", "cpu")).startswith("cuda"):
             import torch
 
@@ -128,8 +134,8 @@ class PerceptionNode(VsisNode):
             self.guard.call("inference", self._process, msg)
 
     def _process(self, msg: Image | CompressedImage) -> None:
-        backend, label_map = self._backend, self.label_map
-        if backend is None or label_map is None:
+        detect, label_map = self._detect, self.label_map
+        if detect is None or label_map is None:
             return
         topic = "image" if isinstance(msg, Image) else "image/compressed"
         with self.stats.stage("decode"):
@@ -138,13 +144,14 @@ class PerceptionNode(VsisNode):
             self.reject(topic, rejection)
             return
         with self.stats.stage("inference"):
-            instances = self._filter(backend.predict(image, stamp_ns(msg.header)), label_map)
+            detections = detect(image, stamp_ns(msg.header))
         with self.stats.stage("publish"):
             out = instances_to_msg(
-                instances,
+                detections.instances,
                 msg.header,
                 label_map.names,
                 mask_encoding=self.config["mask_encoding"],
+                frame_confidence=detections.frame_confidence,
             )
             self._publisher.publish(out)
         self.stats.frame_done()

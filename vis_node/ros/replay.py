@@ -36,13 +36,13 @@ from std_msgs.msg import Header
 from vis_msgs.msg import LabelMap, SalientInstanceArray
 
 from vis_node import DEFAULT_MODEL
-from vis_node.io.errors import InputDataError
-from vis_node.io.frames import Frame
+from vis_node.structures.errors import InputDataError
+from vis_node.structures.frames import Frame
 from vis_node.io.labels import wrap_track_ids, write_instance_png, write_semantic_png
 from vis_node.io.rosbag import (
     GT_IDS_TOPIC, GT_SEMANTICS_TOPIC, image_topics, read_bag_frames, read_bag_labels,
 )
-from vis_node.pipeline.online import FrameResult
+from vis_node.structures.results import FrameResult
 from vis_node.pipeline.outputs import OUTPUT_ENTRIES
 from vis_node.replay.latency import LatencyLog
 from vis_node.ros import qos
@@ -242,6 +242,7 @@ def frame_result(pending: _Pending) -> FrameResult:
         confidences=np.array([i.class_score for i in items], dtype=np.float32),
         id_map=id_map.astype(np.uint16),
         semantic_map=semantic,
+        frame_confidence=float(unified.frame_confidence),
     )
 
 

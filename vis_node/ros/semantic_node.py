@@ -6,8 +6,8 @@ only source of names here), and publishes, each with the input header:
 
 * ``unified_instances``: the tracked instances (track id > 0) with ``class_id`` /
   ``class_name`` / ``class_score`` replaced by the track's unified object class
-  (:class:`vis_node.tracking.unification.OnlineUnifier` on
-  :func:`vis_node.pipeline.online.foreground_probs`, as ``vsis run``);
+  (:class:`vis_node.pipeline.stages.UnifyStage`, as ``vsis run``) and the input's
+  ``frame_confidence``;
 * ``instance_ids``: ``mono16`` track-id image (0 = background);
 * ``semantic``: ``mono8`` unified class-id image;
 * ``overlay``: ``rgb8`` visualisation, computed only while someone subscribes; it
@@ -35,7 +35,7 @@ from vis_msgs.msg import LabelMap as LabelMapMsg
 from vis_msgs.msg import SalientInstanceArray
 
 from vis_node.io.overlay import InstanceLabel, draw_overlay
-from vis_node.pipeline.online import foreground_probs, label_maps
+from vis_node.pipeline.stages import UnifyStage
 from vis_node.ros.base_node import VsisNode, run_standalone, stamp_ns
 from vis_node.ros.convert import image_to_msg
 from vis_node.ros.input_guard import Rejection, check_finite_scores, decode_image_msg
@@ -74,7 +74,7 @@ class SemanticNode(VsisNode):
     def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(SEMANTIC, node_name, **kwargs)
         self._pubs: dict[str, Any] = {}
-        self._unifier: OnlineUnifier | None = None
+        self._unify: UnifyStage | None = None
         self._matcher: StampMatcher[tuple[np.ndarray, dict[int, InstanceLabel]], Any] = (
             StampMatcher()
         )
@@ -82,7 +82,7 @@ class SemanticNode(VsisNode):
         self._vision: Any = None
 
     def configure_node(self) -> None:
-        self._unifier = self._new_unifier()
+        self._unify = self._new_stage()
         self._matcher = StampMatcher(int(self.config["match_capacity"]))
         create = self.create_lifecycle_publisher
         out = self.output_qos
@@ -104,9 +104,11 @@ class SemanticNode(VsisNode):
             self._vision = None
             self.get_logger().info(VISION_MSGS_MISSING)
 
-    def _new_unifier(self) -> OnlineUnifier:
-        return OnlineUnifier(
-            margin=float(self.config["margin"]), patience=int(self.config["patience"])
+    def _new_stage(self) -> UnifyStage:
+        return UnifyStage(
+            OnlineUnifier(
+                margin=float(self.config["margin"]), patience=int(self.config["patience"])
+            )
         )
 
     def activate_node(self) -> None:
@@ -123,7 +125,7 @@ class SemanticNode(VsisNode):
 
     def cleanup_node(self) -> None:
         self._pubs = {}
-        self._unifier = None
+        self._unify = None
         self.label_map = None
 
     def _on_label_map(self, msg: LabelMapMsg) -> None:
@@ -131,7 +133,7 @@ class SemanticNode(VsisNode):
         if label_map is None:
             return
         if self.label_map is not None:
-            self._unifier = self._new_unifier()
+            self._unify = self._new_stage()
         self.label_map = label_map
         if self.active:
             self._publish_label_info(msg.header)
@@ -150,8 +152,8 @@ class SemanticNode(VsisNode):
             self.recover_node()
 
     def recover_node(self) -> None:
-        if self._unifier is not None:
-            self._unifier.reset()
+        if self._unify is not None:
+            self._unify.reset()
 
     def _overlay_wanted(self) -> bool:
         return self._pubs["overlay"].get_subscription_count() > 0
@@ -169,32 +171,32 @@ class SemanticNode(VsisNode):
         if rejection is not None:
             self.reject("tracked_instances", rejection)
             return
-        if self._unifier is None:
+        unify = self._unify
+        if unify is None:
             return
         with self.stats.stage("decode_instances"):
-            instances, rejection = decode_instances(msg, len(label_map), self.budget)
+            tracked, rejection = decode_instances(msg, len(label_map), self.budget)
         if rejection is not None:
             self.reject("tracked_instances", rejection)
             return
-        instances = instances.select(instances.track_ids > 0)
         with self.stats.stage("unification"):
-            labels, confidence = self._unifier.update(
-                instances.track_ids, foreground_probs(instances.class_probs)
-            )
-            ids, classes = label_maps(instances, labels)
+            unified = unify(tracked)
+        instances, labels, confidence = unified.instances, unified.labels, unified.confidences
+        ids, classes = unified.id_map, unified.semantic_map
         self.stats.set_gauge("active_tracks", len(instances))
         with self.stats.stage("publish"):
-            unified = instances_to_msg(
+            out = instances_to_msg(
                 instances,
                 msg.header,
                 label_map.names,
                 mask_encoding=self.config["mask_encoding"],
                 labels=labels,
                 confidence=confidence,
+                frame_confidence=msg.frame_confidence,
             )
-            self._pubs["unified_instances"].publish(unified)
+            self._pubs["unified_instances"].publish(out)
             if self._vision is not None:
-                self._pubs["detections"].publish(self._vision.detections_msg(unified, label_map))
+                self._pubs["detections"].publish(self._vision.detections_msg(out, label_map))
             self._pubs["instance_ids"].publish(image_to_msg(ids, "mono16", msg.header))
             self._pubs["semantic"].publish(image_to_msg(classes, "mono8", msg.header))
         self.stats.frame_done()

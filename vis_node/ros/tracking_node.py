@@ -5,8 +5,8 @@ latched ``label_map`` (class names of the loaded model) and the camera image it 
 computed from (``image`` or ``image/compressed``, by ``image_transport``), pairs
 instances and images by exact header stamp (:class:`~vis_node.ros.stamps.StampMatcher`;
 optical flow and colour embeddings need the pixels) and publishes
-``tracked_instances`` with the header of the input. Tracking is
-:class:`vis_node.tracking.tracker.OnlineTracker`. Instances are skipped (counted as
+``tracked_instances`` with the header and ``frame_confidence`` of the input. Tracking
+is :class:`vis_node.pipeline.stages.TrackStage`, as in ``vsis run``. Instances are skipped (counted as
 ``no_label_map``) until the label map has arrived, and (``size_mismatch``) when their
 class scores do not fit it.
 
@@ -22,6 +22,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from vis_msgs.msg import LabelMap as LabelMapMsg
 from vis_msgs.msg import SalientInstanceArray
 
+from vis_node.pipeline.stages import TrackStage
 from vis_node.ros.base_node import VsisNode, run_standalone, stamp_ns
 from vis_node.ros.input_guard import Rejection, check_finite_scores, decode_image_msg
 from vis_node.ros.instances_msg import decode_instances, instances_to_msg, score_values
@@ -68,13 +69,12 @@ class TrackingNode(VsisNode):
     def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(TRACKING, node_name, **kwargs)
         self._publisher: Any = None
-        self._tracker: OnlineTracker | None = None
+        self._stage: TrackStage | None = None
         self._matcher: StampMatcher[Pending, Any] = StampMatcher()
-        self._frame_shape: tuple[int, ...] | None = None
         self.label_map: LabelMap | None = None
 
     def configure_node(self) -> None:
-        self._tracker = build_tracker(self.config)
+        self._stage = TrackStage(build_tracker(self.config))
         self._matcher = StampMatcher(int(self.config["match_capacity"]))
         self._publisher = self.create_lifecycle_publisher(
             SalientInstanceArray, "tracked_instances", self.output_qos
@@ -91,8 +91,7 @@ class TrackingNode(VsisNode):
         self._matcher.clear()
 
     def cleanup_node(self) -> None:
-        self._tracker = None
-        self._frame_shape = None
+        self._stage = None
         self._publisher = None
         self.label_map = None
 
@@ -104,9 +103,8 @@ class TrackingNode(VsisNode):
         self.recover_node()
 
     def recover_node(self) -> None:
-        if self._tracker is not None:
-            self._tracker.reset()
-        self._frame_shape = None
+        if self._stage is not None:
+            self._stage.reset()
 
     def _on_instances(self, msg: SalientInstanceArray) -> None:
         if not self.check_header("instances", msg.header):
@@ -151,18 +149,16 @@ class TrackingNode(VsisNode):
                 ),
             )
             return
-        if self._tracker is None or self.label_map is None:
+        track = self._stage
+        if track is None or self.label_map is None:
             return
-        if self._frame_shape is not None and self._frame_shape != image.shape:
+        if track.size_changed(image):
             self.get_logger().warning(
-                f"frame size changed from {self._frame_shape[:2]} to {image.shape[:2]}; "
-                "starting new tracks"
+                f"frame size changed to {image.shape[:2]}; starting new tracks"
             )
-            self._tracker.reset()
-        self._frame_shape = image.shape
         with self.stats.stage("tracking"):
-            tracked = self._tracker.update(instances, image)
-        active = sum(t.state is not TrackState.LOST for t in self._tracker.tracks)
+            tracked = track(instances, image)
+        active = sum(t.state is not TrackState.LOST for t in track.tracker.tracks)
         self.stats.set_gauge("active_tracks", active)
         with self.stats.stage("publish"):
             out = instances_to_msg(
@@ -170,6 +166,7 @@ class TrackingNode(VsisNode):
                 msg.header,
                 self.label_map.names,
                 mask_encoding=self.config["mask_encoding"],
+                frame_confidence=msg.frame_confidence,
             )
             self._publisher.publish(out)
         self.stats.frame_done()

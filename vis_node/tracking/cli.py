@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from vis_node.io.frames import Frame
+    from vis_node.structures.frames import Frame
     from vis_node.tracking.tracker import OnlineTracker
     from vis_node.structures.instances import Instances
     from vis_node.tracking.unification import OnlineUnifier
@@ -241,7 +241,7 @@ def _sequences(
     A DAVIS root is read sequence by sequence; any other source (image folder, video)
     is one sequence, matched by name or, when DETS holds a single sequence, to it.
     """
-    from vis_node.io.errors import InputDataError
+    from vis_node.structures.errors import InputDataError
     from vis_node.io.readers import DavisRoot
     from vis_node.io.sources import SourceKind, detect_source, open_source
 
@@ -286,7 +286,7 @@ def _read_detections(path: Path | None, frame: Frame) -> tuple[Instances, bool]:
 
     import numpy as np
 
-    from vis_node.io.errors import InputDataError
+    from vis_node.structures.errors import InputDataError
     from vis_node.io.labels import read_label_png
     from vis_node.structures.instances import Instances
 
@@ -327,7 +327,7 @@ def _parse_entry(json_path: Path, value: int, entry: object) -> tuple[list[float
     ``class_scores[c]`` is the score of class id ``c``; without it the instance has one
     class. Without ``score`` the detection score is the largest class score.
     """
-    from vis_node.io.errors import InputDataError
+    from vis_node.structures.errors import InputDataError
 
     if not isinstance(entry, dict):
         raise InputDataError(json_path, f"no entry for instance id {value}")

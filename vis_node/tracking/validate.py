@@ -2,7 +2,7 @@
 
 Instances reach the tracker from a segmenter in this process or from a message of
 another process; either way a bad value must end as one clear
-:class:`~vis_node.io.errors.InvalidDataError`, never as a NumPy shape error deep in the
+:class:`~vis_node.structures.errors.InvalidDataError`, never as a NumPy shape error deep in the
 association. Rules (``N`` instances of an ``H x W`` frame):
 
 * every per-instance array has ``N`` rows; masks are ``H x W`` like the image;
@@ -22,7 +22,7 @@ import dataclasses
 
 import numpy as np
 
-from vis_node.io.errors import InvalidDataError
+from vis_node.structures.errors import InvalidDataError
 from vis_node.structures.instances import Instances
 
 SCORE_TOLERANCE = 1e-4

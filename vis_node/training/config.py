@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.device import DEFAULT_DEVICE, parse_device
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.io.labels import read_label_png
 from vis_node.io.readers import read_image
 from vis_node.io.ytvis_json import decode_rle

@@ -32,7 +32,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.io.labels import write_instance_png, write_semantic_png
 from vis_node.perception.checkpoint import save_model
 from vis_node.perception.device import resolve_device

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vis_node.io.errors import InputDataError
+from vis_node.structures.errors import InputDataError
 from vis_node.io.labels import read_label_png
 from vis_node.io.readers import read_image
 from vis_node.training.config import SourceConfig, TrainConfig

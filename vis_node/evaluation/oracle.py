@@ -1,30 +1,25 @@
-"""Predictor backends selected by the perception node's ``model`` parameter (no ROS import).
+"""The ground-truth oracle: an **evaluation-only** predictor replaying annotations.
 
-* A shipped model name, ``model.pt`` file or model folder: the S4Net network run by
-  the chosen runtime (:func:`vis_node.perception.runtime.make_predictor`).
-* ``gt:<DAVIS root>``: :class:`GroundTruthOracle`, an **evaluation-only oracle** that
-  replays the root's annotation PNGs for the frame of the same stamp (as the oracle
-  experiment of MaskTrack R-CNN, which feeds ground-truth masks to the tracker). Its
-  instances come in a random order per frame and carry no ids, so what reaches the
-  output ids is the tracker's work alone; it measures tracking and plumbing
-  independently of the segmentation model. Never use it for deployment.
-
-Every backend is called as ``predictor(image, stamp_ns) -> Instances``.
+:class:`GroundTruthOracle` replays a DAVIS-style root's annotation PNGs for the frame
+of the same stamp (as the oracle experiment of MaskTrack R-CNN, which feeds
+ground-truth masks to the tracker). Its instances come in a random order per frame and
+carry no ids, so what reaches the output ids is the tracker's work alone; it measures
+tracking and plumbing independently of the segmentation model. ``vsis run --model
+gt:ROOT`` and the perception node's ``model: gt:ROOT`` load it
+(:func:`vis_node.pipeline.backends.load_backend`). Never use it for deployment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vis_node.io.errors import InputDataError
 from vis_node.io.labels import read_label_png, read_semantic_png
 from vis_node.io.readers import DEFAULT_FPS, DavisRoot
-from vis_node.synth.generator import CATEGORIES
+from vis_node.structures.errors import InputDataError
 from vis_node.structures.instances import Instances
+from vis_node.synth.generator import CATEGORIES
 
 GT_PREFIX = "gt:"
 """Prefix of the ``model`` parameter that selects the ground-truth oracle."""
@@ -123,70 +118,3 @@ class GroundTruthOracle:
         probs = np.zeros((values.size, num_classes), dtype=np.float32)
         probs[np.arange(values.size), labels] = 1.0
         return Instances.from_masks(masks, class_probs=probs, saliency=np.ones(values.size))
-
-
-@dataclass
-class Backend:
-    """A loaded predictor.
-
-    Attributes
-    ----------
-    name:
-        Model name for the label map (checkpoint stem / folder, or ``gt``).
-    class_names:
-        Label map, index = class id.
-    predict:
-        ``(uint8[H, W, 3] RGB, stamp_ns) -> Instances``.
-    """
-
-    name: str
-    class_names: tuple[str, ...]
-    predict: Callable[[np.ndarray, int], Instances]
-
-
-def check_model_spec(spec: str) -> None:
-    """Fail early (at configure) when ``spec`` names nothing loadable.
-
-    Raises
-    ------
-    InputDataError
-        Missing checkpoint or oracle root; the message says what is expected.
-    """
-    from vis_node.perception.checkpoint import resolve_model
-
-    if spec.startswith(GT_PREFIX):
-        root = Path(spec[len(GT_PREFIX) :])
-        if not (root / "Annotations").is_dir():
-            raise InputDataError(root, "oracle root needs an Annotations/ folder")
-        return
-    resolve_model(spec)
-
-
-def load_backend(
-    spec: str, *, runtime: str = "onnx", device: str = "cpu", gt_sequence: str = "",
-    gt_fps: float = DEFAULT_FPS, gt_seed: int = 0,
-) -> Backend:
-    """Load the backend named by ``spec`` (see the module docstring).
-
-    ``runtime`` and ``device`` apply to networks, the ``gt_*`` settings to the oracle.
-
-    Raises
-    ------
-    InputDataError
-        Missing or corrupt checkpoint, or oracle root without annotations.
-    vis_node.perception.tensorrt.TensorRTUnavailableError
-        ``runtime="tensorrt"`` without TensorRT or a CUDA GPU.
-    """
-    if spec.startswith(GT_PREFIX):
-        oracle = GroundTruthOracle(
-            spec[len(GT_PREFIX) :], sequence=gt_sequence, fps=gt_fps, seed=gt_seed
-        )
-        return Backend("gt", oracle.class_names, oracle)
-    from vis_node.perception.checkpoint import model_name, resolve_model
-    from vis_node.perception.runtime import make_predictor
-
-    path = resolve_model(spec)
-    predictor = make_predictor(path, runtime, device=device)
-    return Backend(
-        model_name(path), predictor.class_names, lambda image, stamp_ns: predictor(image)
-    )
