@@ -23,6 +23,7 @@ def test_stage_and_end_to_end_latency():
     assert report["stages"]["instances"]["median"] == pytest.approx(20.0)
     assert report["stages"]["tracked"]["median"] == pytest.approx(2.0)
     assert report["end_to_end"]["max"] == pytest.approx(22.0)
+    assert report["throughput_fps"] == pytest.approx(2 / 1.022)
     assert log.complete(10) and not log.complete(30)
 
 

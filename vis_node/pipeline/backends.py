@@ -107,9 +107,8 @@ def load_backend(
             spec[len(GT_PREFIX) :], sequence=gt_sequence, fps=gt_fps, seed=gt_seed
         )
         return Backend("gt", oracle.class_names, oracle)
-    from vis_node.perception.checkpoint import model_name, resolve_model
+    from vis_node.perception.checkpoint import model_name
     from vis_node.perception.runtime import make_predictor
 
-    path = resolve_model(spec)
-    predictor = make_predictor(path, runtime, device=device, threads=threads, precision=precision)
-    return backend_of(predictor, model_name(path))
+    predictor = make_predictor(spec, runtime, device=device, threads=threads, precision=precision)
+    return backend_of(predictor, model_name(spec))

@@ -65,7 +65,8 @@ class LatencyLog:
         dict
             ``"stages"``: stage -> summary; ``"end_to_end"``: summary; ``"published"``,
             ``"delivered"`` and ``"dropped"`` frame counts (a frame is dropped when the
-            last stage never delivered it).
+            last stage never delivered it); ``"throughput_fps"``: frames delivered per
+            second from the first publication to the last delivery (0 for none).
         """
         stages: dict[str, dict[str, float]] = {}
         previous = self.published
@@ -77,10 +78,13 @@ class LatencyLog:
         last = self.arrived.get(self.stages[-1], {})
         end_to_end = [last[s] - self.published[s] for s in last if s in self.published]
         delivered = sum(1 for s in self.published if s in last)
+        delivered_at = [last[s] for s in last if s in self.published]
+        span = max(delivered_at, default=0.0) - min(self.published.values(), default=0.0)
         return {
             "stages": stages,
             "end_to_end": summary_ms(end_to_end),
             "published": len(self.published),
             "delivered": delivered,
             "dropped": len(self.published) - delivered,
+            "throughput_fps": delivered / span if delivered and span > 0 else 0.0,
         }

@@ -18,7 +18,7 @@ def latency_table(report: dict[str, Any], title: str) -> Table:
         table.add_row(name, *(f"{stats[k]:.1f}" for k in ("median", "p90", "max")))
     table.caption = (
         f"published {report['published']}, delivered {report['delivered']}, "
-        f"dropped {report['dropped']}"
+        f"dropped {report['dropped']}, {report['throughput_fps']:.1f} frames/s delivered"
     )
     return table
 
