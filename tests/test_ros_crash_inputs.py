@@ -178,7 +178,8 @@ def _header(stamp_ns: int):
 def _messages(frame: Frame):
     from vis_msgs.msg import SalientInstanceArray
 
-    from vis_node.ros.convert import box_from_mask, image_to_msg, instance_to_msg
+    from vis_node.ros.convert import image_to_msg, instance_to_msg
+    from vis_node.structures.geometry import mask_box
 
     index = (frame.stamp_ns // PERIOD_NS) % 1000
     msg = SalientInstanceArray(
@@ -188,7 +189,7 @@ def _messages(frame: Frame):
         mask = _mask(item.obj, index)
         scores = [0.05, 0.9, 0.05] if item.obj == 0 else [0.05, 0.05, 0.9]
         instance = instance_to_msg(
-            mask=mask, box=box_from_mask(mask), track_id=0, class_scores=scores,
+            mask=mask, box=mask_box(mask) or (0, 0, 0, 0), track_id=0, class_scores=scores,
             class_names=NAMES, saliency=0.5,
         )
         instance.saliency_score = item.saliency

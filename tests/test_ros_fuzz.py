@@ -155,12 +155,13 @@ def _good_instances(stamp_ns: int, track_id: int) -> Any:
     """One valid instance of class 1, without class scores (fits any label map)."""
     from vis_msgs.msg import SalientInstanceArray
 
-    from vis_node.ros.convert import box_from_mask, instance_to_msg
+    from vis_node.ros.convert import instance_to_msg
+    from vis_node.structures.geometry import mask_box
 
     mask = np.zeros((HEIGHT, WIDTH), bool)
     mask[4:14, 6:20] = True
     item = instance_to_msg(
-        mask=mask, box=box_from_mask(mask), track_id=track_id, class_scores=[0.1, 0.9],
+        mask=mask, box=mask_box(mask) or (0, 0, 0, 0), track_id=track_id, class_scores=[0.1, 0.9],
         class_names=["background", "object"], saliency=0.8,
     )
     item.class_scores = []

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rosutil import require_ros, require_vision_msgs, ros_context, spin_until
+from vis_node.structures.geometry import mask_box
 
 pytestmark = pytest.mark.ros
 
@@ -77,7 +78,7 @@ def test_instance_array_round_trip(ros_modules, node_pair):
     msg.frame_confidence = 0.75
     msg.instances = [
         convert.instance_to_msg(
-            mask=person, box=convert.box_from_mask(person), track_id=7,
+            mask=person, box=mask_box(person), track_id=7,
             class_scores=[0.05, 0.8, 0.1, 0.05], class_names=CLASS_NAMES, saliency=0.9,
             embedding=np.linspace(-1, 1, 16), mask_encoding="cropped",
         ),
@@ -104,7 +105,7 @@ def test_instance_array_round_trip(ros_modules, node_pair):
     np.testing.assert_allclose(first.class_scores, [0.05, 0.8, 0.1, 0.05], rtol=1e-6)
     np.testing.assert_allclose(first.embedding, np.linspace(-1, 1, 16), rtol=1e-6)
     assert first.saliency_score == pytest.approx(0.9)
-    x1, y1, x2, y2 = convert.box_from_mask(person)
+    x1, y1, x2, y2 = mask_box(person)
     assert first.bbox.center_x == pytest.approx((x1 + x2) / 2)
     assert first.bbox.size_y == pytest.approx(y2 - y1)
     assert first.mask.encoding == "mono8"

@@ -8,6 +8,7 @@ import pytest
 
 from vis_node.tracking.embedding import ColourHistogramEmbedder
 from vis_node.tracking.flow import DISFlow, FarnebackFlow, warp_masks
+from vis_node.structures.geometry import mask_box
 from vis_node.structures.instances import Instances, boxes_from_masks
 
 
@@ -96,3 +97,10 @@ def test_colour_embedding_separates_colours() -> None:
     assert float(vectors[0] @ vectors[1]) == pytest.approx(1.0)
     assert float(vectors[0] @ vectors[2]) == pytest.approx(0.0)
     assert not vectors[3].any()  # empty mask
+
+
+def test_mask_box_is_tight_and_none_for_an_empty_mask() -> None:
+    mask = np.zeros((5, 6), bool)
+    assert mask_box(mask) is None
+    mask[1:3, 2:5] = True
+    assert mask_box(mask) == (2, 1, 5, 3)

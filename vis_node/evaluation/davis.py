@@ -11,6 +11,10 @@ Definitions follow davis2017-evaluation (BSD-3) exactly; see ``docs/METRICS.md``
 Two protocols are provided: DAVIS-2016 (binary: all predicted instances united against
 the GT foreground) and DAVIS-2017 unsupervised (at most 20 proposals, Hungarian
 assignment of proposals to GT objects on mean (J + F) / 2 over frames).
+
+Over 400 lines on purpose: one protocol end to end (per-frame J and F, the
+unsupervised proposal matching and the sequence statistics share their helpers and are
+read together against the DAVIS reference).
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ folders (:func:`instances_from_pair`): each predicted id of a sequence is one de
 with score 1.0, or the score given in ``<PRED>/<seq>/scores.json`` (``{"<id>": score}``);
 an instance's category is its most common class label over all its pixels in the
 semantics folder, or 1 for every instance when no semantics are given.
+
+Over 400 lines on purpose: one protocol end to end (spatio-temporal IoU, the COCO-style
+matching and the AP / AR accumulation share their track records and are read together
+against the YouTube-VIS reference).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from vis_node.structures.geometry import mask_box
+
 
 def encode_rle(mask: np.ndarray) -> dict[str, object]:
     """Encode one binary mask as COCO compressed RLE.
@@ -51,16 +53,11 @@ def decode_rle(rle: Mapping[str, object]) -> np.ndarray:
 
 def mask_bbox(mask: np.ndarray) -> list[float]:
     """Tight ``[x, y, w, h]`` box in pixels of a non-empty ``bool[H, W]`` mask."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    box = mask_box(mask)
+    if box is None:
         raise ValueError("mask is empty; an absent frame has no box")
-    return [
-        float(cols[0]),
-        float(rows[0]),
-        float(cols[-1] - cols[0] + 1),
-        float(rows[-1] - rows[0] + 1),
-    ]
+    x1, y1, x2, y2 = box
+    return [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
 
 
 @dataclass(frozen=True)

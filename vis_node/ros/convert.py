@@ -17,6 +17,7 @@ from vis_msgs.msg import LabelMap as LabelMapMsg
 
 from vis_node.io.image_codec import RawImage, decode_labels, decode_rgb, encode
 from vis_node.io.ytvis_json import decode_rle, encode_rle
+from vis_node.structures.geometry import mask_box
 from vis_node.structures.label_map import LabelMap
 
 MASK_ENCODINGS = {
@@ -65,18 +66,6 @@ def msg_to_rgb(msg: Image) -> np.ndarray:
 def msg_to_labels(msg: Image) -> np.ndarray:
     """Decode a mono8 / mono16 label image message to ``uint16[H, W]``."""
     return decode_labels(RawImage.from_msg(msg))
-
-
-def box_from_mask(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """Tight integer box ``(x1, y1, x2, y2)`` of a ``bool[H, W]`` mask, end-exclusive.
-
-    Returns ``(0, 0, 0, 0)`` for an empty mask.
-    """
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return (0, 0, 0, 0)
-    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
 def instance_to_msg(
@@ -142,7 +131,7 @@ def instance_to_msg(
     if mask_encoding == "rle":
         msg.mask_rle = str(encode_rle(mask)["counts"])
         return msg
-    mx1, my1, mx2, my2 = box_from_mask(mask)
+    mx1, my1, mx2, my2 = mask_box(mask) or (0, 0, 0, 0)
     msg.mask_roi = RegionOfInterest(x_offset=mx1, y_offset=my1, width=mx2 - mx1, height=my2 - my1)
     crop = mask[my1:my2, mx1:mx2].astype(np.uint8) * 255
     if crop.size:

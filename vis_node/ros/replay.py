@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,19 +35,16 @@ from std_msgs.msg import Header
 from vis_msgs.msg import LabelMap, SalientInstanceArray
 
 from vis_node import DEFAULT_MODEL
-from vis_node.structures.errors import InputDataError
-from vis_node.structures.frames import Frame
-from vis_node.io.labels import wrap_track_ids, write_instance_png, write_semantic_png
-from vis_node.io.rosbag import (
-    GT_IDS_TOPIC, GT_SEMANTICS_TOPIC, image_topics, read_bag_frames, read_bag_labels,
-)
-from vis_node.structures.results import FrameResult
+from vis_node.io.labels import wrap_track_ids
 from vis_node.pipeline.outputs import OUTPUT_ENTRIES
+from vis_node.replay.bags import bag_sequences, check_bags, replay_frames, write_ground_truth
 from vis_node.replay.latency import LatencyLog
 from vis_node.ros import qos
 from vis_node.ros.cli import default_params_files
 from vis_node.ros.convert import image_to_msg, msg_to_labels
+from vis_node.structures.frames import Frame
 from vis_node.structures.instances import Instances
+from vis_node.structures.results import FrameResult
 
 STAGES = ("instances", "tracked_instances", "unified_instances")
 """Output topics in pipeline order (latency stages)."""
@@ -95,34 +91,6 @@ def _typestore() -> Any:
         types.update(get_types_from_msg(path.read_text(), f"vis_msgs/msg/{path.stem}"))
     store.register(types)
     return store
-
-
-def bag_sequences(path: Path) -> list[Path]:
-    """The bags to replay: ``path`` itself, or every bag folder directly inside it."""
-    if (path / "metadata.yaml").is_file() or path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise InputDataError(path, "does not exist; pass a bag or a folder of bags")
-    bags = sorted(p for p in path.iterdir() if (p / "metadata.yaml").is_file())
-    if not bags:
-        raise InputDataError(path, "no rosbag2 here; pass a bag or a folder of bags")
-    return bags
-
-
-def check_bags(bags: list[Path], topic: str | None) -> None:
-    """Make sure every bag has a frame to replay, before any graph is started.
-
-    Raises
-    ------
-    InputDataError
-        If a bag is unreadable, its image topic is ambiguous, or the topic holds no
-        messages.
-    """
-    for path in bags:
-        if next(iter(replay_frames(path, topic)), None) is None:
-            raise InputDataError(
-                path, "its image topic holds no messages; record some frames, or pass --topic"
-            )
 
 
 @dataclass
@@ -244,28 +212,6 @@ def frame_result(pending: _Pending) -> FrameResult:
         semantic_map=semantic,
         frame_confidence=float(unified.frame_confidence),
     )
-
-
-def replay_frames(bag: Path, topic: str | None) -> Iterator[Frame]:
-    """Frames of one bag, named by index and with the bag folder as sequence.
-
-    Without ``topic``, the bag's one image topic that is not ground truth is used.
-    """
-    for index, frame in enumerate(read_bag_frames(bag, topic=topic)):
-        yield Frame(frame.image, frame.stamp_ns, index, f"{index:05d}", bag.name)
-
-
-def write_ground_truth(bag: Path, out: Path) -> bool:
-    """Write the bag's ground-truth topics as ``out/gt[_semantics]/<seq>/<frame>.png``."""
-    topics = image_topics(bag)
-    if GT_IDS_TOPIC not in topics:
-        return False
-    for index, (_, ids) in enumerate(read_bag_labels(bag, topic=GT_IDS_TOPIC)):
-        write_instance_png(out / "gt" / bag.name / f"{index:05d}.png", ids)
-    if GT_SEMANTICS_TOPIC in topics:
-        for index, (_, classes) in enumerate(read_bag_labels(bag, topic=GT_SEMANTICS_TOPIC)):
-            write_semantic_png(out / "gt_semantics" / bag.name / f"{index:05d}.png", classes)
-    return True
 
 
 def graph_params(out: Path, model: str) -> Path:

@@ -7,33 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
-    """Tight boxes around binary masks.
-
-    Parameters
-    ----------
-    masks:
-        ``bool[N, H, W]`` instance masks.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``float32[N, 4]`` boxes ``x1, y1, x2, y2`` in pixels, where ``x2, y2`` are one
-        past the last covered column / row (so an ``h x w`` mask has area ``w * h``).
-        Empty masks get the box ``0, 0, 0, 0``.
-    """
-    masks = np.asarray(masks, dtype=bool)
-    boxes = np.zeros((masks.shape[0], 4), dtype=np.float32)
-    rows_any = np.asarray(masks.any(axis=2))
-    cols_any = np.asarray(masks.any(axis=1))
-    for k in range(masks.shape[0]):
-        rows = np.flatnonzero(rows_any[k])
-        if rows.size == 0:
-            continue
-        cols = np.flatnonzero(cols_any[k])
-        boxes[k] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
-    return boxes
+from vis_node.structures.geometry import boxes_from_masks
 
 
 @dataclass(init=False, eq=False)

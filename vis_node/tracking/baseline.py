@@ -29,7 +29,8 @@ from vis_node.tracking.association import (
 )
 from vis_node.tracking.embedding import ColourHistogramEmbedder, Embedder
 from vis_node.tracking.flow import DISFlow, FlowEstimator, warp_masks
-from vis_node.structures.instances import Instances, boxes_from_masks
+from vis_node.structures.geometry import boxes_from_masks, mask_box
+from vis_node.structures.instances import Instances
 
 
 class TrackState(enum.Enum):
@@ -96,11 +97,11 @@ def mean_region_area(mask: np.ndarray) -> float:
         Mean area in pixels of the 8-connected regions; 0 for an empty mask.
     """
     mask = np.asarray(mask, dtype=bool)
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
+    box = mask_box(mask)
+    if box is None:
         return 0.0
-    cols = np.flatnonzero(mask.any(axis=0))
-    crop = mask[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].view(np.uint8)
+    x1, y1, x2, y2 = box
+    crop = mask[y1:y2, x1:x2].view(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(crop, connectivity=8)
     return float(stats[1:, cv2.CC_STAT_AREA].sum()) / (count - 1)
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from vis_node.tracking.flow import FlowEstimator, warp_masks
 from vis_node.tracking.fusion import fuse_instances
-from vis_node.structures.instances import Instances, boxes_from_masks
+from vis_node.structures.geometry import boxes_from_masks, mask_box
+from vis_node.structures.instances import Instances
 
 
 @dataclass(frozen=True)
@@ -283,9 +284,11 @@ def _mask_ious(mask: np.ndarray, masks: np.ndarray, areas: np.ndarray) -> np.nda
     numpy.ndarray
         ``float64[N]`` IoUs.
     """
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    window = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    box = mask_box(mask)
+    if box is None:
+        return np.zeros(len(masks))
+    x1, y1, x2, y2 = box
+    window = (slice(y1, y2), slice(x1, x2))
     inter = np.count_nonzero(masks[:, window[0], window[1]] & mask[window], axis=(1, 2))
     return inter / np.maximum(areas + np.count_nonzero(mask) - inter, 1)
 
