@@ -40,8 +40,9 @@ def test_vsis_run_synth_scores_the_pinned_numbers(tmp_path):
 
 
 def test_vsis_run_with_the_ground_truth_oracle_scores_one(tmp_path):
-    root = write_synth_root(tmp_path / "synth", videos=1, seed=4242, config=SynthConfig(frames=8))
+    root = write_synth_root(tmp_path / "synth", videos=2, seed=4242, config=SynthConfig(frames=8))
     out = tmp_path / "run"
     assert main(["run", str(root), "--out", str(out), "--model", f"gt:{root}", "--no-overlay"]) == 0
     davis = evaluate("davis2016", out / "instances", root / "Annotations" / "480p")
-    assert davis["JF"] == pytest.approx(1.0)
+    assert davis["num_sequences"] == 2
+    assert davis["JF"] == pytest.approx(1.0), "each sequence replays its own annotations"

@@ -184,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
         for sequence, group in itertools.groupby(frames, key=lambda f: f.sequence):
             bar.set_postfix_str(sequence)
             if args.mode == "online":
+                if backend.predictor is None:  # the oracle replays this sequence's annotations
+                    backend = load_backend(str(args.model), gt_sequence=sequence, gt_fps=args.fps)
                 pipeline = OnlinePipeline.build(
                     backend, instance_filter=instance_filter, motion_gate=args.motion_gate
                 )
