@@ -43,12 +43,19 @@ class FlowEstimator(Protocol):
 
 
 class _DownscaledFlow(ABC):
-    """Shared downscale -> grey -> flow -> upscale logic."""
+    """Shared downscale -> grey -> flow -> upscale logic.
+
+    The grey, downscaled versions of the last three frames converted are kept (looked
+    up by content, like :class:`LastPairFlow`), so a video's frame is converted once
+    although it is the source of one flow and the target of the next (three, as the
+    first pair is converted newest first).
+    """
 
     def __init__(self, max_side: int) -> None:
         if int(max_side) != max_side or max_side < 16:
             raise ValueError(f"max_side must be an integer >= 16, got {max_side}")
         self.max_side = int(max_side)
+        self._greys: list[tuple[np.ndarray, np.ndarray]] = []
 
     def _grey(self, image: np.ndarray) -> np.ndarray:
         image = np.asarray(image)
@@ -56,13 +63,21 @@ class _DownscaledFlow(ABC):
             raise ValueError(
                 f"frames must be uint8[H, W, 3] RGB, got {image.dtype}{list(image.shape)}"
             )
+        for frame, grey in self._greys:
+            if np.array_equal(frame, image):
+                return grey
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         height, width = grey.shape
         scale = self.max_side / max(height, width)
-        if scale >= 1.0:
-            return grey
-        size = (max(8, round(width * scale)), max(8, round(height * scale)))
-        return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        if scale < 1.0:
+            size = (max(8, round(width * scale)), max(8, round(height * scale)))
+            # Area averaging is fast for exact halvings: halve while the result stays
+            # at least twice the target, then average the rest.
+            while grey.shape[1] >= 2 * size[0] and grey.shape[0] >= 2 * size[1]:
+                grey = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        self._greys = [*self._greys[-2:], (image.copy(), grey)]
+        return grey
 
     @abstractmethod
     def _compute(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
