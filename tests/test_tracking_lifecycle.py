@@ -67,6 +67,17 @@ def test_a_look_alike_does_not_take_a_free_track_outside_its_plausible_region() 
     assert tracker.update(_dets(masks), image).track_ids.tolist() == [2, 1]
 
 
+def test_a_track_re_identified_frame_to_frame_keeps_its_velocity() -> None:
+    # Without flow every match is a re-identification. The disc speeds up (steps of
+    # 8, 18, 28 and 38 px, more than the gate radius of about 20 px from frame 3 on):
+    # only a track that keeps its measured velocity across re-identifications in
+    # consecutive frames finds it inside its motion gate.
+    tracker = OnlineTracker(flow=None)
+    for x in (20, 28, 46, 74, 112):
+        image, masks = _frame([(x, 60, RED)])
+        assert tracker.update(_dets(masks), image).track_ids.tolist() == [1], x
+
+
 def test_relative_test_refuses_an_ambiguous_best_match() -> None:
     score = RelativeReidScore(min_similarity=0.5, margin=0.05, motion_weight=0.2)
     cues = MatchCues(

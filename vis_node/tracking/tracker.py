@@ -219,7 +219,8 @@ class Track:
         ``bool[h, w]`` a coasted mask as carried on the flow's grid (``mask`` is its
         upscale); ``None`` when ``mask`` is a detection's.
     velocity:
-        ``float64[2]`` box-centre velocity in pixels per frame (x, y).
+        ``float64[2]`` box-centre velocity in pixels per frame (x, y): the latest step
+        between two sightings (zero after a re-identification across a gap).
     area:
         Reference area in pixels (of the confident detections).
     gallery:
@@ -508,11 +509,12 @@ class OnlineTracker:
     ) -> None:
         instances = frame.instances
         box = instances.boxes[det].copy()
-        if reidentified:
+        if reidentified and track.seen_frame < self._frame - 1:
+            # Back after a gap: where it was last says nothing of how it moves now.
             track.velocity = np.zeros(2)
         else:
             step = (_centre(box) - _centre(track.box)) / max(1, self._frame - track.seen_frame)
-            track.velocity = step if track.hits == 1 else 0.5 * (track.velocity + step)
+            track.velocity = step
         track.hits += 1
         track.last_frame = self._frame
         track.seen_frame = self._frame
