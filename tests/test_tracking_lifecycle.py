@@ -139,6 +139,24 @@ def test_coasted_mask_is_predicted_and_ends_when_implausible() -> None:
     assert tracker.tracks[0].state is TrackState.LOST
 
 
+@pytest.mark.parametrize("surround", [0.9, 1.0])
+def test_coasting_on_the_background_ends_when_the_mask_looks_like_its_surroundings(
+    surround: float,
+) -> None:
+    # A "false detection": a patch of the background itself, detected twice (so the
+    # track is confirmed), then no more. The background is static, so the warped
+    # patch passes the flow and area tests and matches the gallery (it is what was
+    # detected); only its likeness to its surroundings ends the coast at once.
+    image = _background()
+    patch = np.zeros((SIZE, SIZE), bool)
+    patch[60:90, 50:80] = True
+    tracker = OnlineTracker(coast_max_surround_similarity=surround)
+    for _ in range(2):
+        assert tracker.update(_dets([patch]), image).track_ids.tolist() == [1]
+    coasted = [len(tracker.update(_dets([]), image)) for _ in range(4)]
+    assert coasted == ([0, 0, 0, 0] if surround < 1.0 else [1, 1, 1, 1])
+
+
 def test_mixed_embedding_lengths_do_not_crash() -> None:
     tracker = OnlineTracker(min_hits=1, flow=None)
     image, masks = _frame([(60, 60, RED)])
