@@ -540,7 +540,7 @@ class OnlineTracker:
             track.model_embedding = instances.embeddings[det].copy()
         if track.state is TrackState.LOST or track.hits >= self.config.min_hits:
             track.state = TrackState.CONFIRMED
-        area = float(instances.masks[det].sum())
+        area = float(np.count_nonzero(instances.masks[det]))
         ratio = area / max(track.area, 1.0)
         limit = self.config.max_area_ratio
         if confident and 1.0 / limit <= ratio <= limit:
@@ -563,7 +563,7 @@ class OnlineTracker:
             class_probs=instances.class_probs[det].copy(),
             saliency=float(instances.saliency[det]),
             score=float(instances.scores[det]),
-            area=float(instances.masks[det].sum()),
+            area=float(np.count_nonzero(instances.masks[det])),
             gallery=Gallery(self.config.gallery_size),
             gallery_frame=self._frame,
             model_embedding=None
