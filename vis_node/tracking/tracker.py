@@ -22,8 +22,8 @@ detections):
    stays plausible (:mod:`vis_node.tracking.coasting`: forward-backward consistent
    flow, stable area, not covered by other detections; its colour still close to the
    track's gallery and unlike a ring around it, as a mask left on the background is);
-   it is output as an extra instance with ``predicted`` set. When the mask stops being plausible the track is
-   lost.
+   it is output as an extra instance with ``predicted`` set. When the mask stops being
+   plausible the track is lost.
 
 Lifecycle: a new track is ``TENTATIVE`` (its id is published); it is ``CONFIRMED``
 once it has ``min_hits`` matched frames, and removed if it has not within
@@ -183,7 +183,12 @@ class TrackerConfig:
             raise ValueError(
                 f"confirm_window ({self.confirm_window}) must be >= min_hits ({self.min_hits})"
             )
-        for name in ("reid_min_similarity", "coast_min_similarity", "coast_max_surround_similarity"):
+        similarities = (
+            "reid_min_similarity",
+            "coast_min_similarity",
+            "coast_max_surround_similarity",
+        )
+        for name in similarities:
             if not -1.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [-1, 1], got {getattr(self, name)}")
         for name in ("gate_radius", "gate_growth", "coast_fb_tolerance", "reid_motion_weight"):
@@ -805,8 +810,9 @@ class _FrameState:
         """Cues between detections ``dets`` and ``candidates``.
 
         ``warped`` maps the ids of tracks seen in the previous frame to their warped
-        masks (on the flow's grid) and ``overlaps`` to ``bool[N_all]``, which detections their warped mask
-        touches: a touched detection is plausible for the track even outside its gate.
+        masks (on the flow's grid) and ``overlaps`` to ``bool[N_all]``, which detections
+        their warped mask touches: a touched detection is plausible for the track even
+        outside its gate.
         """
         n, m = len(dets), len(candidates)
         similarity = np.zeros((n, m))
