@@ -67,6 +67,17 @@ def test_a_look_alike_does_not_take_a_free_track_outside_its_plausible_region() 
     assert tracker.update(_dets(masks), image).track_ids.tolist() == [2, 1]
 
 
+def test_a_track_re_identified_frame_to_frame_keeps_its_velocity() -> None:
+    # Without flow every match is a re-identification. The disc speeds up (steps of
+    # 8, 18, 28 and 38 px, more than the gate radius of about 20 px from frame 3 on):
+    # only a track that keeps its measured velocity across re-identifications in
+    # consecutive frames finds it inside its motion gate.
+    tracker = OnlineTracker(flow=None)
+    for x in (20, 28, 46, 74, 112):
+        image, masks = _frame([(x, 60, RED)])
+        assert tracker.update(_dets(masks), image).track_ids.tolist() == [1], x
+
+
 def test_relative_test_refuses_an_ambiguous_best_match() -> None:
     score = RelativeReidScore(min_similarity=0.5, margin=0.05, motion_weight=0.2)
     cues = MatchCues(
@@ -126,6 +137,24 @@ def test_coasted_mask_is_predicted_and_ends_when_implausible() -> None:
         assert inter / np.count_nonzero(out.masks[0] | masks[0]) > 0.6
     assert all(len(out) == 0 for out, _ in outputs[9:])  # no phantom on the background
     assert tracker.tracks[0].state is TrackState.LOST
+
+
+@pytest.mark.parametrize("surround", [0.9, 1.0])
+def test_coasting_on_the_background_ends_when_the_mask_looks_like_its_surroundings(
+    surround: float,
+) -> None:
+    # A "false detection": a patch of the background itself, detected twice (so the
+    # track is confirmed), then no more. The background is static, so the warped
+    # patch passes the flow and area tests and matches the gallery (it is what was
+    # detected); only its likeness to its surroundings ends the coast at once.
+    image = _background()
+    patch = np.zeros((SIZE, SIZE), bool)
+    patch[60:90, 50:80] = True
+    tracker = OnlineTracker(coast_max_surround_similarity=surround)
+    for _ in range(2):
+        assert tracker.update(_dets([patch]), image).track_ids.tolist() == [1]
+    coasted = [len(tracker.update(_dets([]), image)) for _ in range(4)]
+    assert coasted == ([0, 0, 0, 0] if surround < 1.0 else [1, 1, 1, 1])
 
 
 def test_mixed_embedding_lengths_do_not_crash() -> None:

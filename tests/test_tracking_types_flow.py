@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from vis_node.tracking.embedding import ColourHistogramEmbedder
-from vis_node.tracking.flow import DISFlow, FarnebackFlow, warp_masks
+from vis_node.tracking.flow import (
+    DISFlow,
+    FarnebackFlow,
+    LastPairFlow,
+    reduced_flow,
+    resize_masks,
+    upscale_mask,
+    warp_masks,
+)
 from vis_node.structures.geometry import mask_box
 from vis_node.structures.instances import Instances, boxes_from_masks
 
@@ -70,6 +78,67 @@ def test_flow_recovers_a_shift(estimator: object) -> None:
     centre = flow[24:72, 32:96]
     assert np.median(centre[..., 0]) == pytest.approx(3.0, abs=0.5)
     assert np.median(centre[..., 1]) == pytest.approx(0.0, abs=0.5)
+
+
+def test_reduced_flow_is_the_flow_before_its_upscale() -> None:
+    big = _texture(120, 160)
+    previous, current = big[10:106, 10:138], big[10:106, 13:141]  # 128 x 96 frames
+    estimator = DISFlow(max_side=64)
+    small = reduced_flow(estimator, current, previous)
+    assert small.shape == (48, 64, 2)
+    # In pixels of its own grid: the 3-px shift is 1.5 px at half size.
+    assert np.median(small[12:36, 16:48, 0]) == pytest.approx(1.5, abs=0.3)
+    np.testing.assert_allclose(estimator(current, previous), _upscaled(small, 96, 128))
+    # An estimator without a reduced resolution gives its full flow.
+    full = np.ones((96, 128, 2), np.float32)
+    assert reduced_flow(lambda a, b: full, current, previous) is full
+
+
+def _upscaled(flow: np.ndarray, height: int, width: int) -> np.ndarray:
+    out = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+    return out * np.array([width / flow.shape[1], height / flow.shape[0]], np.float32)
+
+
+def test_flow_of_a_buffer_overwritten_in_place_is_fresh() -> None:
+    # Grey frames are kept between calls: looked up by content, not by buffer.
+    big = _texture(120, 160)
+    previous, current = big[10:106, 10:138].copy(), big[10:106, 13:141].copy()
+    estimator = DISFlow(max_side=64)
+    estimator(current, previous)
+    previous[:] = big[10:106, 16:144]  # now the scene moved 3 px right, not left
+    np.testing.assert_array_equal(
+        estimator(current, previous), DISFlow(max_side=64)(current, previous)
+    )
+
+
+def test_last_pair_flow_computes_each_pair_once() -> None:
+    calls: list[int] = []
+
+    def counting(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        return np.full((*source.shape[:2], 2), float(source[0, 0, 0]), np.float32)
+
+    shared = LastPairFlow(counting)
+    a, b = np.zeros((4, 6, 3), np.uint8), np.ones((4, 6, 3), np.uint8)
+    first = shared.reduced(a, b)
+    assert shared(a, b) is first and len(calls) == 1  # full size already: no upscale
+    shared(b.copy(), a)  # another pair: computed
+    shared(b, a)
+    assert len(calls) == 2
+
+
+def test_resize_and_upscale_masks() -> None:
+    masks = np.zeros((9, 8, 12), bool)  # more than one 8-bit plane
+    masks[:, 2:6, 4:8] = True
+    masks[8] = False
+    small = resize_masks(masks, (4, 6))
+    expected = np.zeros((4, 6), bool)
+    expected[1:3, 2:4] = True
+    for k in range(8):
+        np.testing.assert_array_equal(small[k], expected)
+    assert not small[8].any()
+    assert resize_masks(masks, (8, 12)) is masks
+    np.testing.assert_array_equal(upscale_mask(expected, (8, 12)), masks[0])
 
 
 def test_flow_rejects_bad_arguments() -> None:

@@ -167,7 +167,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
                 separation = measure_separation(args.davis_root, videos, args.seed, config)
                 print(format_separation(separation))
-                plot_separation(separation, args.separation_png)
+                plot_separation({"colour embedding": separation}, args.separation_png)
                 print(f"wrote {args.separation_png}")
     except ValueError as exc:
         print(f"vsis bench track: error: {exc}", file=sys.stderr)

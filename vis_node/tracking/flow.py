@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Protocol
 
 import cv2
@@ -42,12 +43,19 @@ class FlowEstimator(Protocol):
 
 
 class _DownscaledFlow(ABC):
-    """Shared downscale -> grey -> flow -> upscale logic."""
+    """Shared downscale -> grey -> flow -> upscale logic.
+
+    The grey, downscaled versions of the last three frames converted are kept (looked
+    up by content, like :class:`LastPairFlow`), so a video's frame is converted once
+    although it is the source of one flow and the target of the next (three, as the
+    first pair is converted newest first).
+    """
 
     def __init__(self, max_side: int) -> None:
         if int(max_side) != max_side or max_side < 16:
             raise ValueError(f"max_side must be an integer >= 16, got {max_side}")
         self.max_side = int(max_side)
+        self._greys: list[tuple[np.ndarray, np.ndarray]] = []
 
     def _grey(self, image: np.ndarray) -> np.ndarray:
         image = np.asarray(image)
@@ -55,30 +63,50 @@ class _DownscaledFlow(ABC):
             raise ValueError(
                 f"frames must be uint8[H, W, 3] RGB, got {image.dtype}{list(image.shape)}"
             )
+        for frame, grey in self._greys:
+            # A sparse sample first: most frames differ there, and it costs little.
+            if frame.shape == image.shape and np.array_equal(
+                frame[::31, ::29], image[::31, ::29]
+            ) and np.array_equal(frame, image):
+                return grey
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         height, width = grey.shape
         scale = self.max_side / max(height, width)
-        if scale >= 1.0:
-            return grey
-        size = (max(8, round(width * scale)), max(8, round(height * scale)))
-        return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        if scale < 1.0:
+            size = (max(8, round(width * scale)), max(8, round(height * scale)))
+            # Area averaging is fast for exact halvings: halve while the result stays
+            # at least twice the target, then average the rest.
+            while grey.shape[1] >= 2 * size[0] and grey.shape[0] >= 2 * size[1]:
+                grey = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        self._greys = [*self._greys[-2:], (image.copy(), grey)]
+        return grey
 
     @abstractmethod
     def _compute(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Flow ``float32[h, w, 2]`` between two grey ``uint8[h, w]`` frames."""
 
-    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """Flow from ``source`` to ``target`` (see :class:`FlowEstimator`)."""
+    def reduced(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Flow from ``source`` to ``target`` at the reduced resolution it is computed at.
+
+        Parameters
+        ----------
+        source, target:
+            ``uint8[H, W, 3]`` RGB frames of equal size.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``float32[h, w, 2]`` displacement in pixels of the ``h x w`` grid (the
+            frames downscaled so that their longer side is at most ``max_side``).
+        """
         if np.shape(source) != np.shape(target):
             raise ValueError(f"frames differ in size: {np.shape(source)} vs {np.shape(target)}")
-        small = self._compute(self._grey(source), self._grey(target))
-        height, width = np.shape(source)[:2]
-        if small.shape[:2] == (height, width):
-            return small
-        flow = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-        flow[..., 0] *= width / small.shape[1]
-        flow[..., 1] *= height / small.shape[0]
-        return flow
+        return self._compute(self._grey(source), self._grey(target))
+
+    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Flow from ``source`` to ``target`` (see :class:`FlowEstimator`)."""
+        return upscale_flow(self.reduced(source, target), np.shape(source)[:2])
 
 
 class DISFlow(_DownscaledFlow):
@@ -148,6 +176,128 @@ FLOW_ESTIMATORS = {"dis": DISFlow, "farneback": FarnebackFlow}
 """Flow estimators by name (for command-line and config use)."""
 
 
+def upscale_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A flow field resampled (bilinearly) to ``size``, its vectors scaled to match.
+
+    Parameters
+    ----------
+    flow:
+        ``float32[h, w, 2]`` displacement in pixels of its own grid.
+    size:
+        ``(H, W)`` of the frames.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32[H, W, 2]`` displacement in pixels of the ``H x W`` frames (``flow``
+        itself when it already has that size).
+    """
+    height, width = size
+    if flow.shape[:2] == (height, width):
+        return flow
+    out = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+    out[..., 0] *= width / flow.shape[1]
+    out[..., 1] *= height / flow.shape[0]
+    return out
+
+
+def reduced_flow(estimator: FlowEstimator, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Flow from ``source`` to ``target`` at the estimator's own resolution.
+
+    Parameters
+    ----------
+    estimator:
+        A :class:`FlowEstimator`; one with a ``reduced`` method (:class:`DISFlow`,
+        :class:`FarnebackFlow`, :class:`LastPairFlow`) returns its flow before the
+        upscale to frame size, any other its full-resolution flow.
+    source, target:
+        ``uint8[H, W, 3]`` RGB frames of equal size.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32[h, w, 2]`` displacement in pixels of its ``h x w`` grid (``h, w <= H,
+        W``); the grid's scale is ``w / W`` across and ``h / H`` down.
+    """
+    reduce = getattr(estimator, "reduced", None)
+    return reduce(source, target) if callable(reduce) else estimator(source, target)
+
+
+def resize_masks(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Masks resampled to ``size`` by nearest neighbour.
+
+    Parameters
+    ----------
+    masks:
+        ``bool[N, H, W]``.
+    size:
+        ``(h, w)`` of the output.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``bool[N, h, w]``; ``masks`` itself when it already has that size.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    height, width = size
+    if masks.shape[1:] == (height, width):
+        return masks
+    # Sample the pixel each output pixel falls on (as OpenCV's nearest neighbour).
+    rows = np.minimum(
+        (np.arange(height) * (masks.shape[1] / height)).astype(np.intp), masks.shape[1] - 1
+    )
+    cols = np.minimum(
+        (np.arange(width) * (masks.shape[2] / width)).astype(np.intp), masks.shape[2] - 1
+    )
+    return masks[:, rows][:, :, cols]
+
+
+def upscale_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """One mask resampled to ``size`` with smooth edges (bilinear, cut at one half).
+
+    Parameters
+    ----------
+    mask:
+        ``bool[h, w]``.
+    size:
+        ``(H, W)`` of the output.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``bool[H, W]``.
+    """
+    height, width = size
+    if mask.shape == (height, width):
+        return np.array(mask, dtype=bool)
+    grey = cv2.resize(
+        np.asarray(mask, dtype=np.uint8) * np.uint8(255),
+        (width, height),
+        interpolation=cv2.INTER_LINEAR,
+    )
+    return grey >= 128
+
+
+def _per_bit_plane(
+    masks: np.ndarray, size: tuple[int, int], sample: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """Apply a nearest-neighbour resampling ``sample`` (``uint8[H, W]`` to
+    ``uint8[h, w]``) to ``bool[N, H, W]`` masks packed eight to a byte; ``bool[N, h, w]``."""
+    n = masks.shape[0]
+    out = np.zeros((n, *size), dtype=bool)
+    bits = np.arange(8, dtype=np.uint8)
+    for start in range(0, n, 8):
+        chunk = masks[start : start + 8]
+        packed = np.zeros(masks.shape[1:], dtype=np.uint8)
+        for bit, mask in enumerate(chunk):
+            packed |= mask.view(np.uint8) << np.uint8(bit)
+        sampled = np.asarray(sample(packed), dtype=np.uint8)
+        out[start : start + len(chunk)] = (
+            (sampled[None] >> bits[: len(chunk), None, None]) & 1
+        ).astype(bool)
+    return out
+
+
 def warp_masks(masks: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Backward-warp masks with a dense flow field (nearest-neighbour remapping).
 
@@ -173,33 +323,18 @@ def warp_masks(masks: np.ndarray, flow: np.ndarray) -> np.ndarray:
             f"and {flow.shape}"
         )
     n, height, width = masks.shape
-    out = np.zeros_like(masks)
     if n == 0:
-        return out
+        return np.zeros_like(masks)
     grid_x, grid_y = pixel_grid(height, width)
     map_x = grid_x + flow[..., 0]
     map_y = grid_y + flow[..., 1]
-    bits = np.arange(8, dtype=np.uint8)
-    for start in range(0, n, 8):
-        chunk = masks[start : start + 8]
-        packed = np.zeros((height, width), dtype=np.uint8)
-        for bit, mask in enumerate(chunk):
-            packed |= mask.view(np.uint8) << np.uint8(bit)
-        warped = np.asarray(
-            cv2.remap(
-                packed,
-                map_x,
-                map_y,
-                cv2.INTER_NEAREST,
-                borderMode=cv2.BORDER_CONSTANT,
-                borderValue=0,
-            ),
-            dtype=np.uint8,
-        )
-        out[start : start + len(chunk)] = (
-            (warped[None] >> bits[: len(chunk), None, None]) & 1
-        ).astype(bool)
-    return out
+    return _per_bit_plane(
+        masks,
+        (height, width),
+        lambda packed: cv2.remap(
+            packed, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+        ),
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -217,9 +352,11 @@ class LastPairFlow:
     """A flow estimator that returns its last result again for the same pair of frames.
 
     The online pipeline's motion gate and tracker both need the flow from frame ``t``
-    to ``t - 1``; giving both one ``LastPairFlow`` computes it once per frame. Frames
-    are compared by content (``np.array_equal``, well under a millisecond at 854 x
-    480), so a reused or overwritten buffer never returns a stale flow.
+    to ``t - 1``; giving both one ``LastPairFlow`` computes it once per frame (at the
+    estimator's reduced resolution: :meth:`reduced` returns it as computed, calling the
+    instance upscales it to frame size). Frames are compared by content
+    (``np.array_equal``, well under a millisecond at 854 x 480), so a reused or
+    overwritten buffer never returns a stale flow.
 
     Parameters
     ----------
@@ -231,12 +368,17 @@ class LastPairFlow:
         self.flow = flow
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
-    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """Flow from ``source`` to ``target`` (see :class:`FlowEstimator`)."""
+    def reduced(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Flow from ``source`` to ``target`` at the estimator's resolution (see
+        :func:`reduced_flow`)."""
         if self._last is not None:
             last_source, last_target, last_flow = self._last
             if np.array_equal(source, last_source) and np.array_equal(target, last_target):
                 return last_flow
-        flow = self.flow(source, target)
+        flow = reduced_flow(self.flow, source, target)
         self._last = (np.array(source, copy=True), np.array(target, copy=True), flow)
         return flow
+
+    def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Flow from ``source`` to ``target`` (see :class:`FlowEstimator`)."""
+        return upscale_flow(self.reduced(source, target), np.shape(source)[:2])

@@ -20,10 +20,10 @@ detections):
 3. Every detection left over starts a new track.
 4. *Coasting*. A confirmed track without a detection keeps its flow-warped mask while it
    stays plausible (:mod:`vis_node.tracking.coasting`: forward-backward consistent
-   flow, stable area, not covered by other detections; and its colour still close to
-   the track's gallery); it is output as an extra
-   instance with ``predicted`` set. When the mask stops being plausible the track is
-   lost.
+   flow, stable area, not covered by other detections; its colour still close to the
+   track's gallery and unlike a ring around it, as a mask left on the background is);
+   it is output as an extra instance with ``predicted`` set. When the mask stops being
+   plausible the track is lost.
 
 Lifecycle: a new track is ``TENTATIVE`` (its id is published); it is ``CONFIRMED``
 once it has ``min_hits`` matched frames, and removed if it has not within
@@ -39,6 +39,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from vis_node.tracking.association import (
@@ -52,7 +53,14 @@ from vis_node.tracking.association import (
 )
 from vis_node.tracking.coasting import check_coasted, forward_backward_error
 from vis_node.tracking.embedding import ColourHistogramEmbedder, Embedder
-from vis_node.tracking.flow import DISFlow, FlowEstimator, warp_masks
+from vis_node.tracking.flow import (
+    DISFlow,
+    FlowEstimator,
+    reduced_flow,
+    resize_masks,
+    upscale_mask,
+    warp_masks,
+)
 from vis_node.tracking.gallery import Gallery, Space
 from vis_node.structures.instances import Instances, boxes_from_masks
 from vis_node.tracking.validate import validate_instances
@@ -119,6 +127,12 @@ class TrackerConfig:
         Least cosine similarity of a coasted mask's colour embedding with the track's
         colour gallery (on the realistic bench, correct coasts score >= 0.77, masks
         left on the background mostly <= 0.68).
+    coast_max_surround_similarity:
+        Most cosine similarity of a coasted mask's colour embedding with that of a ring
+        around it: a mask left on the background (its object gone, or a false
+        detection) looks like its surroundings, where flow consistency and area cannot
+        tell (on the realistic benches, coasts on their object score <= 0.87 at the
+        95th percentile, stale ones >= 0.89).
     """
 
     propagation_iou: float = 0.5
@@ -143,6 +157,7 @@ class TrackerConfig:
     coast_min_consistent: float = 0.6
     coast_max_covered: float = 0.5
     coast_min_similarity: float = 0.7
+    coast_max_surround_similarity: float = 0.9
 
     def __post_init__(self) -> None:
         unit = ("propagation_iou", "duplicate_overlap", "gallery_iou")
@@ -168,7 +183,12 @@ class TrackerConfig:
             raise ValueError(
                 f"confirm_window ({self.confirm_window}) must be >= min_hits ({self.min_hits})"
             )
-        for name in ("reid_min_similarity", "coast_min_similarity"):
+        similarities = (
+            "reid_min_similarity",
+            "coast_min_similarity",
+            "coast_max_surround_similarity",
+        )
+        for name in similarities:
             if not -1.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [-1, 1], got {getattr(self, name)}")
         for name in ("gate_radius", "gate_growth", "coast_fb_tolerance", "reid_motion_weight"):
@@ -208,8 +228,12 @@ class Track:
         ``float32[4]`` box ``x1, y1, x2, y2`` in pixels of that mask.
     predicted:
         The mask is coasted (flow-propagated), not detected.
+    grid_mask:
+        ``bool[h, w]`` a coasted mask as carried on the flow's grid (``mask`` is its
+        upscale); ``None`` when ``mask`` is a detection's.
     velocity:
-        ``float64[2]`` box-centre velocity in pixels per frame (x, y).
+        ``float64[2]`` box-centre velocity in pixels per frame (x, y): the latest step
+        between two sightings (zero after a re-identification across a gap).
     area:
         Reference area in pixels (of the confident detections).
     gallery:
@@ -243,6 +267,7 @@ class Track:
     gallery_frame: int
     model_embedding: np.ndarray | None = None
     predicted: bool = False
+    grid_mask: np.ndarray | None = None
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
 
 
@@ -393,18 +418,23 @@ class OnlineTracker:
         self._frame += 1
         frame = _FrameState(instances, image, self)
         active = [t for t in self._tracks if t.mask is not None]
+        # Propagation works on the grid the flow is computed on (a reduced
+        # resolution): masks are downscaled, warped and compared there.
+        carried: dict[int, np.ndarray] = {}
         warped: dict[int, np.ndarray] = {}
         backward: np.ndarray | None = None
         if self.flow is not None and active and self._prev_image is not None:
-            backward = self.flow(image, self._prev_image)
-            masks = warp_masks(np.stack([t.mask for t in active]), backward)
+            backward = reduced_flow(self.flow, image, self._prev_image)
+            frame.grid = backward.shape[:2]
+            carried = _on_grid(active, frame.grid)
+            masks = warp_masks(np.stack([carried[t.track_id] for t in active]), backward)
             warped = {t.track_id: m for t, m in zip(active, masks)}
 
         matched: dict[int, Track] = {}
         confident: set[int] = set()
         overlaps: dict[int, np.ndarray] = {}
         if warped and len(instances):
-            ious = mask_iou(np.stack([warped[t.track_id] for t in active]), instances.masks)
+            ious = mask_iou(np.stack([warped[t.track_id] for t in active]), frame.grid_masks())
             overlaps = {t.track_id: row > 0 for t, row in zip(active, ious)}
             rows, cols = match_by_iou(ious, self.config.propagation_iou)
             for r, c in zip(rows, cols):
@@ -432,12 +462,7 @@ class OnlineTracker:
             self._update_track(track, det, frame, det in confident, det in reidentified)
             track_ids[det] = track.track_id
         updated = {t.track_id for t in matched.values()}
-        covered = (
-            instances.masks[list(matched)].any(axis=0)
-            if matched
-            else np.zeros(image.shape[:2], bool)
-        )
-        self._age_unmatched(updated, warped, backward, covered, image)
+        self._age_unmatched(updated, carried, warped, backward, list(matched), frame)
         for det in left:
             track_ids[det] = self._new_track(det, frame).track_id
         if not self.config.publish_tentative:
@@ -454,24 +479,28 @@ class OnlineTracker:
         masks, scores = instances.masks, instances.scores
         out = set()
         for det in left:
-            area = np.count_nonzero(masks[det])
+            x1, y1, x2, y2 = boxes_from_masks(masks[det][None])[0].astype(int)
+            crop = masks[:, y1:y2, x1:x2]  # the detection's mask lies inside
+            area = np.count_nonzero(crop[det])
             for other in range(len(instances)):
                 if other == det or other in out:
                     continue
                 if scores[other] < scores[det] or (scores[other] == scores[det] and other > det):
                     continue
-                inside = np.count_nonzero(masks[det] & masks[other])
+                inside = np.count_nonzero(crop[det] & crop[other])
                 if area and inside >= self.config.duplicate_overlap * area:
                     out.add(det)
                     break
         return out
 
     def _looks_like(self, track: Track, mask: np.ndarray, image: np.ndarray) -> bool:
-        """Whether ``mask``'s colour embedding in ``image`` is close to the track's
-        colour gallery (``True`` when the track has none: nothing to compare)."""
-        vector = np.asarray(self.embedder(image, mask[None]))[0]
-        similarity = track.gallery.similarity(("colour", len(vector)), vector)
-        return similarity is None or similarity >= self.config.coast_min_similarity
+        """Whether ``mask``'s colour embedding in ``image`` is close to the track's colour
+        gallery (when it has one) and unlike the colour of a ring around the mask."""
+        vectors = np.asarray(self.embedder(image, np.stack([mask, _surround(mask)])))
+        similarity = track.gallery.similarity(("colour", vectors.shape[1]), vectors[0])
+        if similarity is not None and similarity < self.config.coast_min_similarity:
+            return False
+        return float(vectors[0] @ vectors[1]) <= self.config.coast_max_surround_similarity
 
     def _remember(self, track: Track, det: int, frame: _FrameState) -> None:
         """Add detection ``det``'s embedding (and its colour one) to the track's gallery."""
@@ -495,15 +524,17 @@ class OnlineTracker:
     ) -> None:
         instances = frame.instances
         box = instances.boxes[det].copy()
-        if reidentified:
+        if reidentified and track.seen_frame < self._frame - 1:
+            # Back after a gap: where it was last says nothing of how it moves now.
             track.velocity = np.zeros(2)
         else:
             step = (_centre(box) - _centre(track.box)) / max(1, self._frame - track.seen_frame)
-            track.velocity = step if track.hits == 1 else 0.5 * (track.velocity + step)
+            track.velocity = step
         track.hits += 1
         track.last_frame = self._frame
         track.seen_frame = self._frame
         track.mask = instances.masks[det].copy()
+        track.grid_mask = None
         track.box = box
         track.predicted = False
         track.label = int(frame.labels[det])
@@ -514,7 +545,7 @@ class OnlineTracker:
             track.model_embedding = instances.embeddings[det].copy()
         if track.state is TrackState.LOST or track.hits >= self.config.min_hits:
             track.state = TrackState.CONFIRMED
-        area = float(instances.masks[det].sum())
+        area = float(np.count_nonzero(instances.masks[det]))
         ratio = area / max(track.area, 1.0)
         limit = self.config.max_area_ratio
         if confident and 1.0 / limit <= ratio <= limit:
@@ -537,7 +568,7 @@ class OnlineTracker:
             class_probs=instances.class_probs[det].copy(),
             saliency=float(instances.saliency[det]),
             score=float(instances.scores[det]),
-            area=float(instances.masks[det].sum()),
+            area=float(np.count_nonzero(instances.masks[det])),
             gallery=Gallery(self.config.gallery_size),
             gallery_frame=self._frame,
             model_embedding=None
@@ -552,44 +583,66 @@ class OnlineTracker:
     def _age_unmatched(
         self,
         updated: set[int],
+        carried: dict[int, np.ndarray],
         warped: dict[int, np.ndarray],
         backward: np.ndarray | None,
-        covered: np.ndarray,
-        image: np.ndarray,
+        matched: list[int],
+        frame: _FrameState,
     ) -> None:
+        """Coast, lose or forget the tracks not in ``updated``.
+
+        ``carried`` and ``warped`` map track ids to their masks on the flow's grid in
+        the previous frame and warped into this one, ``backward`` is the flow (this
+        frame to the previous) on that grid and ``matched`` are this frame's matched
+        detections.
+        """
         config = self.config
         fb_error: np.ndarray | None = None
+        covered: np.ndarray | None = None
         kept: list[Track] = []
+        image = frame.image
         for track in self._tracks:
             if track.track_id in updated:
                 kept.append(track)
                 continue
             coasted = warped.get(track.track_id)
             if coasted is not None and (config.coast or track.state is TrackState.TENTATIVE):
-                if fb_error is None:
+                if fb_error is None or covered is None:
                     assert backward is not None and self.flow is not None
+                    assert self._prev_image is not None
                     fb_error = forward_backward_error(
-                        backward, self.flow(self._prev_image, image)
+                        backward, reduced_flow(self.flow, self._prev_image, image)
                     )
+                    grid_masks = frame.grid_masks()
+                    covered = (
+                        grid_masks[matched].any(axis=0)
+                        if matched
+                        else np.zeros(backward.shape[:2], bool)
+                    )
+                scale = backward.shape[1] / image.shape[1]
                 check = check_coasted(
                     coasted,
                     fb_error,
-                    float(np.count_nonzero(track.mask)) if track.mask is not None else 0.0,
+                    float(np.count_nonzero(carried[track.track_id])),
                     covered,
-                    fb_tolerance=config.coast_fb_tolerance * _diagonal(track.box),
+                    fb_tolerance=config.coast_fb_tolerance * _diagonal(track.box) * scale,
                     min_consistent=config.coast_min_consistent,
                     max_area_ratio=config.max_area_ratio,
                     max_covered=config.coast_max_covered,
                 )
-                if check.plausible and self._looks_like(track, coasted, image):
-                    track.mask = coasted
-                    track.box = boxes_from_masks(coasted[None])[0]
+                full = upscale_mask(coasted, image.shape[:2]) if check.plausible else None
+                if full is not None and self._looks_like(track, full, image):
+                    track.mask = full
+                    track.grid_mask = coasted
+                    track.box = boxes_from_masks(full[None])[0]
                     track.seen_frame = self._frame
                     track.predicted = True
                 else:
                     track.mask = None
+                    track.grid_mask = None
             elif track.state is not TrackState.TENTATIVE:
                 track.mask = None
+                track.grid_mask = None
             if track.state is TrackState.TENTATIVE:
                 if self._frame - track.first_frame + 1 >= config.confirm_window:
                     continue
@@ -608,6 +661,36 @@ def _fit(probs: np.ndarray, length: int) -> np.ndarray:
     """``probs`` cut or zero-padded to ``length``."""
     out = np.zeros(length, np.float32)
     out[: min(length, len(probs))] = probs[:length]
+    return out
+
+
+def _surround(mask: np.ndarray) -> np.ndarray:
+    """``bool[H, W]`` ring around a ``bool[H, W]`` mask, a tenth of its size wide
+    (the square root of its area; at least 3 pixels)."""
+    width = max(3, round(0.1 * np.sqrt(np.count_nonzero(mask))))
+    x1, y1, x2, y2 = boxes_from_masks(mask[None])[0].astype(int)
+    height, full_width = mask.shape
+    y1, x1 = max(0, y1 - width), max(0, x1 - width)
+    y2, x2 = min(height, y2 + width), min(full_width, x2 + width)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    ring = np.zeros_like(mask)
+    crop = mask[y1:y2, x1:x2]
+    ring[y1:y2, x1:x2] = cv2.dilate(crop.view(np.uint8), kernel).astype(bool) & ~crop
+    return ring
+
+
+def _on_grid(tracks: list[Track], grid: tuple[int, int]) -> dict[int, np.ndarray]:
+    """Track id -> ``bool[h, w]`` mask of each of ``tracks`` (all with a mask) on the
+    ``(h, w)`` grid: a coasted track's as carried there, the others downscaled."""
+    out = {
+        t.track_id: t.grid_mask
+        for t in tracks
+        if t.grid_mask is not None and t.grid_mask.shape == grid
+    }
+    rest = [t for t in tracks if t.track_id not in out and t.mask is not None]
+    if rest:
+        masks = resize_masks(np.stack([t.mask for t in rest if t.mask is not None]), grid)
+        out.update({t.track_id: m for t, m in zip(rest, masks)})
     return out
 
 
@@ -661,6 +744,25 @@ class _FrameState:
             tracker.association is not None and tracker.association.uses_appearance
         )
         self._colour: dict[int, np.ndarray] = {}
+        self.grid: tuple[int, int] | None = None
+        """``(h, w)`` of the flow's grid this frame (``None`` without flow)."""
+        self._grid_masks: np.ndarray | None = None
+
+    def grid_masks(self) -> np.ndarray:
+        """``bool[N, h, w]`` the detections' masks on the flow's grid (set ``grid`` first)."""
+        assert self.grid is not None
+        if self._grid_masks is None:
+            self._grid_masks = resize_masks(self.instances.masks, self.grid)
+        return self._grid_masks
+
+    def frame_box(self, grid_mask: np.ndarray) -> np.ndarray:
+        """``float32[4]`` box, in frame pixels, of a ``bool[h, w]`` mask on the grid."""
+        height, width = self.image.shape[:2]
+        box = boxes_from_masks(grid_mask[None])[0]
+        scale = np.array([width, height, width, height], np.float32) / np.array(
+            [grid_mask.shape[1], grid_mask.shape[0]] * 2, np.float32
+        )
+        return box * scale
 
     def embedding(self, det: int) -> tuple[Space, np.ndarray] | None:
         """Embedding space and ``float32[D]`` vector of detection ``det``.
@@ -708,8 +810,9 @@ class _FrameState:
         """Cues between detections ``dets`` and ``candidates``.
 
         ``warped`` maps the ids of tracks seen in the previous frame to their warped
-        masks and ``overlaps`` to ``bool[N_all]``, which detections their warped mask
-        touches: a touched detection is plausible for the track even outside its gate.
+        masks (on the flow's grid) and ``overlaps`` to ``bool[N_all]``, which detections
+        their warped mask touches: a touched detection is plausible for the track even
+        outside its gate.
         """
         n, m = len(dets), len(candidates)
         similarity = np.zeros((n, m))
@@ -723,7 +826,7 @@ class _FrameState:
                         comparable[i, j] = True
         track_boxes = np.stack(
             [
-                boxes_from_masks(warped[t.track_id][None])[0] if t.track_id in warped else t.box
+                self.frame_box(warped[t.track_id]) if t.track_id in warped else t.box
                 for t in candidates
             ]
         )
