@@ -22,6 +22,7 @@ from vis_node.perception.salient_predictor import (
     SalientTorchPredictor,
     drop_parts,
     fused_class_probs,
+    salient_candidates,
 )
 from vis_node.training.salient_data import FrameFeatures, object_boxes, saliency_labels
 from vis_node.training.salient_trainer import frame_losses, load_config, parse_config
@@ -89,6 +90,19 @@ def test_drop_parts_keeps_whole_objects() -> None:
     masks[2, 0:2, 0:20] = True  # a separate thin object
     kept = drop_parts(masks, np.array([0, 1, 2]), 0.7)
     assert kept.tolist() == [0, 2]
+
+
+def test_salient_candidates_fall_back_to_one_confident_detection() -> None:
+    config = SalientConfig(saliency_threshold=0.5, fallback_score=0.3)
+    scores = np.array([0.2, 0.45, 0.9])
+    assert salient_candidates(np.array([0.6, 0.1, 0.7]), scores, config).tolist() == [0, 2]
+    # nothing salient: only the most confident detection, never more than one
+    assert salient_candidates(np.array([0.1, 0.3, 0.2]), scores, config).tolist() == [2]
+    weak = np.array([0.2, 0.25, 0.1])
+    assert salient_candidates(np.array([0.1, 0.3, 0.2]), weak, config).tolist() == []
+    assert salient_candidates(np.zeros(0), np.zeros(0), config).tolist() == []
+    disabled = SalientConfig(saliency_threshold=0.5, fallback_score=1.0)
+    assert salient_candidates(np.array([0.1, 0.3, 0.2]), scores, disabled).tolist() == []
 
 
 def test_saliency_labels_reject_parts_and_background() -> None:

@@ -64,6 +64,12 @@ class SalientConfig:
         Channels of the image-guidance stem.
     saliency_threshold:
         Saliency probability from which a candidate is reported as a salient instance.
+    fallback_score:
+        When no candidate reaches ``saliency_threshold``, the most confident detection
+        is still reported if its class probability is at least this (a frame
+        with a confidently detected object is never left empty because the saliency
+        head, trained on large foreground objects, under-rates a small or distant
+        one); 1.0 disables the fallback.
     mask_threshold:
         Mask probability from which a pixel belongs to an instance.
     duplicate_overlap:
@@ -92,6 +98,7 @@ class SalientConfig:
     head_channels: int = 32
     guide_channels: int = 8
     saliency_threshold: float = 0.5
+    fallback_score: float = 0.3
     mask_threshold: float = 0.5
     duplicate_overlap: float = 0.7
     max_instances: int = 10
@@ -111,7 +118,7 @@ class SalientConfig:
             raise ValueError(f"class_sharpness={self.class_sharpness}: must be positive")
         if self.class_names != SALIENT_CLASS_NAMES:
             raise ValueError("class_names must be SALIENT_CLASS_NAMES (the detector's classes)")
-        for name in ("candidate_threshold", "saliency_threshold", "mask_threshold",
+        for name in ("candidate_threshold", "saliency_threshold", "fallback_score", "mask_threshold",
                      "duplicate_overlap", "min_class_probability"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

@@ -175,6 +175,39 @@ def drop_parts(masks: np.ndarray, order: np.ndarray, max_overlap: float) -> np.n
     return np.asarray(kept, dtype=np.int64)
 
 
+def salient_candidates(
+    saliency: np.ndarray, scores: np.ndarray, config: SalientConfig
+) -> np.ndarray:
+    """Indices of the candidates reported as salient instances.
+
+    Parameters
+    ----------
+    saliency:
+        ``float[K]`` saliency probability of each candidate.
+    scores:
+        ``float[K]`` detector class probability of each candidate.
+    config:
+        ``saliency_threshold`` and ``fallback_score``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``int64[M]`` every candidate at or above the saliency threshold; if there is
+        none, the most confident detection if its class probability reaches
+        ``fallback_score`` (``M = 1``; the saliency head's ranking among candidates it
+        all rejects is uninformative), else nothing.
+    """
+    salient = np.flatnonzero(saliency >= config.saliency_threshold)
+    if len(salient):
+        return salient
+    if len(scores) == 0 or config.fallback_score >= 1.0:
+        return np.zeros(0, np.int64)
+    best = int(np.argmax(scores))
+    if scores[best] < config.fallback_score:
+        return np.zeros(0, np.int64)
+    return np.asarray([best], np.int64)
+
+
 class SalientPredictor:
     """Predictor around a dense and an instance graph runner (any backend).
 
@@ -218,7 +251,7 @@ class SalientPredictor:
         ).numpy()
         saliency_logits = self._saliency(p3, p4, rois, geometry.astype(np.float32))
         saliency = 1.0 / (1.0 + np.exp(-np.asarray(saliency_logits, np.float64)))
-        salient = np.flatnonzero(saliency >= cfg.saliency_threshold)
+        salient = salient_candidates(saliency, candidates.scores, cfg)
         if len(salient) == 0:
             return Instances.empty(height, width, cfg.num_classes)
         mask_logits, embeddings = self._mask(p3, p4, inputs, rois[salient])
@@ -231,6 +264,8 @@ class SalientPredictor:
         )
         order = np.argsort(-saliency[salient], kind="stable")
         kept = drop_parts(masks, order, cfg.duplicate_overlap)[: cfg.max_instances]
+        if len(kept) == 0:
+            return Instances.empty(height, width, cfg.num_classes)
         index = salient[kept]
         classes = class_distribution(
             torch.from_numpy(fused_class_probs(candidates, index, cfg.candidate_nms_iou)),
