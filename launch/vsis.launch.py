@@ -4,23 +4,25 @@
     ros2 launch vsis_bringup vsis.launch.py namespace:=robot1 model:=davis runtime:=torch \
         device:=cuda params_file:=my.yaml use_sim_time:=true
 
-Parameters come from config/<node>.yaml beside this file (then ``params_file``, then
-the model / runtime / device / use_sim_time arguments). Arguments, remappings and topic
-names come from vis_node.ros.graph, which ``vsis ros up`` uses too: both start the
+Parameters come from vis_node/ros/config/<node>.yaml, found in the installed vis_node
+package (then ``params_file``, then the model / runtime / device / use_sim_time
+arguments). Arguments, remappings and topic names come from vis_node.ros.graph, which ``vsis ros up`` uses too: both start the
 same graph under the same names (``ros2 launch -s`` lists the arguments).
 """
-
-import os
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from vis_node.ros.graph import GRAPH_ARGUMENTS, NODE_KINDS, parameter_overrides, remappings
+from vis_node.ros.graph import (
+    GRAPH_ARGUMENTS,
+    NODE_KINDS,
+    default_params_file,
+    parameter_overrides,
+    remappings,
+)
 from vis_node.ros.params import NODE_SPECS
-
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config")
 
 
 def _nodes(context):
@@ -34,7 +36,7 @@ def _nodes(context):
             namespace=values["namespace"],
             output="screen",
             parameters=[
-                os.path.join(CONFIG_DIR, f"{kind}.yaml"), *extra, parameter_overrides(values)
+                str(default_params_file(kind)), *extra, parameter_overrides(values)
             ],
             remappings=remappings(values["image"]),
         )

@@ -2,21 +2,23 @@
 
     ros2 launch vsis_bringup vsis_composed.launch.py image:=/camera/image_raw
 
-Same arguments, parameters (config/*.yaml beside this file, one section per node) and
-topic names as vsis.launch.py (all from vis_node.ros.graph); without ``ros2 launch``:
-``vsis ros pipeline``.
+Same arguments, parameters (vis_node/ros/config/*.yaml, found in the installed vis_node
+package; one section per node) and topic names as vsis.launch.py (all from
+vis_node.ros.graph); without ``ros2 launch``: ``vsis ros pipeline``.
 """
-
-import os
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from vis_node.ros.graph import GRAPH_ARGUMENTS, NODE_KINDS, parameter_overrides, remappings
-
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config")
+from vis_node.ros.graph import (
+    GRAPH_ARGUMENTS,
+    NODE_KINDS,
+    default_params_file,
+    parameter_overrides,
+    remappings,
+)
 
 
 def _nodes(context):
@@ -29,7 +31,7 @@ def _nodes(context):
             namespace=values["namespace"],
             output="screen",
             parameters=[
-                *(os.path.join(CONFIG_DIR, f"{kind}.yaml") for kind in NODE_KINDS),
+                *(str(default_params_file(kind)) for kind in NODE_KINDS),
                 *extra,
                 parameter_overrides(values),
             ],

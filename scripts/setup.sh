@@ -99,7 +99,7 @@ else
 fi
 
 MSG_KEY="$(cat ros_ws/src/*/package.xml ros_ws/src/*/CMakeLists.txt ros_ws/src/*/msg/*.msg \
-  ros_ws/src/*/scripts/* launch/*.launch.* launch/config/*.yaml 2>/dev/null | sha256sum | cut -c1-16) $EXTRA_PATHS"
+  ros_ws/src/*/scripts/* launch/*.launch.* 2>/dev/null | sha256sum | cut -c1-16) $EXTRA_PATHS"
 if ! stamp_ok colcon "$MSG_KEY" || [ ! -f ros_ws/install/setup.bash ]; then
   log "building ros_ws with colcon (vis_msgs, vsis_bringup${EXTRA_PATHS:+, vision_msgs from $EXTRA_PATHS: about 2 minutes})"
   (

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
 import types
 import xml.etree.ElementTree as ET
@@ -67,13 +68,16 @@ def _stub_modules() -> dict[str, types.ModuleType]:
 
 
 def run_launch_file(
-    name: str, overrides: dict[str, str] | None = None
+    name: str, overrides: dict[str, str] | None = None, folder: Path = LAUNCH
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """Declared arguments (name -> default) and the ``Node`` kwargs of a Python launch file."""
+    """Declared arguments (name -> default) and the ``Node`` kwargs of a Python launch file.
+
+    ``folder`` holds the launch file (the checkout's ``launch/`` unless told otherwise).
+    """
     saved = {k: sys.modules.get(k) for k in _stub_modules()}
     sys.modules.update(_stub_modules())
     try:
-        spec = importlib.util.spec_from_file_location(name.replace(".", "_"), LAUNCH / name)
+        spec = importlib.util.spec_from_file_location(name.replace(".", "_"), folder / name)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         description = module.generate_launch_description()
@@ -270,6 +274,20 @@ def test_bringup_installs_the_single_launch_folder():
     assert package.findtext("name") == "vsis_bringup"
     depends = {e.text for e in package.iter("exec_depend")}
     assert {"vis_msgs", "rclpy", "launch_ros"} <= depends
+
+
+@pytest.mark.parametrize("name", ["vsis.launch.py", "vsis_composed.launch.py"])
+def test_launch_files_find_their_params_in_the_installed_package(tmp_path, name):
+    """Copied alone (as colcon installs them), the launch files still find their YAMLs."""
+    import vis_node
+
+    shutil.copy(LAUNCH / name, tmp_path / name)
+    _, nodes = run_launch_file(name, folder=tmp_path)
+    package = Path(vis_node.__file__).resolve().parent
+    files = [Path(p) for node in nodes for p in node["parameters"] if isinstance(p, str)]
+    assert len(files) == len(NODE_SPECS)
+    for path in files:
+        assert path.is_file() and path.resolve().is_relative_to(package / "ros" / "config")
 
 
 def test_vsis_ros_arguments_reject_bad_input(tmp_path):

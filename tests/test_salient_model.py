@@ -136,7 +136,7 @@ def test_object_boxes_merge_close_parts() -> None:
 
 
 def test_shipped_training_config_folds_are_disjoint_and_cover_every_sequence() -> None:
-    config = load_config(REPO / "models" / "real" / "train.yaml")
+    config = load_config(REPO / "vis_node" / "models" / "real" / "train.yaml")
     folded = [s for fold in config.data.folds for s in fold]
     assert sorted(folded) == sorted(config.data.sequences)
     assert len(set(folded)) == len(folded) == 12
@@ -145,7 +145,7 @@ def test_shipped_training_config_folds_are_disjoint_and_cover_every_sequence() -
 
 
 def test_config_rejects_overlapping_folds_and_unknown_keys() -> None:
-    values = yaml.safe_load((REPO / "models" / "real" / "train.yaml").read_text())
+    values = yaml.safe_load((REPO / "vis_node" / "models" / "real" / "train.yaml").read_text())
     values["data"]["folds"] = [["dog", "cows"], ["cows"]]
     with pytest.raises(ValueError, match="repeats"):
         parse_config(values)

@@ -88,7 +88,7 @@ def test_missing_file_is_input_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["synth", "davis"])
 def test_shipped_configs_load(name: str) -> None:
-    config = load_train_config(REPO / "models" / name / "train.yaml")
+    config = load_train_config(REPO / "vis_node" / "models" / name / "train.yaml")
     assert config.model.input_size == 320
     assert config.model.backbone == "mobilenet_v2"
     assert config.test is not None

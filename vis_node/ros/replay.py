@@ -235,7 +235,7 @@ def start_graph(kind: str, params: list[Path]) -> subprocess.Popen:
 
 
 def params_files(user_params: list[Path] | None, override: Path) -> list[Path]:
-    """The checkout's defaults (or the user's files) followed by the replay overrides."""
+    """The package's default params files (or the user's) followed by the replay overrides."""
     return [*(user_params or default_params_files()), override]
 
 
@@ -256,7 +256,7 @@ class ReplaySettings:
     topic:
         Image topic of the bag (needed when it has several).
     params:
-        Params YAMLs for the graph (default: the checkout's ``launch/config``).
+        Params YAMLs for the graph (default: the package's ``vis_node/ros/config``).
     frame_timeout_s:
         Longest wait for one frame's outputs, seconds.
     startup_timeout_s:
