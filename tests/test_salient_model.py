@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_data_dir
 import torch
 import yaml
 
@@ -28,7 +29,7 @@ from vis_node.training.salient_data import FrameFeatures, object_boxes, saliency
 from vis_node.training.salient_trainer import frame_losses, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
-DAVIS = REPO.parent / "shared" / "data" / "davis2016"
+DAVIS = shared_data_dir() / "davis2016"
 needs_davis = pytest.mark.skipif(not DAVIS.is_dir(), reason="needs ../shared/data/davis2016")
 
 

@@ -6,13 +6,11 @@ scores or mask areas (the `real` model is pinned in test_salient_model.py).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import shared_data_dir
 
-REPO = Path(__file__).resolve().parents[1]
-DAVIS = REPO.parent / "shared" / "data" / "davis2016"
+DAVIS = shared_data_dir() / "davis2016"
 
 SYNTH_EXPECTED = [  # label, box (x1, y1, x2, y2 px), score, mask area (px)
     ("triangle", (108.7, 84.1, 158.6, 136.1), 1.000, 1067),
