@@ -11,8 +11,9 @@ from torch import nn
 from torchvision.models import mobilenet_v2, resnet50
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from vis_node.structures.errors import InputDataError
 from vis_node.perception.weights import load_mobilenet_v2_features_state
+from vis_node.registry import BACKBONES
+from vis_node.structures.errors import InputDataError
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 """RGB mean of ImageNet in [0, 1] units, expected by both backbones' weights."""
@@ -153,12 +154,18 @@ def mobilenet_v2_backbone(
 
 
 def resnet50_backbone(
-    *, weights_path: str | Path | None = None, frozen_batchnorm: bool = True
+    *,
+    pretrained: bool = False,
+    weights_path: str | Path | None = None,
+    frozen_batchnorm: bool = True,
 ) -> Backbone:
     """ResNet-50 stages up to ``layer2``, ``layer3``, ``layer4`` (512, 1024, 2048 channels).
 
     Parameters
     ----------
+    pretrained:
+        Accepted for the common backbone signature; ResNet-50 has no bundled weights,
+        so only ``weights_path`` loads any.
     weights_path:
         Optional torchvision ``resnet50`` state dict; without it the weights are random
         (nothing is downloaded).
@@ -201,15 +208,16 @@ def build_backbone(
     weights_path: str | Path | None = None,
     frozen_batchnorm: bool = True,
 ) -> Backbone:
-    """Backbone chosen by name (``"mobilenet_v2"`` or ``"resnet50"``).
+    """Backbone chosen by name, one of :data:`vis_node.registry.BACKBONES`.
 
     ResNet-50 has no bundled weights: ``pretrained`` without ``weights_path`` leaves it
     randomly initialised.
+
+    Raises
+    ------
+    ValueError
+        An unknown name; the message lists the known ones.
     """
-    if name == "mobilenet_v2":
-        return mobilenet_v2_backbone(
-            pretrained=pretrained, weights_path=weights_path, frozen_batchnorm=frozen_batchnorm
-        )
-    if name == "resnet50":
-        return resnet50_backbone(weights_path=weights_path, frozen_batchnorm=frozen_batchnorm)
-    raise ValueError(f"backbone={name!r}: choose 'mobilenet_v2' or 'resnet50'")
+    return BACKBONES.build(
+        name, pretrained=pretrained, weights_path=weights_path, frozen_batchnorm=frozen_batchnorm
+    )

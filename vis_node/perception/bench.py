@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.predictor import Predictor
+from vis_node.registry import BACKBONES
 from vis_node.structures.instances import Instances
 
 LEAN_CONFIG: dict[str, Any] = {
@@ -153,7 +154,7 @@ def bench_config(backbone: str, config: str, input_size: int) -> ModelConfig:
 
 def run_benchmark(
     *,
-    backbones: Sequence[str] = ("mobilenet_v2", "resnet50"),
+    backbones: Sequence[str] = BACKBONES.names(),
     runtimes: Sequence[str] = RUNTIMES,
     config: str = "lean",
     input_size: int = 320,

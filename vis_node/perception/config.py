@@ -6,8 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-BACKBONES: tuple[str, ...] = ("mobilenet_v2", "resnet50")
-"""Backbone names accepted by :func:`vis_node.perception.backbone.build_backbone`."""
+from vis_node.registry import BACKBONES
 
 ROI_MASKING_MODES: tuple[str, ...] = ("binary", "expanded", "ternary")
 """RoIMasking variants of the S4Net paper (Sec. 3.3)."""
@@ -119,7 +118,7 @@ class ModelConfig:
         Temperature of the supervised-contrastive embedding loss.
     """
 
-    backbone: str = "mobilenet_v2"
+    backbone: str = BACKBONES.default
     pretrained_backbone: bool = True
     backbone_weights_path: str | None = None
     frozen_batchnorm: bool = True
@@ -162,8 +161,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Check every setting; raise ``ValueError`` naming the first bad one."""
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone={self.backbone!r}: choose one of {BACKBONES}")
+        BACKBONES.check(self.backbone)
         if self.roi_masking not in ROI_MASKING_MODES:
             raise ValueError(f"roi_masking={self.roi_masking!r}: choose one of {ROI_MASKING_MODES}")
         if self.objectness_negatives not in OBJECTNESS_NEGATIVE_MODES:

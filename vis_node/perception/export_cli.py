@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vis_node.registry import BACKBONES
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -79,7 +81,8 @@ def add_bench_model_parser(subparsers: argparse._SubParsersAction, name: str) ->
     bench.add_argument("--size", type=int, default=320, help="input side in pixels (320)")
     bench.add_argument("--config", choices=("lean", "default"), default="lean")
     bench.add_argument(
-        "--backbones", nargs="+", default=["mobilenet_v2", "resnet50"], help="backbones"
+        "--backbones", nargs="+", choices=BACKBONES.names(), default=list(BACKBONES.names()),
+        help=f"backbones (default all: {', '.join(BACKBONES.names())})",
     )
     bench.add_argument("--runtimes", nargs="+", default=["torch", "onnx"], help="runtimes")
     bench.add_argument("--iterations", type=int, default=20, help="timed frames per row (20)")

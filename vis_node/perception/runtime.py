@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from vis_node.perception.cache_slot import cached_slot
@@ -51,11 +52,9 @@ from vis_node.perception.salient_export import (
 )
 from vis_node.perception.salient_model import SalientNanoDet
 from vis_node.perception.salient_predictor import SalientTorchPredictor
+from vis_node.registry import RUNTIMES
 
 LOG = logging.getLogger(__name__)
-
-RUNTIMES: tuple[str, ...] = ("onnx", "torch", "tensorrt")
-"""Runtime names; ``onnx`` (ONNX Runtime) is the default on CPU."""
 
 TENSORRT_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 """TensorRT precisions; INT8 needs a calibration table made once by
@@ -138,16 +137,55 @@ def cached_onnx_export(network: S4Net, *, batch_size: int = 1) -> OnnxExport:
     )
 
 
+@dataclass(frozen=True)
+class RuntimeRequest:
+    """What a runtime builder (:data:`vis_node.registry.RUNTIMES`) loads, and how.
+
+    Attributes
+    ----------
+    model:
+        Shipped model name, ``model.pt`` path or model folder; for ``onnx`` also an
+        export folder holding ``export.json``.
+    device:
+        Resolved device, ``cpu`` or ``cuda:N`` (:func:`runtime_device`).
+    threads:
+        CPU threads (0 = the runtime's default); ignored on a GPU.
+    precision:
+        TensorRT engine precision, one of :data:`TENSORRT_PRECISIONS`.
+    engine_cache:
+        Folder of the TensorRT engine slots (``None`` = ``<cache>/engines``).
+    """
+
+    model: str | Path
+    device: str
+    threads: int = 0
+    precision: str = "fp16"
+    engine_cache: Path | None = None
+
+    def network(self) -> S4Net | SalientNanoDet:
+        """The model's network, read from its checkpoint.
+
+        Raises
+        ------
+        InputDataError
+            Missing or unreadable model (the message lists the shipped models).
+        """
+        path, payload = read_checkpoint(self.model)
+        if is_salient_payload(payload):
+            return salient_model_from_payload(path, payload)[0]
+        return model_from_payload(path, payload)[0]
+
+
 def make_predictor(
     model: str | Path,
-    runtime: str = "onnx",
+    runtime: str = RUNTIMES.default,
     *,
     threads: int = 0,
     device: str = AUTO_DEVICE,
     precision: str = "fp16",
     engine_cache: Path | None = None,
 ) -> Predictor:
-    """Load a model for a runtime.
+    """Load a model for a runtime (the builder of ``runtime`` in :data:`RUNTIMES`).
 
     Parameters
     ----------
@@ -174,71 +212,96 @@ def make_predictor(
     vis_node.perception.tensorrt.EngineCacheError
         A corrupt cached TensorRT engine (the message says what to do).
     """
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime={runtime!r}: choose one of {RUNTIMES}")
+    build = RUNTIMES.get(runtime)
     if precision not in TENSORRT_PRECISIONS:
         raise ValueError(f"precision={precision!r}: choose one of {TENSORRT_PRECISIONS}")
+    request = RuntimeRequest(
+        model, runtime_device(runtime, device), threads, precision, engine_cache
+    )
+    return build(request)
+
+
+def onnx_runtime(request: RuntimeRequest) -> Predictor:
+    """ONNX Runtime: an export folder as it is, else the model's cached export."""
     import onnxruntime as ort
 
     from vis_node.perception.onnx_runtime import OnnxPredictor
 
-    resolved = runtime_device(runtime, device)
-    if runtime == "onnx" and (Path(model) / MANIFEST_FILE).is_file():
-        providers = onnx_providers(resolved, ort.get_available_providers())
-        if is_salient_export(Path(model)):
-            return SalientOnnxPredictor(Path(model), providers=providers, threads=threads)
-        return OnnxPredictor(Path(model), providers=providers, threads=threads)
-    path, payload = read_checkpoint(model)
-    if is_salient_payload(payload):
-        return _salient_predictor(salient_model_from_payload(path, payload)[0], runtime,
-                                  threads=threads, device=resolved)
-    network, _ = model_from_payload(path, payload)
-    if runtime == "torch":
-        import torch
+    if (Path(request.model) / MANIFEST_FILE).is_file():
+        providers = onnx_providers(request.device, ort.get_available_providers())
+        if is_salient_export(Path(request.model)):
+            return SalientOnnxPredictor(
+                Path(request.model), providers=providers, threads=request.threads
+            )
+        return OnnxPredictor(Path(request.model), providers=providers, threads=request.threads)
+    network = request.network()
+    if isinstance(network, SalientNanoDet):
+        return _salient_onnx_predictor(network, request)
+    providers = onnx_providers(request.device, ort.get_available_providers())
+    return OnnxPredictor(
+        cached_onnx_export(network), providers=providers, threads=request.threads
+    )
 
-        from vis_node.perception.predictor import TorchPredictor
 
-        if threads:
-            torch.set_num_threads(threads)
-        return TorchPredictor(network, device=resolved)
+def torch_runtime(request: RuntimeRequest) -> Predictor:
+    """Eager PyTorch on the request's device."""
+    import torch
+
+    from vis_node.perception.predictor import TorchPredictor
+
+    network = request.network()
+    if request.threads:
+        torch.set_num_threads(request.threads)
+    if isinstance(network, SalientNanoDet):
+        return SalientTorchPredictor(network, device=request.device)
+    return TorchPredictor(network, device=request.device)
+
+
+def tensorrt_runtime(request: RuntimeRequest) -> Predictor:
+    """TensorRT engines through ONNX Runtime's TensorRT provider on a CUDA device.
+
+    Without a GPU (device ``cpu``) or without the provider, the model runs on ONNX
+    Runtime instead (CUDA provider or CPU), with a warning; the salient NanoDet model
+    has no engines and always runs on ONNX Runtime.
+    """
+    import onnxruntime as ort
+
+    from vis_node.perception.onnx_runtime import OnnxPredictor
+
+    network = request.network()
+    if isinstance(network, SalientNanoDet):
+        LOG.warning("the salient NanoDet model has no TensorRT engines: using ONNX Runtime")
+        return _salient_onnx_predictor(network, request)
     available = ort.get_available_providers()
-    if runtime == "tensorrt" and resolved != "cpu":
+    if request.device != "cpu":
         if TENSORRT_PROVIDER in available:
-            return _tensorrt_predictor(network, model, precision, resolved, engine_cache)
+            return _tensorrt_predictor(
+                network, request.model, request.precision, request.device, request.engine_cache
+            )
         LOG.warning(
             "runtime tensorrt requested but this ONNX Runtime has no TensorRT provider (it "
             "offers %s; `pip install 'vis_node[tensorrt]'` on an NVIDIA GPU): using %s",
             available, "its CUDA provider" if CUDA_PROVIDER in available else "the CPU",
         )
-    providers = onnx_providers(resolved, available)
-    return OnnxPredictor(cached_onnx_export(network), providers=providers, threads=threads)
+    providers = onnx_providers(request.device, available)
+    return OnnxPredictor(
+        cached_onnx_export(network), providers=providers, threads=request.threads
+    )
 
 
-def _salient_predictor(
-    network: SalientNanoDet, runtime: str, *, threads: int, device: str
-) -> Predictor:
-    """The salient NanoDet model on ONNX Runtime (exported once, cached) or PyTorch.
-
-    TensorRT engines are built for the S4Net graphs only: ``tensorrt`` runs this model
-    on ONNX Runtime's CUDA provider (or the CPU), with a warning.
-    """
+def _salient_onnx_predictor(network: SalientNanoDet, request: RuntimeRequest) -> Predictor:
+    """The salient NanoDet model on ONNX Runtime, exported once and cached."""
     import onnxruntime as ort
 
-    if runtime == "torch":
-        import torch
-
-        if threads:
-            torch.set_num_threads(threads)
-        return SalientTorchPredictor(network, device=device)
-    if runtime == "tensorrt":
-        LOG.warning("the salient NanoDet model has no TensorRT engines: using ONNX Runtime")
-    providers = onnx_providers(device, ort.get_available_providers())
+    providers = onnx_providers(request.device, ort.get_available_providers())
     fingerprint = salient_fingerprint(network)
     return cached_slot(
         cache_dir() / "onnx" / f"{fingerprint[:16]}-salient",
         f"{fingerprint}-salient",
         lambda folder: export_salient_onnx(network, folder),
-        lambda folder: SalientOnnxPredictor(folder, providers=providers, threads=threads),
+        lambda folder: SalientOnnxPredictor(
+            folder, providers=providers, threads=request.threads
+        ),
     )
 
 

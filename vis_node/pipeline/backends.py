@@ -20,6 +20,7 @@ import numpy as np
 
 from vis_node.evaluation.oracle import GT_PREFIX, GroundTruthOracle
 from vis_node.io.readers import DEFAULT_FPS
+from vis_node.registry import RUNTIMES
 from vis_node.structures.errors import InputDataError
 from vis_node.structures.instances import Instances
 
@@ -85,7 +86,7 @@ def backend_of(predictor: Callable[[np.ndarray], Instances], name: str = "") -> 
 
 
 def load_backend(
-    spec: str, *, runtime: str = "onnx", device: str = "cpu", threads: int = 0,
+    spec: str, *, runtime: str = RUNTIMES.default, device: str = "cpu", threads: int = 0,
     precision: str = "fp16", gt_sequence: str = "", gt_fps: float = DEFAULT_FPS,
     gt_seed: int = 0,
 ) -> Backend:

@@ -1,8 +1,8 @@
 """``vsis run``: segment, track and label every frame of a video, folder, DAVIS root or bag.
 
-``vsis run INPUT --out OUT [--model synth|davis|PATH] [--runtime onnx|torch|tensorrt]
-[--mode online|offline] [--offline-method siso|propose-reduce]`` writes the layout of
-:mod:`vis_node.pipeline.outputs`.
+``vsis run INPUT --out OUT [--model synth|davis|PATH] [--runtime RUNTIME]
+[--mode online|offline] [--offline-method METHOD]`` writes the layout of
+:mod:`vis_node.pipeline.outputs` (runtimes and offline methods: :mod:`vis_node.registry`).
 ONNX Runtime (the default) and TensorRT use an export of the model kept in the user
 cache (:mod:`vis_node.perception.runtime`), made on first use; ``--model`` may also
 name an export folder (``vsis export --format onnx``).
@@ -19,10 +19,10 @@ from pathlib import Path
 
 from vis_node import DEFAULT_MODEL
 from vis_node.io.readers import DEFAULT_FPS
+from vis_node.registry import OFFLINE_METHODS, RUNTIMES
 from vis_node.structures.label_map import LabelMap
 
 LOG = logging.getLogger(__name__)
-
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,9 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--runtime",
-        choices=("onnx", "torch", "tensorrt"),
-        default="onnx",
-        help="inference runtime (default onnx: ONNX Runtime on CPU; tensorrt needs a GPU)",
+        choices=RUNTIMES.names(),
+        default=RUNTIMES.default,
+        help=f"inference runtime (default {RUNTIMES.default}); {RUNTIMES.help()}",
     )
     parser.add_argument(
         "--mode",
@@ -60,12 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--offline-method",
-        choices=("siso", "propose-reduce"),
-        default="siso",
-        help=(
-            "offline mode only; siso: recurrent propagation + offline unification; "
-            "propose-reduce: key-frame sequence proposals + category-aware sequence NMS"
-        ),
+        choices=OFFLINE_METHODS.names(),
+        default=OFFLINE_METHODS.default,
+        help=f"offline mode only (default {OFFLINE_METHODS.default}); {OFFLINE_METHODS.help()}",
     )
     parser.add_argument(
         "--min-sequence-score",

@@ -1,6 +1,7 @@
 """Offline pipeline: whole sequences, SISO recurrent propagation or Propose-Reduce.
 
-Per sequence, with ``method="siso"`` (default):
+The methods are named in :data:`vis_node.registry.OFFLINE_METHODS` (:func:`run_siso`,
+:func:`run_propose_reduce`). Per sequence, with ``method="siso"`` (default):
 
 1. the predictor runs on every frame;
 2. a salient-region mask is made per frame (:func:`salient_regions`: the union of
@@ -30,6 +31,7 @@ import numpy as np
 from vis_node.structures.frames import Frame
 from vis_node.perception.predictor import Predictor
 from vis_node.pipeline.stages import foreground_probs, label_maps
+from vis_node.registry import OFFLINE_METHODS
 from vis_node.structures.results import FrameResult
 from vis_node.tracking.flow import DISFlow, FlowEstimator
 from vis_node.tracking.fusion import binarise_saliency, motion_saliency
@@ -68,10 +70,6 @@ def salient_regions(
             region = region | binarise_saliency(motion_saliency(flow(image, other)))
         regions.append(region)
     return regions
-
-
-OFFLINE_METHODS = ("siso", "propose-reduce")
-"""Offline methods of :class:`OfflinePipeline`."""
 
 
 def track_instances(
@@ -143,7 +141,7 @@ class OfflinePipeline:
     theta, beta2, max_sweeps:
         Parameters of :func:`recurrent_propagation`.
     method:
-        ``"siso"`` or ``"propose-reduce"`` (see the module docstring).
+        A name of :data:`vis_node.registry.OFFLINE_METHODS` (see the module docstring).
     key_frames, sequence_score_threshold, sequence_nms_iou:
         ``"propose-reduce"``: number of key frames, smallest sequence score kept (Eq. 2
         on objectness times class probability) and NMS IoU threshold. The defaults
@@ -161,13 +159,12 @@ class OfflinePipeline:
         theta: float = 0.1,
         beta2: float = 0.3,
         max_sweeps: int = 5,
-        method: str = "siso",
+        method: str = OFFLINE_METHODS.default,
         key_frames: int = 5,
         sequence_score_threshold: float = 0.3,
         sequence_nms_iou: float = 0.3,
     ) -> None:
-        if method not in OFFLINE_METHODS:
-            raise ValueError(f"method must be one of {OFFLINE_METHODS}, got {method!r}")
+        self._method = OFFLINE_METHODS.get(method)
         self.predictor = predictor
         self.flow: FlowEstimator = flow if flow is not None else DISFlow()
         self.tracker_factory = tracker_factory or (lambda: OnlineTracker(flow=self.flow))
@@ -198,6 +195,11 @@ class OfflinePipeline:
             One per frame; timings ``predict`` (per frame) and ``propagate``,
             ``track``, ``unify`` (sequence totals divided by the frame count), in ms;
             ``"propose-reduce"`` has ``predict`` and ``propose_reduce`` instead.
+
+        Raises
+        ------
+        ValueError
+            An unknown method (when the pipeline was made).
         """
         if not frames:
             return []
@@ -209,80 +211,118 @@ class OfflinePipeline:
             predict_ms.append((time.perf_counter() - start) * 1000.0)
             if progress is not None:
                 progress()
-        if self.method == "propose-reduce":
-            return self._propose_reduce(frames, detections, predict_ms)
-        count = len(frames)
-        start = time.perf_counter()
-        salient = salient_regions(images, detections, self.flow)
-        propagated = recurrent_propagation(
-            images, detections, salient, self.flow, self.theta, self.beta2, self.max_sweeps
-        )
-        propagate_ms = (time.perf_counter() - start) * 1000.0 / count
-        start = time.perf_counter()
-        tracker = self.tracker_factory()
-        tracked = []
-        for image, confident in zip(images, propagated.confident):
-            instances = tracker.update(confident, image)
-            tracked.append(instances.select(instances.track_ids > 0))
-        track_ms = (time.perf_counter() - start) * 1000.0 / count
-        start = time.perf_counter()
-        unified = unify_offline(
-            ((t.track_ids, foreground_probs(t.class_probs)) for t in tracked), self.rule
-        )
-        results = []
-        for frame, instances, ms in zip(frames, tracked, predict_ms):
-            pairs = [unified[int(k)] for k in instances.track_ids]
-            results.append(
-                _frame_result(
-                    frame,
-                    instances,
-                    np.array([label for label, _ in pairs], dtype=np.int64),
-                    np.array([conf for _, conf in pairs], dtype=np.float32),
-                    {"predict": ms, "propagate": propagate_ms, "track": track_ms},
-                )
-            )
-        unify_ms = (time.perf_counter() - start) * 1000.0 / count
-        for result in results:
-            result.timings["unify"] = unify_ms
-        return results
+        return self._method(self, frames, detections, predict_ms)
 
-    def _propose_reduce(
-        self, frames: Sequence[Frame], detections: list[Instances], predict_ms: list[float]
-    ) -> list[FrameResult]:
-        """Frame results of :func:`propose_reduce` tracks (``method="propose-reduce"``)."""
-        start = time.perf_counter()
-        foreground = [
-            dataclasses.replace(
-                d, class_probs=foreground_probs(d.class_probs) * d.scores[:, None]
+
+def run_siso(
+    pipeline: OfflinePipeline,
+    frames: Sequence[Frame],
+    detections: list[Instances],
+    predict_ms: list[float],
+) -> list[FrameResult]:
+    """SISO offline method: recurrent propagation, tracking, offline unification.
+
+    Parameters
+    ----------
+    pipeline:
+        Supplies the flow, tracker, rule and propagation settings.
+    frames, detections, predict_ms:
+        One sequence's frames, their detections and prediction times (ms).
+
+    Returns
+    -------
+    list of FrameResult
+        Timings ``predict``, ``propagate``, ``track`` and ``unify`` in ms.
+    """
+    images = [f.image for f in frames]
+    count = len(frames)
+    start = time.perf_counter()
+    salient = salient_regions(images, detections, pipeline.flow)
+    propagated = recurrent_propagation(
+        images, detections, salient, pipeline.flow, pipeline.theta, pipeline.beta2,
+        pipeline.max_sweeps,
+    )
+    propagate_ms = (time.perf_counter() - start) * 1000.0 / count
+    start = time.perf_counter()
+    tracker = pipeline.tracker_factory()
+    tracked = []
+    for image, confident in zip(images, propagated.confident):
+        instances = tracker.update(confident, image)
+        tracked.append(instances.select(instances.track_ids > 0))
+    track_ms = (time.perf_counter() - start) * 1000.0 / count
+    start = time.perf_counter()
+    unified = unify_offline(
+        ((t.track_ids, foreground_probs(t.class_probs)) for t in tracked), pipeline.rule
+    )
+    results = []
+    for frame, instances, ms in zip(frames, tracked, predict_ms):
+        pairs = [unified[int(k)] for k in instances.track_ids]
+        results.append(
+            _frame_result(
+                frame,
+                instances,
+                np.array([label for label, _ in pairs], dtype=np.int64),
+                np.array([conf for _, conf in pairs], dtype=np.float32),
+                {"predict": ms, "propagate": propagate_ms, "track": track_ms},
             )
-            for d in detections
-        ]
-        tracks = propose_reduce(
-            [f.image for f in frames],
-            foreground,
-            self.flow,
-            key_frames=self.key_frames,
-            nms_iou=self.sequence_nms_iou,
-            score_threshold=self.sequence_score_threshold,
         )
-        reduce_ms = (time.perf_counter() - start) * 1000.0 / len(frames)
-        category = {k.track_id: k.category for k in tracks}
-        confidence = {k.track_id: _label_confidence(k) for k in tracks}
-        height, width = frames[0].image.shape[:2]
-        num_classes = detections[0].class_probs.shape[1]
-        results = []
-        for t, (frame, ms) in enumerate(zip(frames, predict_ms)):
-            instances = track_instances(tracks, t, height, width, num_classes)
-            results.append(
-                _frame_result(
-                    frame,
-                    instances,
-                    np.array([category[int(i)] for i in instances.track_ids], np.int64),
-                    np.array([confidence[int(i)] for i in instances.track_ids], np.float32),
-                    {"predict": ms, "propose_reduce": reduce_ms},
-                )
+    unify_ms = (time.perf_counter() - start) * 1000.0 / count
+    for result in results:
+        result.timings["unify"] = unify_ms
+    return results
+
+
+def run_propose_reduce(
+    pipeline: OfflinePipeline,
+    frames: Sequence[Frame],
+    detections: list[Instances],
+    predict_ms: list[float],
+) -> list[FrameResult]:
+    """Propose-Reduce offline method: frame results of :func:`propose_reduce` tracks.
+
+    Parameters
+    ----------
+    pipeline:
+        Supplies the flow and the sequence-proposal settings.
+    frames, detections, predict_ms:
+        One sequence's frames, their detections and prediction times (ms).
+
+    Returns
+    -------
+    list of FrameResult
+        Timings ``predict`` and ``propose_reduce`` in ms.
+    """
+    start = time.perf_counter()
+    foreground = [
+        dataclasses.replace(d, class_probs=foreground_probs(d.class_probs) * d.scores[:, None])
+        for d in detections
+    ]
+    tracks = propose_reduce(
+        [f.image for f in frames],
+        foreground,
+        pipeline.flow,
+        key_frames=pipeline.key_frames,
+        nms_iou=pipeline.sequence_nms_iou,
+        score_threshold=pipeline.sequence_score_threshold,
+    )
+    reduce_ms = (time.perf_counter() - start) * 1000.0 / len(frames)
+    category = {k.track_id: k.category for k in tracks}
+    confidence = {k.track_id: _label_confidence(k) for k in tracks}
+    height, width = frames[0].image.shape[:2]
+    num_classes = detections[0].class_probs.shape[1]
+    results = []
+    for t, (frame, ms) in enumerate(zip(frames, predict_ms)):
+        instances = track_instances(tracks, t, height, width, num_classes)
+        results.append(
+            _frame_result(
+                frame,
+                instances,
+                np.array([category[int(i)] for i in instances.track_ids], np.int64),
+                np.array([confidence[int(i)] for i in instances.track_ids], np.float32),
+                {"predict": ms, "propose_reduce": reduce_ms},
             )
-        return results
+        )
+    return results
 
 
 def _label_confidence(track: SequenceTrack) -> float:

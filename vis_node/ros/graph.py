@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vis_node.registry import RUNTIMES
 from vis_node.resources import ros_config_dir
 from vis_node.ros.params import NODE_SPECS
 
@@ -48,7 +49,7 @@ GRAPH_ARGUMENTS: tuple[GraphArgument, ...] = (
     ),
     GraphArgument("model", "", "perception model: shipped name, model.pt or folder "
                   "('' keeps the params file's)"),
-    GraphArgument("runtime", "", "onnx, torch or tensorrt ('' keeps the params file's)"),
+    GraphArgument("runtime", "", f"{', '.join(RUNTIMES.names())} ('' keeps the params file's)"),
     GraphArgument("device", "", "torch device: cpu, cuda, cuda:N ('' keeps the params file's)"),
     GraphArgument("params_file", "", "params YAML applied over vis_node/ros/config/*.yaml "
                   "(sections /**/vsis_perception, ...; '' = none)"),

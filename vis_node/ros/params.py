@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vis_node import DEFAULT_MODEL
+from vis_node.registry import FLOWS, RUNTIMES
 from vis_node.tracking.tracker import TrackerConfig
 from vis_node.tracking.unification import OnlineUnifier
 
@@ -93,7 +94,6 @@ DEFAULT_MAX_PIXELS = 3840 * 2160
 INPUT_QOS_CHOICES = ("sensor", "reliable")
 OUTPUT_QOS_CHOICES = ("reliable", "sensor")
 MASK_CHOICES = ("cropped", "rle", "none")
-RUNTIME_CHOICES = ("onnx", "torch", "tensorrt")
 TRANSPORT_CHOICES = ("raw", "compressed")
 TRANSPORT_TOPICS = {"raw": "image", "compressed": "image/compressed"}
 """``image_transport`` value -> the one image topic a node subscribes to."""
@@ -173,10 +173,10 @@ PERCEPTION = NodeSpec(
         ),
         Param(
             "runtime",
-            "onnx",
-            "Inference runtime: 'onnx' (ONNX Runtime, CPU default), 'torch' or 'tensorrt' "
-            "(NVIDIA GPU; engines cached per model, GPU and TensorRT version).",
-            choices=RUNTIME_CHOICES,
+            RUNTIMES.default,
+            f"Inference runtime ({RUNTIMES.help()}); TensorRT engines are cached per "
+            "model, GPU and TensorRT version.",
+            choices=RUNTIMES.names(),
         ),
         Param(
             "device",
@@ -236,9 +236,9 @@ TRACKING = NodeSpec(
     + (
         Param(
             "flow",
-            "dis",
-            "Optical flow for identity propagation: 'dis', 'farneback' or 'none'.",
-            choices=("dis", "farneback", "none"),
+            FLOWS.default,
+            f"Optical flow for identity propagation ({FLOWS.help()}).",
+            choices=FLOWS.names(),
         ),
         Param("reid", True, "Re-identify lost tracks (gated, relative appearance test)."),
         Param("propagation_iou", _TRACKER.propagation_iou,

@@ -41,7 +41,7 @@ Pending = tuple[SalientInstanceArray, Instances]
 
 def build_tracker(config: dict[str, Any]) -> OnlineTracker:
     """The tracker described by the node's parameters."""
-    from vis_node.tracking.flow import FLOW_ESTIMATORS
+    from vis_node.registry import FLOWS
     from vis_node.tracking.tracker import DEFAULT, TrackerConfig
 
     return OnlineTracker(
@@ -50,7 +50,7 @@ def build_tracker(config: dict[str, Any]) -> OnlineTracker:
             min_hits=int(config["min_hits"]),
             max_lost_age=int(config["max_lost_age"]),
         ),
-        flow=None if config["flow"] == "none" else FLOW_ESTIMATORS[config["flow"]](),
+        flow=FLOWS.build(config["flow"]),
         association=DEFAULT if config["reid"] else None,
     )
 

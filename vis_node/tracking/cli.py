@@ -34,6 +34,8 @@ DEFAULT_DAVIS_ROOT = Path("../shared/data/davis2016")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``track`` and ``bench-track`` sub-commands to the ``vsis`` parser."""
+    from vis_node.registry import FLOWS
+
     parser = subparsers.add_parser(
         "track",
         help="give per-frame instance PNGs consistent track ids",
@@ -52,9 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
         "--flow",
-        choices=("dis", "farneback", "none"),
-        default="dis",
-        help="optical flow for identity propagation (default dis; none disables it)",
+        choices=FLOWS.names(),
+        default=FLOWS.default,
+        help=f"optical flow for identity propagation (default {FLOWS.default}); {FLOWS.help()}",
     )
     parser.add_argument(
         "--no-reid", action="store_true", help="disable the re-identification memory"
@@ -217,7 +219,7 @@ def run_track(args: argparse.Namespace) -> int:
 
 def _build_tracker(args: argparse.Namespace) -> OnlineTracker:
     """The tracker configured by the command-line options (others: config defaults)."""
-    from vis_node.tracking.flow import FLOW_ESTIMATORS
+    from vis_node.registry import FLOWS
     from vis_node.tracking.tracker import DEFAULT, OnlineTracker
 
     options = {
@@ -227,7 +229,7 @@ def _build_tracker(args: argparse.Namespace) -> OnlineTracker:
         "coast": False if args.no_coast else None,
     }
     return OnlineTracker(
-        flow=None if args.flow == "none" else FLOW_ESTIMATORS[args.flow](),
+        flow=FLOWS.build(args.flow),
         association=None if args.no_reid else DEFAULT,
         **{name: value for name, value in options.items() if value is not None},
     )

@@ -172,8 +172,13 @@ class FarnebackFlow(_DownscaledFlow):
         )
 
 
-FLOW_ESTIMATORS = {"dis": DISFlow, "farneback": FarnebackFlow}
-"""Flow estimators by name (for command-line and config use)."""
+def no_flow() -> None:
+    """The ``none`` entry of :data:`vis_node.registry.FLOWS`: no estimator.
+
+    The tracker then neither propagates masks nor coasts (every track goes to the
+    association stage with its last box).
+    """
+    return None
 
 
 def upscale_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
