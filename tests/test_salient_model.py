@@ -196,12 +196,22 @@ def test_heads_fit_one_frame() -> None:
 def test_onnx_runtime_matches_eager_on_a_real_frame(tmp_path: Path) -> None:
     from vis_node.perception.salient_export import SalientOnnxPredictor, export_salient_onnx
 
+    import onnxruntime
+
     torch.manual_seed(0)
-    # Threshold 0: every candidate is salient, so all three graphs run on many boxes.
-    model = SalientNanoDet(SalientConfig(saliency_threshold=0.0), load_nanodet()).eval()
+    # Threshold 0: every candidate is salient, so all four graphs run on many boxes.
+    config = SalientConfig(saliency_threshold=0.0, refiner_size=64)
+    model = SalientNanoDet(config, load_nanodet(), pretrained_refiner=True).eval()
     image = _frame("motocross-jump", 10)
     eager = SalientTorchPredictor(model)(image)
-    onnx = SalientOnnxPredictor(export_salient_onnx(model, tmp_path / "export"))(image)
+    folder = export_salient_onnx(model, tmp_path / "export")
+    onnx = SalientOnnxPredictor(folder)(image)
+    crops, coarse = torch.rand(3, 3, 64, 64), (torch.rand(3, 1, 64, 64) > 0.5).float()
+    refined = onnxruntime.InferenceSession(str(folder / "refiner.onnx")).run(
+        None, {"crops": crops.numpy(), "coarse": coarse.numpy()}
+    )[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(refined, model.refiner(crops, coarse).numpy(), atol=1e-4)
     assert len(eager) == len(onnx) >= 2
     np.testing.assert_allclose(onnx.boxes, eager.boxes, atol=0.05)
     np.testing.assert_allclose(onnx.scores, eager.scores, atol=1e-4)

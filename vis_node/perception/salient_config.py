@@ -71,7 +71,14 @@ class SalientConfig:
         head, trained on large foreground objects, under-rates a small or distant
         one); 1.0 disables the fallback.
     mask_threshold:
-        Mask probability from which a pixel belongs to an instance.
+        Mask probability from which a pixel belongs to an instance (coarse and refined).
+    refiner_size:
+        Crop side (px, a multiple of 8) of the full-resolution mask refiner
+        (:mod:`vis_node.perception.mask_refiner`); 0: no refiner, masks stay the mask
+        head's.
+    refiner_margin:
+        The refiner's crop is an instance mask's tight box grown by this fraction of its
+        size on every side.
     duplicate_overlap:
         A salient instance whose mask lies by at least this fraction inside the masks
         of stronger instances is a part of them and is dropped.
@@ -100,6 +107,8 @@ class SalientConfig:
     saliency_threshold: float = 0.5
     fallback_score: float = 0.3
     mask_threshold: float = 0.5
+    refiner_size: int = 0
+    refiner_margin: float = 0.15
     duplicate_overlap: float = 0.7
     max_instances: int = 10
     min_class_probability: float = 0.3
@@ -114,6 +123,10 @@ class SalientConfig:
             raise ValueError(
                 f"mask_size={self.mask_size} must be twice roi_size={self.roi_size}"
             )
+        if self.refiner_size < 0 or self.refiner_size % 8:
+            raise ValueError(f"refiner_size={self.refiner_size}: 0 or a positive multiple of 8")
+        if self.refiner_margin < 0:
+            raise ValueError(f"refiner_margin={self.refiner_margin}: must not be negative")
         if self.class_sharpness <= 0:
             raise ValueError(f"class_sharpness={self.class_sharpness}: must be positive")
         if self.class_names != SALIENT_CLASS_NAMES:

@@ -6,11 +6,14 @@
 * **saliency**: ``p3``, ``p4``, ``rois float[K, 5]``, ``geometry float[K, G]`` ->
   ``saliency_logits float[K]``;
 * **mask**: ``p3``, ``p4``, ``images``, ``rois`` -> ``mask_logits float[K, S, S]``,
-  ``embeddings float[K, C]``.
+  ``embeddings float[K, C]``;
+* **refiner** (only when the model has one, ``refiner_size > 0``): ``crops float[N, 3,
+  R, R]``, ``coarse float[N, 1, R, R]`` -> ``refined_logits float[N, R, R]``
+  (:mod:`vis_node.perception.mask_refiner`).
 
-Candidate selection and mask pasting run between them in
+Candidate selection, mask pasting and the refiner's crops run between them in
 :class:`~vis_node.perception.salient_predictor.SalientPredictor`. An export folder
-holds the three graphs and ``export.json`` (type, config, fingerprint).
+holds the graphs and ``export.json`` (type, config, fingerprint).
 """
 
 from __future__ import annotations
@@ -37,8 +40,14 @@ GRAPHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "dense": (("images",), ("p3", "p4", "class_probs", "box_dists")),
     "saliency": (("p3", "p4", "rois", "geometry"), ("saliency_logits",)),
     "mask": (("p3", "p4", "images", "rois"), ("mask_logits", "embeddings")),
+    "refiner": (("crops", "coarse"), ("refined_logits",)),
 }
 """Graph name -> (input names, output names); each graph is ``<name>.onnx``."""
+
+
+def model_graphs(config: SalientConfig) -> tuple[str, ...]:
+    """The graphs a model with ``config`` exports (the refiner only when it has one)."""
+    return tuple(name for name in GRAPHS if name != "refiner" or config.refiner_size)
 
 
 _SPATIAL = {2: "height", 3: "width"}
@@ -95,6 +104,12 @@ def export_salient_onnx(model: SalientNanoDet, folder: str | Path) -> Path:
                  {"p3": _SPATIAL, "p4": _SPATIAL, "images": _SPATIAL, "rois": {0: "k"},
                   "mask_logits": {0: "k"}, "embeddings": {0: "k"}}),
     }
+    if model.refiner is not None:
+        size = model.config.refiner_size
+        examples["refiner"] = (
+            model.refiner, (torch.rand(2, 3, size, size), torch.rand(2, 1, size, size)),
+            {"crops": {0: "n"}, "coarse": {0: "n"}, "refined_logits": {0: "n"}},
+        )
     for name, (module, args, axes) in examples.items():
         _export_graph(name, module, args, axes, folder)
     manifest = {
@@ -160,7 +175,11 @@ def read_salient_export(folder: str | Path) -> dict[str, Any]:
         raise InputDataError(folder / MANIFEST_FILE, f"not readable JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("type") != MODEL_TYPE:
         raise InputDataError(folder / MANIFEST_FILE, f"not a {MODEL_TYPE} ONNX export")
-    for name in GRAPHS:
+    try:
+        graphs = model_graphs(SalientConfig.from_dict(manifest["config"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputDataError(folder / MANIFEST_FILE, f"bad model config ({exc})") from None
+    for name in graphs:
         if not (folder / f"{name}.onnx").is_file():
             raise InputDataError(folder, f"missing {name}.onnx; export the model again")
     return manifest
@@ -195,16 +214,18 @@ class SalientOnnxPredictor(SalientPredictor):
         threads: int = 0,
     ) -> None:
         manifest = read_salient_export(folder)
+        config = SalientConfig.from_dict(manifest["config"])
         options = session_options(threads)
         self._sessions = {
             name: onnx_session(Path(folder) / f"{name}.onnx", options, providers)
-            for name in GRAPHS
+            for name in model_graphs(config)
         }
         super().__init__(
-            SalientConfig.from_dict(manifest["config"]),
+            config,
             lambda images: tuple(self._run("dense", images)),
             lambda *inputs: self._run("saliency", *inputs)[0],
             lambda *inputs: tuple(self._run("mask", *inputs)),
+            (lambda *inputs: self._run("refiner", *inputs)[0]) if config.refiner_size else None,
         )
 
     def _run(self, graph: str, *inputs: np.ndarray) -> list[np.ndarray]:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
+from vis_node.perception.mask_refiner import MaskRefiner
 from vis_node.perception.nanodet import NanoDetG
 from vis_node.perception.roi_masking import expand_boxes
 from vis_node.perception.salient_config import GEOMETRY_FEATURES, SalientConfig
@@ -251,7 +252,9 @@ class MaskHead(nn.Module):
 
 
 class SalientNanoDet(nn.Module):
-    """The frozen detector plus the trainable :class:`SaliencyHead` and :class:`MaskHead`.
+    """The frozen detector plus the trainable :class:`SaliencyHead` and :class:`MaskHead`,
+    and the :class:`~vis_node.perception.mask_refiner.MaskRefiner` when
+    ``config.refiner_size`` is set.
 
     Parameters
     ----------
@@ -259,9 +262,13 @@ class SalientNanoDet(nn.Module):
         Model settings.
     detector:
         The NanoDet-g network (its weights are frozen here).
+    pretrained_refiner:
+        Start the refiner's stem from ImageNet weights (training; a checkpoint holds them).
     """
 
-    def __init__(self, config: SalientConfig, detector: NanoDetG) -> None:
+    def __init__(
+        self, config: SalientConfig, detector: NanoDetG, *, pretrained_refiner: bool = False
+    ) -> None:
         super().__init__()
         self.config = config
         self.detector = detector
@@ -269,11 +276,16 @@ class SalientNanoDet(nn.Module):
             parameter.requires_grad_(False)
         self.saliency_head = SaliencyHead(detector.feature_channels, config)
         self.mask_head = MaskHead(detector.feature_channels, config)
+        self.refiner = (
+            MaskRefiner(pretrained=pretrained_refiner) if config.refiner_size else None
+        )
 
     def train(self, mode: bool = True) -> SalientNanoDet:
         """Train the heads; the frozen detector always stays in eval mode."""
         super().train(mode)
         self.detector.eval()
+        if self.refiner is not None:
+            self.refiner.train(mode)
         return self
 
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torchvision.ops import batched_nms, box_iou
 
+from vis_node.perception.mask_refiner import RefineRunner, refine_masks
 from vis_node.perception.nanodet import cell_centers, decode_boxes, letterbox
 from vis_node.perception.postprocess import paste_masks_in_frame
 from vis_node.perception.roi_masking import expand_boxes
@@ -217,6 +218,8 @@ class SalientPredictor:
         Model settings (input size, thresholds).
     dense, saliency, mask:
         Run the three graphs.
+    refine:
+        Runs the mask refiner; required when ``config.refiner_size`` is set.
     """
 
     def __init__(
@@ -225,12 +228,16 @@ class SalientPredictor:
         dense: DenseRunner,
         saliency: SaliencyRunner,
         mask: MaskRunner,
+        refine: RefineRunner | None = None,
     ) -> None:
+        if config.refiner_size and refine is None:
+            raise ValueError("the model has a mask refiner (refiner_size > 0): pass its runner")
         self.config = config
         self.class_names: tuple[str, ...] = tuple(config.class_names)
         self._dense = dense
         self._saliency = saliency
         self._mask = mask
+        self._refine = refine if config.refiner_size else None
 
     def __call__(self, image: np.ndarray) -> Instances:
         """Salient instances of ``uint8[H, W, 3]`` RGB; masks come back at ``H x W``."""
@@ -267,6 +274,12 @@ class SalientPredictor:
         if len(kept) == 0:
             return Instances.empty(height, width, cfg.num_classes)
         index = salient[kept]
+        masks = masks[kept]
+        if self._refine is not None:
+            masks = refine_masks(
+                self._refine, image, masks, size=cfg.refiner_size, margin=cfg.refiner_margin,
+                threshold=cfg.mask_threshold,
+            )
         classes = class_distribution(
             torch.from_numpy(fused_class_probs(candidates, index, cfg.candidate_nms_iou)),
             cfg.min_class_probability,
@@ -274,7 +287,7 @@ class SalientPredictor:
         ).numpy()
         scores = saliency[index].astype(np.float32)
         return Instances(
-            masks=masks[kept],
+            masks=masks,
             boxes=candidates.boxes[index] / scale,
             class_probs=classes,
             saliency=scores,
@@ -302,6 +315,7 @@ class SalientTorchPredictor(SalientPredictor):
             self._run_dense,
             functools.partial(self._run, model.saliency_head),
             functools.partial(self._run, model.mask_head),
+            None if model.refiner is None else functools.partial(self._run, model.refiner),
         )
 
     @torch.inference_mode()

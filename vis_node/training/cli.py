@@ -73,6 +73,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
+        "--heads-from",
+        default=None,
+        metavar="MODEL",
+        help=(
+            "salient NanoDet configs: keep the heads of MODEL (trained on the same "
+            "sequences) and train only the mask refiner of the config"
+        ),
+    )
+    parser.add_argument(
         "--device",
         default=None,
         metavar="cpu|cuda[:N]",
@@ -155,14 +164,15 @@ def run(args: argparse.Namespace) -> int:
 
 def run_salient(args: argparse.Namespace) -> int:
     """``vsis train`` for a ``type: salient-nanodet`` config; returns the exit code."""
+    from vis_node.structures.errors import InputDataError
     from vis_node.training.salient_trainer import load_config, train_salient
 
     try:
         config = load_config(args.config)
         if args.output_dir is not None:
             config.output_dir = args.output_dir
-        path = train_salient(config, fold=args.fold)
-    except ValueError as exc:
+        path = train_salient(config, fold=args.fold, heads_from=args.heads_from)
+    except (ValueError, InputDataError) as exc:
         print(f"vsis train: error: {exc}", file=sys.stderr)
         return 2
     print(f"model: {path}")

@@ -18,11 +18,14 @@ Config (YAML, every key checked; run from the repository root)::
     seed: 0
     feature_cache: runs/salient-features
     output_dir: runs/real
+    refiner: {steps: 1200, batch: 12, learning_rate: 0.002, weight_decay: 0.0001}
+                                           # trained after the heads when model.refiner_size > 0
 
 ``vsis train CONFIG --fold K`` trains on every sequence outside fold ``K`` and writes
 ``<output_dir>/fold-K/model.pt``; without ``--fold`` it trains on all sequences (the
 shipped model) into ``<output_dir>/all/model.pt``. Each run folder also gets
-``history.json`` and ``curves.png``.
+``history.json`` and ``curves.png``. ``--heads-from MODEL`` takes the heads from a
+checkpoint already trained on the same sequences and trains only the refiner.
 """
 
 from __future__ import annotations
@@ -45,10 +48,15 @@ from tqdm import tqdm
 from vis_node.io.readers import DavisRoot
 from vis_node.perception.nanodet import load_nanodet
 from vis_node.perception.roi_masking import expand_boxes
-from vis_node.perception.salient_checkpoint import save_salient_model
+from vis_node.perception.salient_checkpoint import load_salient_model, save_salient_model
 from vis_node.perception.salient_config import MODEL_TYPE, SalientConfig
 from vis_node.perception.salient_export import onnx_dense_runner
 from vis_node.perception.salient_model import SalientNanoDet, candidate_geometry
+from vis_node.training.refiner_trainer import (
+    RefinerTrainConfig,
+    annotated_frames,
+    train_refiner,
+)
 from vis_node.training.salient_data import FrameFeatures, sequence_features
 
 LOG = logging.getLogger(__name__)
@@ -102,6 +110,7 @@ class SalientTrainConfig:
     seed: int = 0
     feature_cache: str = "runs/salient-features"
     output_dir: str = "runs/real"
+    refiner: RefinerTrainConfig = field(default_factory=RefinerTrainConfig)
 
 
 def is_salient_config(values: dict[str, Any]) -> bool:
@@ -124,8 +133,14 @@ def parse_config(values: dict[str, Any]) -> SalientTrainConfig:
     labels = dict(values.pop("labels", {}))
     if set(labels) - {"box_cover", "object_cover"}:
         raise ValueError(f"labels: unknown keys {sorted(set(labels))}")
+    refiner = dict(values.pop("refiner", {}) or {})
+    refiner_known = {f.name for f in dataclasses.fields(RefinerTrainConfig)}
+    if set(refiner) - refiner_known:
+        raise ValueError(f"refiner: unknown keys {sorted(set(refiner) - refiner_known)}; "
+                         f"known: {sorted(refiner_known)}")
     return SalientTrainConfig(
         data=SalientDataConfig(**data),
+        refiner=RefinerTrainConfig(**refiner),
         model=SalientConfig.from_dict(values.pop("model", {}) or {}),
         labels={"box_cover": 0.5, "object_cover": 0.15, **labels},
         **values,
@@ -196,8 +211,18 @@ def frame_losses(
     return losses
 
 
-def train_salient(config: SalientTrainConfig, *, fold: int | None = None) -> Path:
-    """Train the heads on the config's sequences (all, or all outside ``fold``).
+def train_salient(
+    config: SalientTrainConfig, *, fold: int | None = None, heads_from: str | Path | None = None
+) -> Path:
+    """Train the heads on the config's sequences (all, or all outside ``fold``), then the
+    mask refiner when ``config.model.refiner_size`` is set.
+
+    Parameters
+    ----------
+    heads_from:
+        A checkpoint whose heads were trained on exactly these sequences: its heads are
+        kept and only the refiner is trained (the refiner trains on the ground truth
+        alone, so it does not depend on the heads).
 
     Returns
     -------
@@ -208,24 +233,81 @@ def train_salient(config: SalientTrainConfig, *, fold: int | None = None) -> Pat
     rng = np.random.default_rng(config.seed)
     run_dir = Path(config.output_dir) / ("all" if fold is None else f"fold-{fold}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    detector = load_nanodet()
-    model = SalientNanoDet(config.model, detector)
-    root = DavisRoot(config.data.root)
     sequences = config.data.training_sequences(fold)
+    model = SalientNanoDet(config.model, load_nanodet(), pretrained_refiner=True)
+    if heads_from is None:
+        history = _train_heads(model, config, sequences, run_dir, rng)
+        frames = history.pop()["frames"]
+    else:
+        history, frames = [], _take_heads(model, heads_from, sequences)
+    if model.refiner is not None:
+        root = DavisRoot(config.data.root)
+        history += train_refiner(
+            model.refiner, annotated_frames(root, sequences), config.refiner,
+            size=config.model.refiner_size, seed=config.seed,
+        )
+    model.eval()
+    (run_dir / "history.json").write_text(json.dumps(history))
+    _plot_curves(history, run_dir / "curves.png")
+    meta = {
+        "trained_on": list(sequences),
+        "held_out": [] if fold is None else list(config.data.folds[fold]),
+        "frames": frames,
+        "steps": config.steps,
+        "seed": config.seed,
+    }
+    if model.refiner is not None:
+        meta["refiner_steps"] = config.refiner.steps
+    return save_salient_model(model, run_dir / "model.pt", meta=meta)
+
+
+def _take_heads(model: SalientNanoDet, path: str | Path, sequences: tuple[str, ...]) -> int:
+    """Copy the heads of checkpoint ``path`` into ``model``; returns its frame count.
+
+    Raises
+    ------
+    ValueError
+        The checkpoint was trained on other sequences, or its heads do not fit.
+    """
+    source, meta = load_salient_model(path)
+    if sorted(meta.get("trained_on", [])) != sorted(sequences):
+        raise ValueError(
+            f"--heads-from {path}: trained on {meta.get('trained_on')}, this run trains on "
+            f"{list(sequences)}; give the checkpoint of the same fold"
+        )
+    for name in ("saliency_head", "mask_head"):
+        try:
+            getattr(model, name).load_state_dict(getattr(source, name).state_dict())
+        except RuntimeError as exc:
+            raise ValueError(f"--heads-from {path}: {name} does not fit this config ({exc})") from None
+    return int(meta.get("frames", 0))
+
+
+def _train_heads(
+    model: SalientNanoDet,
+    config: SalientTrainConfig,
+    sequences: tuple[str, ...],
+    run_dir: Path,
+    rng: np.random.Generator,
+) -> list[dict[str, float]]:
+    """Train the saliency and mask heads in place; returns the loss history followed by
+    ``{"frames": number of training frames}``."""
+    root = DavisRoot(config.data.root)
     dense = onnx_dense_runner(model, run_dir / "detector-onnx")
     frames: list[FrameFeatures] = []
     for sequence in sequences:
         for flip in (False, True) if config.data.flip else (False,):
             frames += sequence_features(
-                detector, dense, root, sequence, config.model, Path(config.feature_cache),
-                flip=flip, **config.labels,
+                model.detector, dense, root, sequence, config.model,
+                Path(config.feature_cache), flip=flip, **config.labels,
             )
     positives = sum(float(f.labels.sum()) for f in frames)
     candidates = sum(len(f.labels) for f in frames)
     pos_weight = float(np.clip((candidates - positives) / max(positives, 1.0), 1.0, 10.0))
     LOG.info("%d frames of %s; %d of %d candidates salient", len(frames),
              ", ".join(sequences), int(positives), candidates)
-    parameters = [p for p in model.parameters() if p.requires_grad]
+    heads = [model.saliency_head, model.mask_head]
+    parameters = [p for head in heads for p in head.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         parameters, lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -251,17 +333,7 @@ def train_salient(config: SalientTrainConfig, *, fold: int | None = None) -> Pat
         record = {"step": step + 1, **{k: float(v.detach()) for k, v in totals.items()}}
         history.append(record)
         progress.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "step"})
-    model.eval()
-    (run_dir / "history.json").write_text(json.dumps(history))
-    _plot_curves(history, run_dir / "curves.png")
-    meta = {
-        "trained_on": list(sequences),
-        "held_out": [] if fold is None else list(config.data.folds[fold]),
-        "frames": len(frames),
-        "steps": config.steps,
-        "seed": config.seed,
-    }
-    return save_salient_model(model, run_dir / "model.pt", meta=meta)
+    return [*history, {"frames": len(frames)}]
 
 
 def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
@@ -272,8 +344,10 @@ def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 3.5))
-    for name in ("saliency", "mask"):
-        values = np.array([h.get(name, np.nan) for h in history])
+    for name in ("saliency", "mask", "refiner"):
+        values = np.array([h[name] for h in history if name in h])
+        if len(values) < 25:
+            continue
         kernel = np.ones(25) / 25
         smooth = np.convolve(np.nan_to_num(values), kernel, mode="valid")
         axis.plot(np.arange(len(smooth)) + 25, smooth, label=name)

@@ -1,0 +1,115 @@
+"""The full-resolution mask refiner: crop geometry, fallbacks, training and wiring."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vis_node.perception.mask_refiner import (
+    MaskRefiner,
+    crop_to_square,
+    grown_box,
+    paste_from_square,
+    refine_masks,
+)
+from vis_node.perception.salient_config import SalientConfig
+from vis_node.perception.salient_predictor import SalientPredictor
+from vis_node.training.refiner_trainer import RefinerTrainConfig, degrade, train_refiner
+
+
+def _ellipse_mask(height: int = 120, width: int = 200) -> np.ndarray:
+    mask = np.zeros((height, width), np.uint8)
+    cv2.ellipse(mask, (90, 60), (40, 25), 20.0, 0, 360, 1, -1)
+    return mask.astype(bool)
+
+
+def test_crop_and_paste_back_round_trip() -> None:
+    mask = _ellipse_mask()
+    box = grown_box(mask, 0.15)
+    assert box is not None
+    x1, y1, x2, y2 = box
+    rows, cols = np.nonzero(mask)
+    assert x1 < cols.min() and x2 > cols.max() + 1 and y1 < rows.min() and y2 > rows.max() + 1
+    square = crop_to_square(mask.astype(np.float32), box, 64, cv2.INTER_LINEAR)
+    back = paste_from_square(square, box, mask.shape, 0.5)
+    iou = (back & mask).sum() / (back | mask).sum()
+    assert iou > 0.93
+    assert grown_box(np.zeros((5, 5), bool), 0.15) is None
+
+
+def test_refine_masks_uses_the_refined_mask_and_keeps_a_coarse_one_it_empties() -> None:
+    image = np.zeros((120, 200, 3), np.uint8)
+    masks = np.stack([_ellipse_mask(), np.zeros((120, 200), bool)])
+    masks[1, 10:20, 150:190] = True
+
+    def fill(crops: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+        """Refined = the whole crop for the first instance, nothing for the second."""
+        logits = np.full(coarse[:, 0].shape, -20.0, np.float32)
+        logits[0] = 20.0
+        return logits
+
+    out = refine_masks(fill, image, masks, size=32, margin=0.1, threshold=0.5)
+    x1, y1, x2, y2 = grown_box(masks[0], 0.1)
+    assert out[0].sum() == pytest.approx((x2 - x1) * (y2 - y1), rel=0.1)
+    np.testing.assert_array_equal(out[1], masks[1])
+
+
+def test_degraded_masks_are_coarse_versions_of_the_truth() -> None:
+    rng = np.random.default_rng(0)
+    truth = cv2.resize(_ellipse_mask().astype(np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST)
+    for _ in range(10):
+        coarse = degrade(truth, rng)
+        iou = ((coarse > 0) & (truth > 0)).sum() / ((coarse > 0) | (truth > 0)).sum()
+        assert iou > 0.6
+        assert set(np.unique(coarse)) <= {0.0, 1.0}
+
+
+def test_refiner_training_lowers_the_loss() -> None:
+    rng = np.random.default_rng(1)
+    frames = []
+    for _ in range(6):
+        image = rng.integers(0, 80, (96, 128, 3), dtype=np.uint8)
+        mask = np.zeros((96, 128), np.uint8)
+        centre = (int(rng.integers(40, 88)), int(rng.integers(30, 66)))
+        cv2.ellipse(mask, centre, (int(rng.integers(15, 30)), int(rng.integers(10, 20))),
+                    float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        image[mask > 0] = (200, 60, 40)
+        frames.append((image, mask))
+    torch.manual_seed(0)
+    refiner = MaskRefiner()
+    history = train_refiner(refiner, frames, RefinerTrainConfig(steps=40, batch=4),
+                            size=32, seed=0)
+    first = np.mean([h["refiner"] for h in history[:5]])
+    last = np.mean([h["refiner"] for h in history[-5:]])
+    assert last < 0.7 * first
+    assert all(not p.requires_grad for p in refiner.stem_parameters())
+
+
+def test_a_model_with_a_refiner_needs_its_runner() -> None:
+    config = SalientConfig(refiner_size=64)
+    with pytest.raises(ValueError, match="refiner"):
+        SalientPredictor(config, lambda x: x, lambda *x: x, lambda *x: x)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        SalientConfig(refiner_size=60)
+
+
+def test_heads_from_a_checkpoint_of_other_sequences_is_refused(tmp_path: Path) -> None:
+    from vis_node.perception.nanodet import NanoDetG
+    from vis_node.perception.salient_checkpoint import save_salient_model
+    from vis_node.perception.salient_model import SalientNanoDet
+    from vis_node.training.salient_trainer import SalientDataConfig, SalientTrainConfig, train_salient
+
+    path = save_salient_model(SalientNanoDet(SalientConfig(), NanoDetG()), tmp_path / "m.pt",
+                              meta={"trained_on": ["dog"]})
+    config = SalientTrainConfig(
+        data=SalientDataConfig(root=str(tmp_path), sequences=("dog", "cows"), folds=(("dog",),)),
+        model=dataclasses.replace(SalientConfig(), refiner_size=64),
+        output_dir=str(tmp_path / "runs"),
+    )
+    with pytest.raises(ValueError, match="same fold"):
+        train_salient(config, fold=0, heads_from=path)
