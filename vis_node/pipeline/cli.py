@@ -19,10 +19,25 @@ from pathlib import Path
 
 from vis_node import DEFAULT_MODEL
 from vis_node.io.readers import DEFAULT_FPS
-from vis_node.registry import OFFLINE_METHODS, RUNTIMES
+from vis_node.registry import RUNTIMES
+from vis_node.settings import add_flags, from_values
 from vis_node.structures.label_map import LabelMap
+from vis_node.tracking.fusion import FusionConfig
+from vis_node.tracking.offline_config import OfflineConfig
+from vis_node.tracking.tracker import TrackerConfig
+from vis_node.tracking.unification import UnifierConfig
 
 LOG = logging.getLogger(__name__)
+
+SETTINGS: tuple[tuple[type, str, tuple[str, ...]], ...] = (
+    (TrackerConfig, "tracker (online mode; offline: numbers the propagated instances)", ()),
+    (UnifierConfig, "label unification (online mode; max_idle follows --max-lost-age)",
+     ("max_idle",)),
+    (FusionConfig, "SISO fusion (--motion-gate, and offline siso propagation)", ()),
+    (OfflineConfig, "offline mode", ()),
+)
+"""Settings dataclasses whose fields are flags of ``vsis run``: (class, help group title,
+fields left out)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,18 +72,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("online", "offline"),
         default="online",
         help="online: frame by frame; offline: whole sequences (see --offline-method)",
-    )
-    parser.add_argument(
-        "--offline-method",
-        choices=OFFLINE_METHODS.names(),
-        default=OFFLINE_METHODS.default,
-        help=f"offline mode only (default {OFFLINE_METHODS.default}); {OFFLINE_METHODS.help()}",
-    )
-    parser.add_argument(
-        "--min-sequence-score",
-        type=float,
-        default=0.3,
-        help="propose-reduce only: smallest sequence score (Eq. 2) kept (default 0.3)",
     )
     parser.add_argument(
         "--motion-gate",
@@ -115,6 +118,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "unusable GPU falls back to the CPU with a warning saying why"
         ),
     )
+    for config, title, exclude in SETTINGS:
+        add_flags(parser.add_argument_group(title), config, exclude=exclude)
     parser.set_defaults(func=run)
 
 
@@ -132,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
     from vis_node.pipeline.online import OnlinePipeline
     from vis_node.pipeline.outputs import OUTPUT_ENTRIES, OutputWriter
     from vis_node.structures.errors import InputDataError
+    from vis_node.tracking.flow import DISFlow
+    from vis_node.tracking.tracker import OnlineTracker
 
     if args.fps <= 0 or args.threads < 0:
         print("vsis run: error: --fps must be positive and --threads >= 0", file=sys.stderr)
@@ -142,6 +149,13 @@ def run(args: argparse.Namespace) -> int:
     if str(args.model).startswith(GT_PREFIX) and args.mode != "online":
         print(f"vsis run: error: the {GT_PREFIX}ROOT oracle works in --mode online only",
               file=sys.stderr)
+        return 2
+    try:
+        tracker_config, unifier_config, fusion_config, offline_config = (
+            from_values(config, args, exclude=exclude) for config, _, exclude in SETTINGS
+        )
+    except ValueError as exc:
+        print(f"vsis run: error: {exc}", file=sys.stderr)
         return 2
     prepare_out_dir(args.out, overwrite=args.overwrite, outputs=OUTPUT_ENTRIES)
     frames = open_source(args.input, topic=args.topic, fps=args.fps)
@@ -173,7 +187,10 @@ def run(args: argparse.Namespace) -> int:
                     "runtime": args.runtime,
                     "mode": args.mode,
                     "motion_gate": bool(args.motion_gate),
-                    **({"offline_method": args.offline_method} if args.mode == "offline" else {}),
+                    **(
+                        {"offline_method": offline_config.offline_method}
+                        if args.mode == "offline" else {}
+                    ),
                 },
             )
         )
@@ -184,13 +201,18 @@ def run(args: argparse.Namespace) -> int:
                 if backend.predictor is None:  # the oracle replays this sequence's annotations
                     backend = load_backend(str(args.model), gt_sequence=sequence, gt_fps=args.fps)
                 pipeline = OnlinePipeline.build(
-                    backend, instance_filter=instance_filter, motion_gate=args.motion_gate
+                    backend, instance_filter=instance_filter, motion_gate=args.motion_gate,
+                    tracker_config=tracker_config, unifier_config=unifier_config,
+                    fusion_config=fusion_config,
                 )
             else:
+                flow = DISFlow()
                 pipeline = OfflinePipeline(
                     filter_predictor(backend.predictor, instance_filter, str(args.model)),
-                    method=args.offline_method,
-                    sequence_score_threshold=args.min_sequence_score,
+                    flow=flow,
+                    tracker_factory=lambda flow=flow: OnlineTracker(tracker_config, flow=flow),
+                    config=offline_config,
+                    fusion=fusion_config,
                 )
             # Tracks cannot survive a change of frame size: like the tracking node, start
             # new tracks (with ids after the earlier ones) and say so.

@@ -34,8 +34,9 @@ from vis_node.pipeline.stages import foreground_probs, label_maps
 from vis_node.registry import OFFLINE_METHODS
 from vis_node.structures.results import FrameResult
 from vis_node.tracking.flow import DISFlow, FlowEstimator
-from vis_node.tracking.fusion import binarise_saliency, motion_saliency
+from vis_node.tracking.fusion import FusionConfig, binarise_saliency, motion_saliency
 from vis_node.tracking.offline import SequenceTrack, propose_reduce, recurrent_propagation
+from vis_node.tracking.offline_config import OfflineConfig
 from vis_node.tracking.tracker import OnlineTracker
 from vis_node.structures.instances import Instances, boxes_from_masks
 from vis_node.tracking.unification import unify_offline
@@ -136,17 +137,15 @@ class OfflinePipeline:
     tracker_factory:
         Makes the tracker that numbers the propagated instances; default
         ``OnlineTracker(flow=flow)``.
-    rule:
-        Offline unification rule (``"sum"``, SISO; or ``"vote"``).
-    theta, beta2, max_sweeps:
-        Parameters of :func:`recurrent_propagation`.
-    method:
-        A name of :data:`vis_node.registry.OFFLINE_METHODS` (see the module docstring).
-    key_frames, sequence_score_threshold, sequence_nms_iou:
-        ``"propose-reduce"``: number of key frames, smallest sequence score kept (Eq. 2
-        on objectness times class probability) and NMS IoU threshold. The defaults
-        0.3 / 0.3 brought the synth model's track count to the true object count on
-        three synthetic 320 x 240 videos (0.5 / 0.5 kept part and drift duplicates).
+    config:
+        Method and its settings; default :class:`OfflineConfig`.
+    fusion:
+        SISO fusion settings of the propagation; default :class:`FusionConfig`.
+
+    Raises
+    ------
+    ValueError
+        An unknown method (the message lists the known ones).
     """
 
     def __init__(
@@ -155,27 +154,15 @@ class OfflinePipeline:
         *,
         flow: FlowEstimator | None = None,
         tracker_factory: Callable[[], OnlineTracker] | None = None,
-        rule: str = "sum",
-        theta: float = 0.1,
-        beta2: float = 0.3,
-        max_sweeps: int = 5,
-        method: str = OFFLINE_METHODS.default,
-        key_frames: int = 5,
-        sequence_score_threshold: float = 0.3,
-        sequence_nms_iou: float = 0.3,
+        config: OfflineConfig | None = None,
+        fusion: FusionConfig | None = None,
     ) -> None:
-        self._method = OFFLINE_METHODS.get(method)
+        self.config = config if config is not None else OfflineConfig()
+        self.fusion = fusion if fusion is not None else FusionConfig()
+        self._method = OFFLINE_METHODS.get(self.config.offline_method)
         self.predictor = predictor
         self.flow: FlowEstimator = flow if flow is not None else DISFlow()
         self.tracker_factory = tracker_factory or (lambda: OnlineTracker(flow=self.flow))
-        self.rule = rule
-        self.theta = theta
-        self.beta2 = beta2
-        self.max_sweeps = max_sweeps
-        self.method = method
-        self.key_frames = key_frames
-        self.sequence_score_threshold = sequence_score_threshold
-        self.sequence_nms_iou = sequence_nms_iou
 
     def run(
         self, frames: Sequence[Frame], progress: Callable[[], None] | None = None
@@ -239,8 +226,8 @@ def run_siso(
     start = time.perf_counter()
     salient = salient_regions(images, detections, pipeline.flow)
     propagated = recurrent_propagation(
-        images, detections, salient, pipeline.flow, pipeline.theta, pipeline.beta2,
-        pipeline.max_sweeps,
+        images, detections, salient, pipeline.flow, pipeline.fusion.theta,
+        pipeline.fusion.beta2, pipeline.config.max_sweeps,
     )
     propagate_ms = (time.perf_counter() - start) * 1000.0 / count
     start = time.perf_counter()
@@ -252,7 +239,8 @@ def run_siso(
     track_ms = (time.perf_counter() - start) * 1000.0 / count
     start = time.perf_counter()
     unified = unify_offline(
-        ((t.track_ids, foreground_probs(t.class_probs)) for t in tracked), pipeline.rule
+        ((t.track_ids, foreground_probs(t.class_probs)) for t in tracked),
+        pipeline.config.unification_rule,
     )
     results = []
     for frame, instances, ms in zip(frames, tracked, predict_ms):
@@ -301,9 +289,9 @@ def run_propose_reduce(
         [f.image for f in frames],
         foreground,
         pipeline.flow,
-        key_frames=pipeline.key_frames,
-        nms_iou=pipeline.sequence_nms_iou,
-        score_threshold=pipeline.sequence_score_threshold,
+        key_frames=pipeline.config.key_frames,
+        nms_iou=pipeline.config.sequence_nms_iou,
+        score_threshold=pipeline.config.min_sequence_score,
     )
     reduce_ms = (time.perf_counter() - start) * 1000.0 / len(frames)
     category = {k.track_id: k.category for k in tracks}

@@ -7,6 +7,7 @@ paths give identical outputs.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -19,9 +20,9 @@ from vis_node.structures.frames import Frame
 from vis_node.structures.instances import Instances
 from vis_node.structures.results import FrameResult
 from vis_node.tracking.flow import DISFlow, FlowEstimator, LastPairFlow
-from vis_node.tracking.fusion import MotionSaliencyGate
+from vis_node.tracking.fusion import FusionConfig, MotionSaliencyGate
 from vis_node.tracking.tracker import OnlineTracker, TrackerConfig
-from vis_node.tracking.unification import OnlineUnifier
+from vis_node.tracking.unification import OnlineUnifier, UnifierConfig
 
 PlainPredictor = Callable[[np.ndarray], Instances]
 """``uint8[H, W, 3] RGB -> Instances`` with a ``class_names`` attribute."""
@@ -55,6 +56,8 @@ class OnlinePipeline:
         instance_filter: InstanceFilter | None = None,
         motion_gate: bool = False,
         tracker_config: TrackerConfig | None = None,
+        unifier_config: UnifierConfig | None = None,
+        fusion_config: FusionConfig | None = None,
         flow: FlowEstimator | None = None,
     ) -> OnlinePipeline:
         """The usual pipeline around a backend.
@@ -70,23 +73,33 @@ class OnlinePipeline:
             tracker then share one :class:`LastPairFlow`, so the flow of a frame pair
             is computed once.
         tracker_config:
-            Tracker settings (default :class:`TrackerConfig`'s); the unifier forgets a
-            track when the tracker does (``max_lost_age``).
+            Tracker settings (default :class:`TrackerConfig`'s).
+        unifier_config:
+            Unifier settings (default :class:`UnifierConfig`'s); its ``max_idle`` is
+            replaced by the tracker's ``max_lost_age``, so the unifier forgets a track
+            when the tracker does.
+        fusion_config:
+            Settings of the motion gate's SISO fusion (default :class:`FusionConfig`'s).
         flow:
             Optical flow of the tracker (and gate); default :class:`DISFlow`.
         """
         if not isinstance(backend, Backend):
             backend = backend_of(backend)
         config = tracker_config if tracker_config is not None else TrackerConfig()
+        unifier = dataclasses.replace(
+            unifier_config if unifier_config is not None else UnifierConfig(),
+            max_idle=config.max_lost_age,
+        )
+        fusion = fusion_config if fusion_config is not None else FusionConfig()
         estimator: FlowEstimator = flow if flow is not None else DISFlow()
         gate = None
         if motion_gate:
             estimator = LastPairFlow(estimator)
-            gate = MotionSaliencyGate(flow=estimator)
+            gate = MotionSaliencyGate(flow=estimator, theta=fusion.theta, beta2=fusion.beta2)
         return cls(
             DetectStage(backend, instance_filter, gate),
             TrackStage(OnlineTracker(config, flow=estimator)),
-            UnifyStage(OnlineUnifier(max_idle=config.max_lost_age)),
+            UnifyStage(OnlineUnifier(unifier)),
         )
 
     def reset(self) -> None:

@@ -4,6 +4,13 @@ One table per node, shared by the nodes (which declare the parameters with
 descriptors), the composition, the CLI and the launch-file test (which checks that
 launch files only name parameters and topics that exist). Parameters load from
 ``--ros-args --params-file YAML`` as for any ROS node.
+
+The settings of the core stages are not written here: every field of
+:class:`~vis_node.tracking.tracker.TrackerConfig` (tracking node),
+:class:`~vis_node.tracking.unification.UnifierConfig` (semantic node) and
+:class:`~vis_node.tracking.fusion.FusionConfig` (perception node, motion gate) is a
+parameter of the same name, default and description (:func:`config_params`), as it is
+a flag of ``vsis run`` (:mod:`vis_node.settings`).
 """
 
 from __future__ import annotations
@@ -14,14 +21,10 @@ from typing import Any
 
 from vis_node import DEFAULT_MODEL
 from vis_node.registry import FLOWS, RUNTIMES
+from vis_node.settings import settings_of
+from vis_node.tracking.fusion import FusionConfig
 from vis_node.tracking.tracker import TrackerConfig
-from vis_node.tracking.unification import OnlineUnifier
-
-_TRACKER = TrackerConfig()
-"""Tracker defaults, so the tracking node's parameters match ``vsis run`` / ``vsis track``."""
-
-_UNIFIER = OnlineUnifier()
-"""Unifier defaults, so the semantic node's parameters match ``vsis run``."""
+from vis_node.tracking.unification import UnifierConfig
 
 ParamValue = bool | int | float | str | list[str]
 
@@ -86,6 +89,18 @@ class NodeSpec:
     def defaults(self) -> dict[str, ParamValue]:
         """Parameter name -> default value."""
         return {p.name: p.default for p in self.params}
+
+
+def config_params(cls: type) -> tuple[Param, ...]:
+    """One parameter per field of settings dataclass ``cls``: name, default, choices and
+    description (the field's text under ``Attributes``) taken from the dataclass.
+
+    Ranges are checked when the node is configured (the dataclass refuses a value out
+    of range with a message naming it), not by the parameter descriptor.
+    """
+    return tuple(
+        Param(s.name, s.default, s.help, choices=s.choices) for s in settings_of(cls)
+    )
 
 
 DEFAULT_MAX_PIXELS = 3840 * 2160
@@ -197,6 +212,7 @@ PERCEPTION = NodeSpec(
             "salient region (as vsis run --motion-gate); its frame confidence fills "
             "frame_confidence (1 without the gate).",
         ),
+        *config_params(FusionConfig),
         Param("gt_sequence", "", "Oracle only: sequence of the root ('' = the first)."),
         Param(
             "gt_fps", 30.0, "Oracle only: frame rate giving frame index = stamp * fps.",
@@ -241,12 +257,7 @@ TRACKING = NodeSpec(
             choices=FLOWS.names(),
         ),
         Param("reid", True, "Re-identify lost tracks (gated, relative appearance test)."),
-        Param("propagation_iou", _TRACKER.propagation_iou,
-              "Smallest IoU of a warped track and a detection.", low=0.0, high=1.0),
-        Param("min_hits", _TRACKER.min_hits, "Matched frames that confirm a track.",
-              low=1, high=1000),
-        Param("max_lost_age", _TRACKER.max_lost_age, "Frames a lost track is remembered.",
-              low=0, high=100000),
+        *config_params(TrackerConfig),
         Param(
             "match_capacity", 8,
             "Most instance / image messages waiting for their partner stamp.", low=1, high=1000,
@@ -266,10 +277,7 @@ SEMANTIC = NodeSpec(
     module="vis_node.ros.semantic_node",
     params=COMMON_PARAMS
     + (
-        Param("margin", _UNIFIER.margin, "Lead in mean probability a new class needs to take over.",
-              low=0.0, high=0.999),
-        Param("patience", _UNIFIER.patience, "Frames the new class must lead before the label switches.",
-              low=1, high=1000),
+        *config_params(UnifierConfig),
         Param(
             "match_capacity", 8, "Most image / instance messages waiting for the overlay.",
             low=1, high=1000,

@@ -42,7 +42,8 @@ from vis_node.ros.stamps import LatestSlot
 from vis_node.ros.transport import image_subscription
 from vis_node.structures.label_map import LabelMap
 from vis_node.tracking.flow import DISFlow
-from vis_node.tracking.fusion import MotionSaliencyGate
+from vis_node.settings import from_values
+from vis_node.tracking.fusion import FusionConfig, MotionSaliencyGate
 
 
 class PerceptionNode(VsisNode):
@@ -88,7 +89,11 @@ class PerceptionNode(VsisNode):
             gt_fps=self.config["gt_fps"],
             gt_seed=self.config["gt_seed"],
         )
-        gate = MotionSaliencyGate(flow=DISFlow()) if self.config["motion_gate"] else None
+        fusion = from_values(FusionConfig, self.config)
+        gate = (
+            MotionSaliencyGate(flow=DISFlow(), theta=fusion.theta, beta2=fusion.beta2)
+            if self.config["motion_gate"] else None
+        )
         self._detect = DetectStage(backend, self._filter, gate)
         self.label_map = self._detect.label_map
         self.get_logger().info(

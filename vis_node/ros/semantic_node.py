@@ -46,7 +46,8 @@ from vis_node.ros.qos import LATCHED
 from vis_node.ros.stamps import StampMatcher
 from vis_node.ros.transport import image_subscription
 from vis_node.structures.label_map import LabelMap
-from vis_node.tracking.unification import OnlineUnifier
+from vis_node.settings import from_values
+from vis_node.tracking.unification import OnlineUnifier, UnifierConfig
 
 VISION_MSGS_MISSING = (
     "vision_msgs is not importable: no 'detections' (Detection2DArray) or 'label_info' "
@@ -105,11 +106,7 @@ class SemanticNode(VsisNode):
             self.get_logger().info(VISION_MSGS_MISSING)
 
     def _new_stage(self) -> UnifyStage:
-        return UnifyStage(
-            OnlineUnifier(
-                margin=float(self.config["margin"]), patience=int(self.config["patience"])
-            )
-        )
+        return UnifyStage(OnlineUnifier(from_values(UnifierConfig, self.config)))
 
     def activate_node(self) -> None:
         self._matcher.clear()

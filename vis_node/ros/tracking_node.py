@@ -40,16 +40,19 @@ Pending = tuple[SalientInstanceArray, Instances]
 
 
 def build_tracker(config: dict[str, Any]) -> OnlineTracker:
-    """The tracker described by the node's parameters."""
+    """The tracker described by the node's parameters (every :class:`TrackerConfig` field).
+
+    Raises
+    ------
+    ValueError
+        A setting out of range; the message names it.
+    """
     from vis_node.registry import FLOWS
+    from vis_node.settings import from_values
     from vis_node.tracking.tracker import DEFAULT, TrackerConfig
 
     return OnlineTracker(
-        TrackerConfig(
-            propagation_iou=float(config["propagation_iou"]),
-            min_hits=int(config["min_hits"]),
-            max_lost_age=int(config["max_lost_age"]),
-        ),
+        from_values(TrackerConfig, config),
         flow=FLOWS.build(config["flow"]),
         association=DEFAULT if config["reid"] else None,
     )

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
+UNIFIER_FLAGS_EXCLUDED = ("max_idle",)
+"""Unifier settings that are not ``vsis track`` flags (``max_idle`` is the tracker's
+``max_lost_age``)."""
+
 DEFAULT_DAVIS_ROOT = Path("../shared/data/davis2016")
 """Where the realistic bench looks for DAVIS-2016 (``shared/`` beside the clone)."""
 
@@ -35,6 +39,9 @@ DEFAULT_DAVIS_ROOT = Path("../shared/data/davis2016")
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``track`` and ``bench-track`` sub-commands to the ``vsis`` parser."""
     from vis_node.registry import FLOWS
+    from vis_node.settings import add_flags
+    from vis_node.tracking.tracker import TrackerConfig
+    from vis_node.tracking.unification import UnifierConfig
 
     parser = subparsers.add_parser(
         "track",
@@ -61,26 +68,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-reid", action="store_true", help="disable the re-identification memory"
     )
-    from vis_node.tracking.tracker import TrackerConfig
-
-    defaults = TrackerConfig()
-    parser.add_argument(
-        "--propagation-iou",
-        type=float,
-        help=f"warped-mask IoU to propagate ({defaults.propagation_iou})",
-    )
-    parser.add_argument(
-        "--min-hits", type=int, help=f"hits to confirm a track ({defaults.min_hits})"
-    )
-    parser.add_argument(
-        "--max-lost-age",
-        type=int,
-        help=f"frames a lost track is remembered ({defaults.max_lost_age})",
-    )
-    parser.add_argument(
-        "--no-coast",
-        action="store_true",
-        help="do not output flow-propagated (predicted) masks for missed detections",
+    add_flags(parser.add_argument_group("tracker"), TrackerConfig)
+    add_flags(
+        parser.add_argument_group("label unification (with class scores; max_idle follows "
+                                  "--max-lost-age)"),
+        UnifierConfig, exclude=UNIFIER_FLAGS_EXCLUDED,
     )
     parser.set_defaults(func=run_track)
 
@@ -183,15 +175,19 @@ def run_track(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from vis_node.io.labels import read_label_folder
-    from vis_node.tracking.unification import OnlineUnifier
+    from vis_node.settings import from_values
+    from vis_node.tracking.unification import OnlineUnifier, UnifierConfig
 
     try:
         tracker = _build_tracker(args)
+        unifier = OnlineUnifier(
+            from_values(UnifierConfig, args, exclude=UNIFIER_FLAGS_EXCLUDED),
+            max_idle=tracker.config.max_lost_age,
+        )
     except ValueError as exc:
         print(f"vsis track: error: {exc}", file=sys.stderr)
         return 2
     index = read_label_folder(args.detections)
-    unifier = OnlineUnifier()
     written = 0
     for sequence, frames in _sequences(args.frames, sorted(index)):
         tracker.reset()
@@ -218,20 +214,15 @@ def run_track(args: argparse.Namespace) -> int:
 
 
 def _build_tracker(args: argparse.Namespace) -> OnlineTracker:
-    """The tracker configured by the command-line options (others: config defaults)."""
+    """The tracker configured by the command-line flags (their defaults: TrackerConfig's)."""
     from vis_node.registry import FLOWS
-    from vis_node.tracking.tracker import DEFAULT, OnlineTracker
+    from vis_node.settings import from_values
+    from vis_node.tracking.tracker import DEFAULT, OnlineTracker, TrackerConfig
 
-    options = {
-        "propagation_iou": args.propagation_iou,
-        "min_hits": args.min_hits,
-        "max_lost_age": args.max_lost_age,
-        "coast": False if args.no_coast else None,
-    }
     return OnlineTracker(
+        from_values(TrackerConfig, args),
         flow=FLOWS.build(args.flow),
         association=None if args.no_reid else DEFAULT,
-        **{name: value for name, value in options.items() if value is not None},
     )
 
 

@@ -18,6 +18,34 @@ from vis_node.tracking.flow import DISFlow, FlowEstimator
 from vis_node.structures.instances import Instances, boxes_from_masks
 
 
+@dataclass(frozen=True)
+class FusionConfig:
+    """Settings of SISO's sequential fusion (Algorithm 1), online and offline.
+
+    The one place their defaults are written (the paper's values); every function and
+    class of this module and :func:`~vis_node.tracking.offline.recurrent_propagation`
+    default to them.
+
+    Attributes
+    ----------
+    theta:
+        SISO fusion: IoU with the remaining salient region an instance must exceed to
+        be selected (fraction, paper 0.1).
+    beta2:
+        SISO fusion: beta^2 of the instance confidence, weighting the salient-region
+        IoU against the class score (paper 0.3).
+    """
+
+    theta: float = 0.1
+    beta2: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.theta < 1.0:
+            raise ValueError(f"theta must lie in [0, 1), got {self.theta}")
+        if self.beta2 < 0.0:
+            raise ValueError(f"beta2 must be >= 0, got {self.beta2}")
+
+
 def binarise_saliency(saliency: np.ndarray) -> np.ndarray:
     """SISO adaptive threshold: pixels above mean + standard deviation are salient.
 
@@ -37,7 +65,9 @@ def binarise_saliency(saliency: np.ndarray) -> np.ndarray:
     return saliency > saliency.mean() + saliency.std()
 
 
-def confidence_score(seg_score: float, cls_score: float, beta2: float = 0.3) -> float:
+def confidence_score(
+    seg_score: float, cls_score: float, beta2: float = FusionConfig.beta2
+) -> float:
     """SISO instance confidence ``CS = (1 + b2) S_seg S_cls / (b2 S_seg + S_cls)``.
 
     Parameters
@@ -94,8 +124,8 @@ def sequential_fusion(
     masks: np.ndarray,
     labels: np.ndarray,
     cls_scores: np.ndarray,
-    theta: float = 0.1,
-    beta2: float = 0.3,
+    theta: float = FusionConfig.theta,
+    beta2: float = FusionConfig.beta2,
 ) -> FusionResult:
     """SISO Algorithm 1: sequential fusion and frame confidence.
 
@@ -171,7 +201,10 @@ def sequential_fusion(
 
 
 def fuse_instances(
-    instances: Instances, salient: np.ndarray, theta: float = 0.1, beta2: float = 0.3
+    instances: Instances,
+    salient: np.ndarray,
+    theta: float = FusionConfig.theta,
+    beta2: float = FusionConfig.beta2,
 ) -> tuple[Instances, float, np.ndarray]:
     """Keep only the salient instances, cut to the salient region (Algorithm 1).
 
@@ -300,20 +333,25 @@ class MotionSaliencyGate:
     flow:
         Optical-flow estimator called as ``flow(current, previous)``; default
         :class:`~vis_node.tracking.flow.DISFlow`.
-    theta:
-        IoU with the remaining salient mask an instance must exceed (paper: 0.1).
-    beta2:
-        ``beta^2`` of the confidence score (paper: 0.3).
+    theta, beta2:
+        As in :class:`FusionConfig`.
+
+    Raises
+    ------
+    ValueError
+        A setting out of range; the message names it.
     """
 
     def __init__(
-        self, flow: FlowEstimator | None = None, theta: float = 0.1, beta2: float = 0.3
+        self,
+        flow: FlowEstimator | None = None,
+        theta: float = FusionConfig.theta,
+        beta2: float = FusionConfig.beta2,
     ) -> None:
-        if not 0.0 <= theta < 1.0:
-            raise ValueError(f"theta must lie in [0, 1), got {theta}")
+        checked = FusionConfig(theta, beta2)
         self.flow: FlowEstimator = DISFlow() if flow is None else flow
-        self.theta = theta
-        self.beta2 = beta2
+        self.theta = checked.theta
+        self.beta2 = checked.beta2
         self._previous: np.ndarray | None = None
 
     def reset(self) -> None:

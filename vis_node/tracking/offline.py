@@ -21,10 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vis_node.tracking.flow import FlowEstimator, warp_masks
-from vis_node.tracking.fusion import fuse_instances
 from vis_node.structures.geometry import boxes_from_masks, mask_box
 from vis_node.structures.instances import Instances
+from vis_node.tracking.flow import FlowEstimator, warp_masks
+from vis_node.tracking.fusion import FusionConfig, fuse_instances
+from vis_node.tracking.offline_config import OfflineConfig
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,9 @@ def recurrent_propagation(
     instances: Sequence[Instances],
     salient: Sequence[np.ndarray],
     flow: FlowEstimator,
-    theta: float = 0.1,
-    beta2: float = 0.3,
-    max_sweeps: int = 5,
+    theta: float = FusionConfig.theta,
+    beta2: float = FusionConfig.beta2,
+    max_sweeps: int = OfflineConfig.max_sweeps,
     tolerance: float = 1e-4,
 ) -> PropagationResult:
     """SISO recurrent instance propagation (section 4.3).
@@ -101,7 +102,7 @@ def recurrent_propagation(
     flow:
         Optical-flow estimator; ``2 (T - 1)`` flows are computed once.
     theta, beta2:
-        Algorithm 1 parameters (paper: 0.1 and 0.3).
+        Algorithm 1 parameters (:class:`~vis_node.tracking.fusion.FusionConfig`).
     max_sweeps:
         Most propagation sweeps.
     tolerance:

@@ -9,14 +9,51 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
+from vis_node.tracking.tracker import TrackerConfig
+
 UNIFICATION_RULES = ("sum", "vote")
-"""Offline rules: ``"sum"`` (SISO) and ``"vote"`` (majority of per-frame labels)."""
+"""Offline rules: ``"sum"`` (SISO, the default) and ``"vote"`` (majority of per-frame
+labels)."""
+
+
+@dataclass(frozen=True)
+class UnifierConfig:
+    """Settings of :class:`OnlineUnifier` (the one place their defaults are written).
+
+    Attributes
+    ----------
+    margin:
+        Lead in mean class probability a challenger class needs over the published
+        label before it can take over.
+    patience:
+        Consecutive frames the challenger must lead by the margin before the published
+        label switches.
+    max_idle:
+        Frames a track may go unseen before its class history is forgotten; match the
+        tracker's max_lost_age (a track the tracker forgot never comes back).
+    max_tracks:
+        Most tracks whose class history is kept; the least recently seen go first.
+    """
+
+    margin: float = 0.1
+    patience: int = 3
+    max_idle: int = TrackerConfig.max_lost_age
+    max_tracks: int = 1024
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.margin < 1.0:
+            raise ValueError(f"margin must lie in [0, 1), got {self.margin}")
+        for name, low in (("patience", 1), ("max_idle", 0), ("max_tracks", 1)):
+            value = getattr(self, name)
+            if int(value) != value or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value}")
 
 
 @dataclass
@@ -34,17 +71,18 @@ class OnlineUnifier:
 
     Parameters
     ----------
-    margin:
-        How far (in mean probability) a challenger class must lead the published one.
-    patience:
-        Consecutive updates the challenger must lead by ``margin`` before the label
-        switches.
-    max_idle:
-        Updates (frames) a track may go unseen before it is forgotten; match the
-        tracker's ``max_lost_age`` (a track the tracker forgot never comes back, so its
-        classes need not be kept). Bounds the state by the live and remembered tracks.
-    max_tracks:
-        Most tracks remembered; the least recently updated are forgotten first.
+    config:
+        Settings; default :class:`UnifierConfig` (``max_idle`` bounds the state by the
+        live and remembered tracks).
+    **overrides:
+        :class:`UnifierConfig` fields replacing those of ``config``.
+
+    Raises
+    ------
+    ValueError
+        A setting out of range; the message names it.
+    TypeError
+        An override that is not a setting.
 
     Examples
     --------
@@ -55,21 +93,16 @@ class OnlineUnifier:
     ([1], [0.8])
     """
 
-    def __init__(
-        self, margin: float = 0.1, patience: int = 3, max_idle: int = 30, max_tracks: int = 1024
-    ) -> None:
-        if not 0.0 <= margin < 1.0:
-            raise ValueError(f"margin must lie in [0, 1), got {margin}")
-        if int(patience) != patience or patience < 1:
-            raise ValueError(f"patience must be an integer >= 1, got {patience}")
-        if int(max_idle) != max_idle or max_idle < 0:
-            raise ValueError(f"max_idle must be an integer >= 0, got {max_idle}")
-        if int(max_tracks) != max_tracks or max_tracks < 1:
-            raise ValueError(f"max_tracks must be an integer >= 1, got {max_tracks}")
-        self.margin = float(margin)
-        self.patience = int(patience)
-        self.max_idle = int(max_idle)
-        self.max_tracks = int(max_tracks)
+    def __init__(self, config: UnifierConfig | None = None, **overrides: float) -> None:
+        names = {f.name for f in dataclasses.fields(UnifierConfig)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(f"unknown unifier setting(s) {unknown}; settings: {sorted(names)}")
+        self.config = dataclasses.replace(config or UnifierConfig(), **overrides)
+        self.margin = float(self.config.margin)
+        self.patience = int(self.config.patience)
+        self.max_idle = int(self.config.max_idle)
+        self.max_tracks = int(self.config.max_tracks)
         self.reset()
 
     def reset(self) -> None:
@@ -160,7 +193,7 @@ class OnlineUnifier:
 
 
 def unify_offline(
-    frames: Iterable[tuple[np.ndarray, np.ndarray]], rule: str = "sum"
+    frames: Iterable[tuple[np.ndarray, np.ndarray]], rule: str = UNIFICATION_RULES[0]
 ) -> dict[int, tuple[int, float]]:
     """One label per track over a whole video.
 
