@@ -17,7 +17,8 @@ from vis_node.perception.config import ModelConfig
 from vis_node.perception.export_onnx import export_onnx, model_fingerprint, read_export
 from vis_node.perception.model import build_model
 from vis_node.perception.onnx_runtime import OnnxPredictor
-from vis_node.perception.predictor import TorchPredictor, preprocess
+from vis_node.perception.detections import at_input_resolution
+from vis_node.perception.predictor import StagedPredictor, TorchPredictor, preprocess
 
 SIZE = 128
 
@@ -49,6 +50,13 @@ def dynamic_export(model, tmp_path_factory):
     return export_onnx(model, tmp_path_factory.mktemp("dynamic"), batch_size=None)
 
 
+def _detect(predictor: StagedPredictor, images: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """The predictor's detections on the network input (as ``S4Net.forward`` gives)."""
+    size = (predictor.input_size, predictor.input_size)
+    return [at_input_resolution(raw, size, predictor.config.mask_threshold)
+            for raw in predictor.raw(images)]
+
+
 def _assert_parity(onnx_dets, torch_dets):
     for ours, ref in zip(onnx_dets, torch_dets, strict=True):
         ref = {k: v.numpy() for k, v in ref.items()}
@@ -66,8 +74,8 @@ def _assert_parity(onnx_dets, torch_dets):
 def test_dynamic_batch_matches_pytorch(model, images, dynamic_export):
     with torch.no_grad():
         expected = model(torch.from_numpy(images))
-    _assert_parity(OnnxPredictor(dynamic_export).detect(images), expected)
-    _assert_parity(OnnxPredictor(dynamic_export).detect(images[1:2]), expected[1:2])
+    _assert_parity(_detect(OnnxPredictor(dynamic_export), images), expected)
+    _assert_parity(_detect(OnnxPredictor(dynamic_export), images[1:2]), expected[1:2])
 
 
 def test_fixed_batch_export_runs_and_pads(model, images, tmp_path):
@@ -76,10 +84,10 @@ def test_fixed_batch_export_runs_and_pads(model, images, tmp_path):
     predictor = OnnxPredictor(tmp_path)
     with torch.no_grad():
         expected = model(torch.from_numpy(images[:2]))
-    _assert_parity(predictor.detect(images[:2]), expected)
-    _assert_parity(predictor.detect(images[:1]), expected[:1])
+    _assert_parity(_detect(predictor, images[:2]), expected)
+    _assert_parity(_detect(predictor, images[:1]), expected[:1])
     with pytest.raises(ValueError, match="exceeds the exported batch 2"):
-        predictor.detect(images)
+        predictor.raw(images)
     assert export.fingerprint == model_fingerprint(model)
 
 
@@ -95,7 +103,7 @@ def test_frame_predictor_agrees_with_torch_predictor(model, dynamic_export):
 def test_no_proposals_gives_empty_detections(model, dynamic_export, images):
     predictor = OnnxPredictor(dynamic_export)
     predictor.config = ModelConfig.from_dict({**model.config.to_dict(), "score_threshold": 1.1})
-    detections = predictor.detect(images[:1])[0]
+    detections = _detect(predictor, images[:1])[0]
     assert detections["masks"].shape == (0, SIZE, SIZE)
     assert detections["class_probs"].shape == (0, 6)
 

@@ -10,12 +10,8 @@ from vis_node.structures.errors import InputDataError
 from vis_node.perception.checkpoint import load_model, resolve_model, save_model
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.model import build_model
-from vis_node.perception.predictor import (
-    RawDetections,
-    TorchPredictor,
-    preprocess,
-    to_instances,
-)
+from vis_node.perception.detections import RawDetections, at_input_resolution, to_instances
+from vis_node.perception.predictor import TorchPredictor, preprocess
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +97,11 @@ def test_torch_predictor_batch_matches_model_forward(tiny_model):
     )
     with torch.no_grad():
         expected = tiny_model.eval()(torch.from_numpy(images))
-    ours = TorchPredictor(tiny_model).detect(images)
+    input_size = (size, size)
+    ours = [
+        at_input_resolution(raw, input_size, tiny_model.config.mask_threshold)
+        for raw in TorchPredictor(tiny_model).raw(images)
+    ]
     assert sum(len(d["boxes"]) for d in ours) > 0
     for mine, ref in zip(ours, expected, strict=True):
         np.testing.assert_allclose(mine["boxes"], ref["boxes"].numpy(), atol=1e-3)

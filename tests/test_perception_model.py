@@ -189,8 +189,11 @@ def test_resnet50_variant_builds_and_runs() -> None:
     assert out["masks"].shape == (3, SIZE, SIZE)
 
 
-def test_given_stage_replaces_the_built_one() -> None:
+def test_constructor_takes_the_given_stages() -> None:
+    built = S4Net.from_config(_small_config(pretrained_backbone=False))
     branch = SegmentationBranch(32, 8, 4)
-    model = S4Net(config=_small_config(pretrained_backbone=False), seg_branch=branch)
-    assert model.seg_branch is branch
+    stages = {name: getattr(built, name) for name in (
+        "backbone", "fpn", "head", "seg_compress", "instance_head")}
+    model = S4Net(config=built.config, seg_branch=branch, **stages)
+    assert model.seg_branch is branch and model.fpn is built.fpn
     assert model.head.objectness.out_channels == 3

@@ -17,6 +17,9 @@ OBJECTNESS_NEGATIVE_MODES: tuple[str, ...] = ("all", "ohem")
 FEATURE_STRIDES: tuple[int, ...] = (8, 16, 32, 64)
 """Strides in input pixels of the pyramid levels P3, P4, P5 and P6 (fixed by the design)."""
 
+SEG_STRIDE = FEATURE_STRIDES[0]
+"""Stride of P3, the map the segmentation branch works on (input pixels per cell)."""
+
 MAX_INPUT_SIZE = 4096
 """Largest network input side in pixels; bounds what a model file can make us allocate."""
 

@@ -13,10 +13,9 @@ then crops one window per proposal. The export therefore cuts the network in two
   ``embeddings float[N, D]`` (RoIMasking, segmentation branch, instance head; ``N``
   dynamic).
 
-Anchor decoding, top-k and NMS run between the two graphs with the model's own
-:func:`~vis_node.perception.postprocess.select_proposals`, and the masks are pasted
-with :func:`~vis_node.perception.postprocess.paste_masks_in_image` (see
-:mod:`vis_node.perception.onnx_runtime`).
+Anchor decoding, top-k and NMS run between the two graphs, and the masks are pasted
+afterwards, by the same function as in the eager model
+(:func:`~vis_node.perception.detections.decode_detections`).
 
 An export folder holds ``dense.onnx``, ``instance.onnx`` and ``export.json`` (the
 model config, its fingerprint and the batch layout).
@@ -126,8 +125,7 @@ class InstanceGraph(nn.Module):
             ``float[N, 2, K, K]``, ``float[N, 4]`` windows in P3 cells,
             ``float[N, C]`` and ``float[N, D]`` (see :class:`SegmentationOutput`).
         """
-        out = self.model.segment_boxes(seg_features, boxes, image_index)
-        return out.mask_logits, out.windows, out.class_logits, out.embeddings
+        return self.model.segment_boxes(seg_features, boxes, image_index).instance_outputs()
 
 
 @dataclass(frozen=True)

