@@ -1,7 +1,8 @@
 """Offline pipeline: whole sequences, SISO recurrent propagation or Propose-Reduce.
 
 The methods are named in :data:`vis_node.registry.OFFLINE_METHODS` (:func:`run_siso`,
-:func:`run_propose_reduce`). Per sequence, with ``method="siso"`` (default):
+:func:`run_propose_reduce`). Per sequence, with ``offline_method="siso"`` (default,
+:class:`~vis_node.tracking.offline_config.OfflineConfig`):
 
 1. the predictor runs on every frame;
 2. a salient-region mask is made per frame (:func:`salient_regions`: the union of
@@ -13,7 +14,7 @@ The methods are named in :data:`vis_node.registry.OFFLINE_METHODS` (:func:`run_s
    ids, and :func:`~vis_node.tracking.unification.unify_offline` one label per track
    over the whole sequence.
 
-With ``method="propose-reduce"``, step 1 is followed by
+With ``offline_method="propose-reduce"``, step 1 is followed by
 :func:`~vis_node.tracking.offline.propose_reduce` on the detections, whose class
 scores are objectness times :func:`~vis_node.pipeline.online.foreground_probs` (so the
 sequence score of Eq. 2 counts how confidently and how often the segmenter saw the

@@ -7,6 +7,9 @@
   Algorithm 1); :func:`motion_saliency` makes a saliency map from optical flow.
 * :func:`recurrent_propagation` (SISO 4.3) and :func:`sequence_nms` (Propose-Reduce)
   refine whole videos offline.
+* Settings, each default written once: :class:`TrackerConfig`, :class:`UnifierConfig`,
+  :class:`FusionConfig`, :class:`OfflineConfig` (flags and ROS parameters are made from
+  them, :mod:`vis_node.settings`).
 
 Names are imported lazily so that ``vsis --help`` does not load OpenCV.
 """
@@ -24,6 +27,7 @@ _EXPORTS = {
     "DISFlow": "flow",
     "FarnebackFlow": "flow",
     "warp_masks": "flow",
+    "FusionConfig": "fusion",
     "FusionResult": "fusion",
     "binarise_saliency": "fusion",
     "confidence_score": "fusion",
@@ -31,11 +35,14 @@ _EXPORTS = {
     "motion_saliency": "fusion",
     "sequential_fusion": "fusion",
     "OnlineTracker": "tracker",
+    "TrackerConfig": "tracker",
     "Track": "tracker",
     "TrackState": "tracker",
+    "OfflineConfig": "offline_config",
     "recurrent_propagation": "offline",
     "sequence_nms": "offline",
     "OnlineUnifier": "unification",
+    "UnifierConfig": "unification",
     "unify_offline": "unification",
 }
 
