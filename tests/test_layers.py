@@ -41,3 +41,13 @@ def test_package_imports_nothing_above_it(package: str) -> None:
                for above in FORBIDDEN[package])
     ]
     assert not offenders, offenders
+
+
+FOUNDATION = ("registry.py", "resources.py", "settings.py")
+"""Top-level modules every layer may import: they import nothing of vis_node."""
+
+
+@pytest.mark.parametrize("module", FOUNDATION)
+def test_foundation_modules_import_nothing_of_vis_node(module: str) -> None:
+    names = _imports(PACKAGE / module)
+    assert not [n for n in names if n == "vis_node" or n.startswith("vis_node.")], names

@@ -98,7 +98,8 @@ def test_nodes_declare_every_setting_with_its_default():
     require_ros()
     from rclpy.node import Node
 
-    from vis_node.ros.params import NODE_SPECS, declare, read
+    from vis_node.ros.node_params import declare, read
+    from vis_node.ros.params import NODE_SPECS
 
     with ros_context(73) as context:
         for kind, config in NODE_SETTINGS.items():
@@ -111,6 +112,32 @@ def test_nodes_declare_every_setting_with_its_default():
                 assert from_values(config, values) == config()
             finally:
                 node.destroy_node()
+
+
+@pytest.mark.ros
+def test_a_setting_its_dataclass_refuses_cannot_be_set():
+    from rosutil import require_ros, ros_context
+
+    require_ros()
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from vis_node.ros.node_params import declare
+    from vis_node.ros.params import NODE_SPECS
+
+    with ros_context(74) as context:
+        node = Node("settings_refused", context=context)
+        try:
+            declare(node, NODE_SPECS["tracking"])
+            (result,) = node.set_parameters([Parameter("min_hits", value=0)])
+            assert not result.successful and "min_hits must be an integer >= 1" in result.reason
+            (result,) = node.set_parameters([Parameter("confirm_window", value=3)])
+            assert result.successful
+            (result,) = node.set_parameters([Parameter("min_hits", value=4)])  # > window 3
+            assert not result.successful and "confirm_window (3)" in result.reason
+            assert node.get_parameter("min_hits").value == TrackerConfig().min_hits
+        finally:
+            node.destroy_node()
 
 
 def test_settings_read_fields_and_their_docs():

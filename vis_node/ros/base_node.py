@@ -42,7 +42,8 @@ from vis_node.ros.input_guard import (
     RejectionCounter,
     check_frame_id,
 )
-from vis_node.ros.params import NodeSpec, declare, read
+from vis_node.ros.node_params import declare, read
+from vis_node.ros.params import NodeSpec
 from vis_node.ros.qos import INPUT_PRESETS, OUTPUT_PRESETS
 from vis_node.ros.stamps import StampClock, StampVerdict
 from vis_node.structures.label_map import LabelMap

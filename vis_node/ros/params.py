@@ -1,9 +1,9 @@
 """The interface of each VSIS node: name, executable, parameters and topics.
 
 One table per node, shared by the nodes (which declare the parameters with
-descriptors), the composition, the CLI and the launch-file test (which checks that
-launch files only name parameters and topics that exist). Parameters load from
-``--ros-args --params-file YAML`` as for any ROS node.
+descriptors, :mod:`vis_node.ros.node_params`), the composition, the CLI and the
+launch-file test (which checks that launch files only name parameters and topics that
+exist). Parameters load from ``--ros-args --params-file YAML`` as for any ROS node.
 
 The settings of the core stages are not written here: every field of
 :class:`~vis_node.tracking.tracker.TrackerConfig` (tracking node),
@@ -15,9 +15,7 @@ a flag of ``vsis run`` (:mod:`vis_node.settings`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Any
 
 from vis_node import DEFAULT_MODEL
 from vis_node.registry import FLOWS, RUNTIMES
@@ -47,6 +45,9 @@ class Param:
         Regular expression a free-text string parameter must match in full ('' = any).
     low, high:
         Inclusive range of a numeric parameter (``None`` = unbounded).
+    settings:
+        The settings dataclass the parameter is a field of (:func:`config_params`), whose
+        own checks a new value must pass; ``None`` for the others.
     """
 
     name: str
@@ -56,6 +57,7 @@ class Param:
     pattern: str = ""
     low: float | None = None
     high: float | None = None
+    settings: type | None = None
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,13 @@ def config_params(cls: type) -> tuple[Param, ...]:
     """One parameter per field of settings dataclass ``cls``: name, default, choices and
     description (the field's text under ``Attributes``) taken from the dataclass.
 
-    Ranges are checked when the node is configured (the dataclass refuses a value out
-    of range with a message naming it), not by the parameter descriptor.
+    Ranges are the dataclass's own checks: a ``ros2 param set`` the dataclass refuses,
+    together with the node's other current values, is refused with its message
+    (:func:`vis_node.ros.node_params.validate`), and so is a params file at configure.
     """
     return tuple(
-        Param(s.name, s.default, s.help, choices=s.choices) for s in settings_of(cls)
+        Param(s.name, s.default, s.help, choices=s.choices, settings=cls)
+        for s in settings_of(cls)
     )
 
 
@@ -294,97 +298,3 @@ SEMANTIC = NodeSpec(
 
 NODE_SPECS: dict[str, NodeSpec] = {s.kind: s for s in (PERCEPTION, TRACKING, SEMANTIC)}
 """Node kind -> interface."""
-
-
-def check_value(param: Param, value: Any) -> str | None:
-    """Why ``value`` is not allowed for ``param`` (choices, pattern), or ``None`` if it is.
-
-    Types and numeric ranges are enforced by rclpy through the parameter descriptor.
-    """
-    if param.choices and value not in param.choices:
-        return f"parameter {param.name}={value!r}: choose one of {', '.join(param.choices)}"
-    if param.pattern and not re.fullmatch(param.pattern, str(value)):
-        return f"parameter {param.name}={value!r} must match {param.pattern}"
-    return None
-
-
-def declare(node: Any, spec: NodeSpec) -> None:
-    """Declare every parameter of ``spec`` on ``node`` with a descriptor.
-
-    A later ``ros2 param set`` with a value outside a parameter's choices or pattern
-    is refused (the set reports why); ranges are enforced by the descriptors.
-    """
-    from rcl_interfaces.msg import (
-        FloatingPointRange,
-        IntegerRange,
-        ParameterDescriptor,
-        ParameterType,
-    )
-    from rclpy.parameter import Parameter
-
-    for param in spec.params:
-        descriptor = ParameterDescriptor(description=param.description)
-        if param.choices:
-            descriptor.additional_constraints = f"one of: {', '.join(param.choices)}"
-        if isinstance(param.default, float) and (param.low is not None or param.high is not None):
-            descriptor.floating_point_range = [
-                FloatingPointRange(
-                    from_value=float(param.low if param.low is not None else -1e300),
-                    to_value=float(param.high if param.high is not None else 1e300),
-                )
-            ]
-        elif (
-            isinstance(param.default, int)
-            and not isinstance(param.default, bool)
-            and (param.low is not None or param.high is not None)
-        ):
-            descriptor.integer_range = [
-                IntegerRange(
-                    from_value=int(param.low if param.low is not None else -(2**62)),
-                    to_value=int(param.high if param.high is not None else 2**62),
-                )
-            ]
-        if isinstance(param.default, list):
-            # rclpy cannot type an empty list; declare the type, read unset as the default.
-            descriptor.type = ParameterType.PARAMETER_STRING_ARRAY
-            node.declare_parameter(param.name, Parameter.Type.STRING_ARRAY, descriptor)
-        else:
-            node.declare_parameter(param.name, param.default, descriptor)
-    node.add_on_set_parameters_callback(lambda params: validate(spec, params))
-
-
-def validate(spec: NodeSpec, parameters: list[Any]) -> Any:
-    """``add_on_set_parameters_callback`` hook: refuse values outside choices / patterns."""
-    from rcl_interfaces.msg import SetParametersResult
-
-    by_name = {p.name: p for p in spec.params}
-    for parameter in parameters:
-        param = by_name.get(parameter.name)
-        reason = None if param is None else check_value(param, parameter.value)
-        if reason is not None:
-            return SetParametersResult(successful=False, reason=reason)
-    return SetParametersResult(successful=True)
-
-
-def read(node: Any, spec: NodeSpec) -> dict[str, Any]:
-    """Current parameter values of ``node``, checked against ``spec``.
-
-    Raises
-    ------
-    ValueError
-        A string parameter outside its choices or pattern; the message names it and
-        what is allowed.
-    """
-    from rclpy.exceptions import ParameterUninitializedException
-
-    values: dict[str, Any] = {}
-    for param in spec.params:
-        try:
-            value = node.get_parameter(param.name).value
-        except ParameterUninitializedException:
-            value = param.default
-        reason = check_value(param, value)
-        if reason is not None:
-            raise ValueError(reason)
-        values[param.name] = list(value) if isinstance(param.default, list) else value
-    return values
