@@ -12,7 +12,7 @@
 # networking is left to you: pass -e ROS_DOMAIN_ID=... (and -e
 # ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST to keep discovery on the host).
 #
-# The graph starts from vis_node/ros/config/*.yaml (the same files the launch files
+# The graph starts from launch/config/*.yaml (the same files the launch files
 # use) with `vsis ros up`, because `ros2 launch` is not available as a wheel; on a full ROS 2
 # install use `ros2 launch vsis_bringup vsis.launch.py` (see Dockerfile.jetson).
 # Not built in this project's CI (no Docker engine there): keep it in step with
@@ -27,8 +27,8 @@ WORKDIR /opt/vsis
 COPY . .
 # On a GPU the perception node runs ONNX Runtime's TensorRT provider (engines built on first
 # start, cached in /root/.cache/vsis/engines: docker run -v vsis-cache:/root/.cache/vsis ...).
-RUN sed -i 's/^    runtime: onnx /    runtime: tensorrt /' vis_node/ros/config/perception.yaml \
- && grep -q '^    runtime: tensorrt ' vis_node/ros/config/perception.yaml
+RUN sed -i 's/^    runtime: onnx /    runtime: tensorrt /' launch/config/perception.yaml \
+ && grep -q '^    runtime: tensorrt ' launch/config/perception.yaml
 RUN VSIS_EXTRAS=tensorrt bash scripts/setup.sh
 
 ENV VSIS_CACHE_DIR=/var/cache/vsis

@@ -4,7 +4,7 @@
     ros2 launch vsis_bringup vsis.launch.py namespace:=robot1 model:=davis runtime:=torch \
         device:=cuda params_file:=my.yaml use_sim_time:=true
 
-Parameters come from vis_node/ros/config/<node>.yaml, found in the installed vis_node
+Parameters come from launch/config/<node>.yaml, found in the installed vis_node
 package (then ``params_file``, then the model / runtime / device / use_sim_time
 arguments). Arguments, remappings and topic names come from vis_node.ros.graph, which ``vsis ros up`` uses too: both start the
 same graph under the same names (``ros2 launch -s`` lists the arguments).

@@ -2,7 +2,7 @@
 
     ros2 launch vsis_bringup vsis_composed.launch.py image:=/camera/image_raw
 
-Same arguments, parameters (vis_node/ros/config/*.yaml, found in the installed vis_node
+Same arguments, parameters (launch/config/*.yaml, found in the installed vis_node
 package; one section per node) and topic names as vsis.launch.py (all from
 vis_node.ros.graph); without ``ros2 launch``: ``vsis ros pipeline``.
 """

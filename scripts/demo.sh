@@ -41,7 +41,7 @@ if [ -d "$DAVIS/JPEGImages/480p/dog" ] && [ -d "$DAVIS/JPEGImages/480p/car-round
   echo
   echo "== 5/5  the default model ('real') on real video: DAVIS-2016 dog and car-roundabout"
   echo "        from $DAVIS (CC BY-NC 4.0; both are training sequences of 'real', so this"
-  echo "        shows the model at work, not its held-out accuracy: see vis_node/models/real/MODEL_CARD.md)"
+  echo "        shows the model at work, not its held-out accuracy: see models/real/MODEL_CARD.md)"
   for part in JPEGImages Annotations; do
     mkdir -p "$OUT/davis/$part/480p"
     for seq in dog car-roundabout; do ln -sfn "$DAVIS/$part/480p/$seq" "$OUT/davis/$part/480p/$seq"; done

@@ -9,4 +9,4 @@ __version__ = "0.1.0"
 DEFAULT_MODEL = "real"
 """Shipped model of ``vsis run``, ``vsis replay``, the ROS graph and the launch files
 when none is named: the salient NanoDet model for real camera video
-(``vis_node/models/real``)."""
+(``models/real``)."""

@@ -1,10 +1,13 @@
 """Where the data shipped inside the ``vis_node`` package lives (models, ROS parameters).
 
-The shipped models (``vis_node/models/<name>/``) and the ROS nodes' default parameter
-files (``vis_node/ros/config/<node>.yaml``) are package data declared in
-``pyproject.toml``, so they are found the same way in an editable install (the source
-tree), an installed wheel (site-packages) and a colcon install (the launch files of
-``vsis_bringup`` import ``vis_node`` and ask it). Nothing here climbs out of the package.
+The shipped models and the ROS nodes' default parameter files live in the repository's
+top-level ``models/`` and ``launch/config/`` folders. The package reaches them through
+two links, ``vis_node/models -> ../models`` and ``vis_node/ros/config ->
+../../launch/config``, and ``pyproject.toml`` declares them as package data, so a
+wheel carries real copies. They are therefore found the same way in an editable
+install (the source tree, through the links), an installed wheel (site-packages) and a
+colcon install (the launch files of ``vsis_bringup`` import ``vis_node`` and ask it).
+Nothing here climbs out of the package.
 
 Nothing in this module imports the rest of ``vis_node``: every layer may use it.
 """
@@ -46,10 +49,11 @@ def package_path(*parts: str) -> Path:
 
 
 def shipped_models_dir() -> Path:
-    """Folder holding the shipped models (``vis_node/models``)."""
+    """Folder holding the shipped models (``vis_node/models``, a link to ``models/``)."""
     return package_path(MODELS_FOLDER)
 
 
 def ros_config_dir() -> Path:
-    """Folder holding the ROS nodes' default parameter files (``vis_node/ros/config``)."""
+    """Folder holding the ROS nodes' default parameter files (``vis_node/ros/config``, a
+    link to ``launch/config/``)."""
     return package_path(*ROS_CONFIG_FOLDER)

@@ -39,7 +39,7 @@ LEAN_CONFIG: dict[str, Any] = {
     "embedding_dim": 64,
     "pre_nms_top_k": 1000,
 }
-"""Overrides of the lean deployment config (as ``vis_node/models/*/train.yaml``; the
+"""Overrides of the lean deployment config (as ``models/*/train.yaml``; the
 defaults are the paper's widths and 20 proposals)."""
 
 CONFIGS = ("lean", "default")

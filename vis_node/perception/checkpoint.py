@@ -1,12 +1,12 @@
 """Shipped model checkpoints: one ``model.pt`` per model, found by name or path.
 
-Layout of a shipped model (``vis_node/models/<name>/``, package data)::
+Layout of a shipped model (``models/<name>/``, package data)::
 
     model.pt        torch.save of {"format", "config", "state_dict" (float16), "meta"}
     MODEL_CARD.md   data, recipe, metrics, licence
 
 ``--model NAME`` resolves to ``<models dir>/NAME/model.pt``; the models dir is
-``$VSIS_MODELS_DIR`` or the installed package's ``vis_node/models`` folder
+``$VSIS_MODELS_DIR`` or the installed package's ``models`` folder
 (:func:`vis_node.resources.shipped_models_dir`). A path to a ``.pt``
 file or to a folder holding ``model.pt`` works too. Training checkpoints (with
 optimiser state, for resuming) are a different, larger format written by the trainer.
@@ -32,7 +32,7 @@ CHECKPOINT_NAME = "model.pt"
 
 
 def models_dir() -> Path:
-    """Folder holding the shipped models (``$VSIS_MODELS_DIR`` or ``vis_node/models``)."""
+    """Folder holding the shipped models (``$VSIS_MODELS_DIR`` or ``models``)."""
     env = os.environ.get("VSIS_MODELS_DIR")
     return Path(env) if env else shipped_models_dir()
 

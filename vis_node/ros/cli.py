@@ -15,7 +15,7 @@ GRAPH OPTIONS are the arguments of the launch files, with the same defaults:
 vsis.launch.py`` with the same arguments start the same graph under the same topic
 names. ``--params`` may repeat and replaces the default files (each file may hold
 sections for several nodes). Without ``--params`` the package's
-``vis_node/ros/config/{perception,tracking,semantic}.yaml`` are used, as in the launch
+``launch/config/{perception,tracking,semantic}.yaml`` are used, as in the launch
 files (:func:`vis_node.ros.graph.default_params_file`).
 ``up`` stops every node cleanly on Ctrl-C.
 """
@@ -132,7 +132,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument(
             "--params", action="append", metavar="YAML",
-            help="ROS params file (repeatable; default: vis_node/ros/config/*.yaml)",
+            help="ROS params file (repeatable; default: launch/config/*.yaml)",
         )
         for argument in GRAPH_ARGUMENTS:
             sub.add_argument(

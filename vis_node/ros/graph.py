@@ -39,7 +39,7 @@ class GraphArgument:
 
 
 NODE_KINDS: tuple[str, ...] = ("perception", "tracking", "semantic")
-"""The graph's nodes, in start order (each has ``vis_node/ros/config/<kind>.yaml``)."""
+"""The graph's nodes, in start order (each has ``launch/config/<kind>.yaml``)."""
 
 GRAPH_ARGUMENTS: tuple[GraphArgument, ...] = (
     GraphArgument("namespace", "", "namespace of the three nodes and of their topics"),
@@ -51,7 +51,7 @@ GRAPH_ARGUMENTS: tuple[GraphArgument, ...] = (
                   "('' keeps the params file's)"),
     GraphArgument("runtime", "", f"{', '.join(RUNTIMES.names())} ('' keeps the params file's)"),
     GraphArgument("device", "", "torch device: cpu, cuda, cuda:N ('' keeps the params file's)"),
-    GraphArgument("params_file", "", "params YAML applied over vis_node/ros/config/*.yaml "
+    GraphArgument("params_file", "", "params YAML applied over launch/config/*.yaml "
                   "(sections /**/vsis_perception, ...; '' = none)"),
     GraphArgument("use_sim_time", "false", "take time from /clock (bag playback with --clock)"),
 )

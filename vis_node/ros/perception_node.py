@@ -15,7 +15,7 @@ while the model is busy replaces the waiting one (counted as dropped), so the no
 always processes the newest frame and latency stays bounded by about two inference
 times. The model loads on activate and is freed on deactivate.
 
-Run: ``vsis ros perception --params vis_node/ros/config/perception.yaml``.
+Run: ``vsis ros perception --params launch/config/perception.yaml``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ the three-process graph; messages still go through the RMW (rclpy has no
 intra-process transport), but start-up and memory are shared. A multi-threaded
 executor lets the stages work on different frames at the same time.
 
-Run: ``vsis ros pipeline --params vis_node/ros/config/perception.yaml ...`` or
+Run: ``vsis ros pipeline --params launch/config/perception.yaml ...`` or
 ``ros2 launch vsis_bringup vsis_composed.launch.py``.
 """
 

@@ -256,7 +256,7 @@ class ReplaySettings:
     topic:
         Image topic of the bag (needed when it has several).
     params:
-        Params YAMLs for the graph (default: the package's ``vis_node/ros/config``).
+        Params YAMLs for the graph (default: the package's ``launch/config``).
     frame_timeout_s:
         Longest wait for one frame's outputs, seconds.
     startup_timeout_s:

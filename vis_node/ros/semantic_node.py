@@ -19,7 +19,7 @@ only source of names here), and publishes, each with the input header:
 Instances are skipped (counted as ``no_label_map``) until a label map has arrived;
 a new label map (another model) restarts the unification.
 
-Run: ``vsis ros semantic --params vis_node/ros/config/semantic.yaml``.
+Run: ``vsis ros semantic --params launch/config/semantic.yaml``.
 """
 
 from __future__ import annotations

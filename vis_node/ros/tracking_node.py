@@ -10,7 +10,7 @@ is :class:`vis_node.pipeline.stages.TrackStage`, as in ``vsis run``. Instances a
 ``no_label_map``) until the label map has arrived, and (``size_mismatch``) when their
 class scores do not fit it.
 
-Run: ``vsis ros tracking --params vis_node/ros/config/tracking.yaml``.
+Run: ``vsis ros tracking --params launch/config/tracking.yaml``.
 """
 
 from __future__ import annotations
