@@ -17,8 +17,19 @@ from vis_node.synth.writer import write_synth_root
 PINNED_JF = 0.7462
 """DAVIS-2016 J&F (class-agnostic) of the two seeded videos."""
 
-PINNED_AP50 = 0.7087
-"""YouTube-VIS AP at IoU 0.5, with the unified classes."""
+PINNED_AP50 = 0.6881
+"""YouTube-VIS AP at IoU 0.5, with the unified classes.
+
+0.7087 before 6bbc068 (a track keeps its velocity across a re-identification in
+consecutive frames, which fixed an ID switch of the synthetic tracking bench). The
+masks are unchanged (J&F 0.7462 -> 0.7463) and every ground-truth object keeps the
+same best track (spatio-temporal IoU 0.571 / 0.904 / 0.728 / 0.282 in video 0; 0.376
+-> 0.391 and 0.777 in video 1); HOTA 0.452 -> 0.451, IDF1 0.488 -> 0.490, 5 ID switches
+either way. The drop is precision only: the synth model's fragment detections jump by
+up to 33 px a frame, a fragment re-identified with such a step now carries it as its
+velocity, its next fragment falls outside the motion gate and starts a new track, so
+video 0 has 18 tracks instead of 16 (two more false positives at the same score).
+"""
 
 TOLERANCE = 2e-3
 """Room for float differences between CPU kernels; far below any real regression."""

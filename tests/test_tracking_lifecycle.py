@@ -78,20 +78,44 @@ def test_a_track_re_identified_frame_to_frame_keeps_its_velocity() -> None:
         assert tracker.update(_dets(masks), image).track_ids.tolist() == [1], x
 
 
-def test_relative_test_refuses_an_ambiguous_best_match() -> None:
+def _relative_scores(similarity: list[list[float]], motion: list[list[float]]) -> np.ndarray:
     score = RelativeReidScore(min_similarity=0.5, margin=0.05, motion_weight=0.2)
-    cues = MatchCues(
-        similarity=np.array([[0.90, 0.88], [0.95, 0.60], [0.40, 0.30]]),
-        det_scores=np.ones(3),
-        box_iou=np.zeros((3, 2)),
-        same_class=np.ones((3, 2), bool),
-        motion_cost=np.array([[0.0, 0.0], [0.0, 0.0], [0.0, np.inf]]),
+    similarity_array = np.array(similarity)
+    n, m = similarity_array.shape
+    return score(
+        MatchCues(
+            similarity=similarity_array,
+            det_scores=np.ones(n),
+            box_iou=np.zeros((n, m)),
+            same_class=np.ones((n, m), bool),
+            motion_cost=np.array(motion),
+        )
     )
-    scores = score(cues)
-    assert np.isneginf(scores[0, 1:]).all()  # 0.90 vs 0.88: too close, new track wins
+
+
+def test_relative_test_refuses_an_ambiguous_best_match() -> None:
+    scores = _relative_scores(
+        [[0.90, 0.88], [0.95, 0.60], [0.40, 0.30]], [[0.0, 0.0], [0.0, 0.0], [0.0, np.inf]]
+    )
     assert scores[1, 1:].tolist() == [0.95, 0.60]  # a clear best: both stay admissible
     assert np.isneginf(scores[2, 1:]).all()  # below min_similarity / outside the gate
     assert (scores[:, 0] < 0.5).all()
+    # Detection 0 cannot tell the tracks apart (0.90 vs 0.88), but detection 1 clearly
+    # holds track 0: by elimination detection 0 takes track 1, as a lone candidate would.
+    assert scores[0, 1:].tolist() == [0.90, 0.88]
+    alone = _relative_scores([[0.90, 0.88]], [[0.0, 0.0]])
+    assert np.isneginf(alone[0, 1:]).all()  # without detection 1: too close, new track
+
+
+def test_relative_test_adds_up_the_evidence_of_look_alike_pairs() -> None:
+    # Two look-alike detections, two look-alike tracks: each detection leans to a
+    # different track by less than the margin (0.04 and 0.03), the pairing as a whole
+    # beats the swapped one by 0.07.
+    leaning = _relative_scores([[0.92, 0.88], [0.70, 0.73]], [[0.0, 0.0], [0.0, 0.0]])
+    assert np.isfinite(leaning[:, 1:]).all()
+    # Both lean to the same track: the swap costs as much as it gains; new tracks win.
+    torn = _relative_scores([[0.92, 0.88], [0.90, 0.87]], [[0.0, 0.0], [0.0, 0.0]])
+    assert np.isneginf(torn[:, 1:]).all()
 
 
 def test_gallery_is_not_overwritten_by_a_thief() -> None:

@@ -3,6 +3,9 @@
 Score matrices for the memory (re-identification) stage have shape ``[N, M + 1]``: row
 ``i`` is a detection, column 0 is the option "start a new track" and column ``n >= 1``
 is the ``n``-th candidate track. Higher is better; ``-inf`` forbids a pair.
+
+Longer than 400 lines: the mask / box geometry, the three association scores and the
+assignment they feed are one unit, and splitting it would only move imports around.
 """
 
 from __future__ import annotations
@@ -275,13 +278,22 @@ class RelativeReidScore:
     """Re-identification that resists look-alikes: gated, relative appearance test.
 
     A detection may take a candidate track only if the pair is comparable (same
-    embedding space), plausible (inside the motion gate), its similarity (the best over
-    the track's appearance gallery) is at least ``min_similarity``, and its score
-    ``similarity - motion_weight * motion_cost`` beats the detection's second-best
-    plausible candidate by ``margin``; otherwise "new track" wins. Admissible pairs
-    score that value; the new-track option scores below any admissible pair, so the
-    Hungarian assignment gives each track to the best detection and the others start
-    new tracks.
+    embedding space), plausible (inside the motion gate) and its similarity (the best
+    over the track's appearance gallery) is at least ``min_similarity``; a pair scores
+    ``similarity - motion_weight * motion_cost``. The detection must also *lead* by
+    ``margin``, else "new track" wins. Its lead is the larger of
+
+    * its own: its best candidate's score minus its second best's;
+    * the frame's: the total score of the best assignment minus that of the best
+      assignment in which the detection holds another track (see
+      :func:`assignment_leads`). Two look-alike detections that each lean a little
+      to a different one of two look-alike tracks add their evidence up, and a
+      detection torn between two tracks, one of which another detection clearly
+      holds, takes the other (as with a single candidate).
+
+    Admissible pairs score their value; the new-track option scores below any
+    admissible pair, so the Hungarian assignment gives each track to the best
+    detection and the others start new tracks.
 
     Parameters
     ----------
@@ -319,16 +331,76 @@ class RelativeReidScore:
             allowed &= np.isfinite(cost)
             score = score - self.motion_weight * np.where(allowed, cost, 0.0)
         candidates = np.where(allowed, score, -np.inf)
+        finite = candidates[np.isfinite(candidates)]
+        new = min(self.min_similarity, finite.min(initial=0.0)) - 1.0
         if m >= 2:
             top2 = -np.sort(-candidates, axis=1)[:, :2]
             with np.errstate(invalid="ignore"):
-                lead = top2[:, 0] - top2[:, 1]
+                own = top2[:, 0] - top2[:, 1]
+            lead = np.fmax(own, assignment_leads(candidates, new))
         else:
             lead = np.full(n, np.inf)
         tracks = np.where((lead >= self.margin)[:, None], candidates, -np.inf)
-        finite = candidates[np.isfinite(candidates)]
-        new = np.full((n, 1), min(self.min_similarity, finite.min(initial=0.0)) - 1.0)
-        return np.concatenate([new, tracks], axis=1)
+        return np.concatenate([np.full((n, 1), new), tracks], axis=1)
+
+
+_FORBIDDEN = -1e9
+"""Finite stand-in for ``-inf`` in the Hungarian problems of :func:`assignment_leads`."""
+
+
+def _best_total(candidates: np.ndarray, new: float, must_match: int | None = None) -> float:
+    """Total score of the best assignment of ``float[N, M]`` ``candidates`` (``-inf``
+    forbidden), each detection free to start a new track at score ``new`` except
+    ``must_match``; ``-inf`` when no assignment is possible."""
+    n = candidates.shape[0]
+    new_block = np.full((n, n), _FORBIDDEN)
+    np.fill_diagonal(new_block, new)
+    if must_match is not None:
+        new_block[must_match, must_match] = _FORBIDDEN
+    matrix = np.concatenate(
+        [np.where(np.isfinite(candidates), candidates, _FORBIDDEN), new_block], axis=1
+    )
+    rows, cols = linear_sum_assignment(matrix, maximize=True)
+    total = float(matrix[rows, cols].sum())
+    return total if total > _FORBIDDEN / 2 else -np.inf
+
+
+def assignment_leads(candidates: np.ndarray, new: float) -> np.ndarray:
+    """How clearly the best assignment gives each detection its track.
+
+    Parameters
+    ----------
+    candidates:
+        ``float[N, M]`` pair scores, ``-inf`` where a pair is not admissible.
+    new:
+        Score of starting a new track (below any admissible pair).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64[N]``: for a detection that the best assignment (most matches, then
+        the largest total) gives a track, its total minus that of the best assignment
+        in which the detection holds another track; ``inf`` when it has no other
+        admissible track, ``-inf`` when the best assignment gives it none.
+    """
+    n, m = candidates.shape
+    lead = np.full(n, -np.inf)
+    if n == 0 or m == 0:
+        return lead
+    new_block = np.full((n, n), _FORBIDDEN)
+    np.fill_diagonal(new_block, new)
+    matrix = np.concatenate(
+        [np.where(np.isfinite(candidates), candidates, _FORBIDDEN), new_block], axis=1
+    )
+    rows, cols = linear_sum_assignment(matrix, maximize=True)
+    best = float(matrix[rows, cols].sum())
+    for row, col in zip(rows, cols):
+        if col >= m or not np.isfinite(candidates[row, col]):
+            continue
+        others = candidates.copy()
+        others[row, col] = -np.inf
+        lead[row] = best - _best_total(others, new, must_match=row)
+    return lead
 
 
 class IoUTrackerPlusScore:

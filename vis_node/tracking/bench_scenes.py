@@ -4,8 +4,10 @@ A scene is a background sequence of DAVIS-2016 with its own object inpainted awa
 (``cv2.inpaint``), over which three real objects move: two *look-alikes* (cut-outs of
 one sequence, taken at different frames, so same class and near-identical colours)
 that cross each other, and one object of another sequence. Each object deforms with
-its source sequence (cut-out ``t`` comes from source frame ``t``). One object vanishes
-for :attr:`SceneConfig.vanish_frames` frames mid-view and reappears elsewhere.
+its source sequence (cut-out ``t`` comes from source frame ``t``) at one scale, set so
+that its tallest cut-out in the scene is :attr:`SceneConfig.object_height` of the scene
+height. One object vanishes for :attr:`SceneConfig.vanish_frames` frames mid-view and
+reappears elsewhere.
 
 Detections (:func:`make_detections`) are the visible ground-truth masks with the
 errors of a real segmenter: single detections dropped, boundaries jittered by random
@@ -62,7 +64,7 @@ class SceneConfig:
     width:
         Scene width in pixels (DAVIS 854 x 480 scaled; height keeps the aspect ratio).
     object_height:
-        Cut-out height as a fraction of the scene height.
+        Height of an object's tallest cut-out as a fraction of the scene height.
     drop_rate:
         Chance that one object's detection is missing in a frame.
     vanish_frames:
@@ -146,6 +148,13 @@ class _Source:
         period = 2 * (len(self) - 1)
         t %= period
         return t if t < len(self) else period - t
+
+    def object_height(self, t: int) -> int:
+        """Height in pixels (at least 1) of the object's box in frame ``t`` (ping-pong)."""
+        mask = cv2.imread(str(self.masks[self._index(t)]), cv2.IMREAD_GRAYSCALE)
+        mask = cv2.resize(mask, self.size, interpolation=cv2.INTER_NEAREST) > 127
+        rows = np.flatnonzero(mask.any(axis=1))
+        return int(rows[-1] - rows[0] + 1) if rows.size else 1
 
     def frame(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """RGB ``uint8[H, W, 3]`` and mask ``bool[H, W]`` of frame ``t`` (ping-pong)."""
@@ -234,9 +243,14 @@ def make_scene(root: Path, index: int, seed: int, config: SceneConfig) -> Scene:
         3: _Source(root, other, size),
     }
     offsets = {1: 0, 2: int(rng.integers(len(sources[2]) // 3, len(sources[2]))), 3: 0}
-    # One scale per object (from its first cut-out), so it deforms as in its source.
+    # One scale per object, so it deforms as in its source; taken from its tallest
+    # cut-out in the scene, so no object grows past object_height (a source whose
+    # object comes towards its camera, as drift-chicane's car, would otherwise grow
+    # over the whole scene).
     scale = {
-        k: config.object_height * height / _cutout(sources[k], offsets[k], 1.0)[1].shape[0]
+        k: config.object_height
+        * height
+        / max(sources[k].object_height(offsets[k] + t) for t in range(config.frames))
         for k in sources
     }
     # Look-alikes start on opposite sides at similar heights and cross mid-scene.
