@@ -33,6 +33,7 @@ from std_msgs.msg import Header
 
 from vis_node.structures.errors import InputDataError
 from vis_node.ros.convert import msg_to_label_map
+from vis_node.ros.dds_profile import use_profile
 from vis_node.ros.diagnostics import DIAGNOSTICS_TOPIC, NodeStats, stats_to_status, status_array
 from vis_node.ros.input_guard import (
     CLOCK_EVENTS,
@@ -290,8 +291,10 @@ def init_ros(args: Sequence[str] | None) -> None:
     """``rclpy.init`` for an executable, leaving SIGINT / SIGTERM to :func:`spin_until_stopped`.
 
     rclpy's own handler would shut the context down before the nodes could run their
-    deactivate transition (which publishes on the context).
+    deactivate transition (which publishes on the context). The VSIS Fast DDS profile
+    applies unless another was chosen (:func:`~vis_node.ros.dds_profile.use_profile`).
     """
+    use_profile()
     rclpy.init(
         args=list(sys.argv if args is None else args),
         signal_handler_options=SignalHandlerOptions.NO,

@@ -41,6 +41,7 @@ from vis_node.replay.bags import bag_sequences, check_bags, replay_frames, write
 from vis_node.replay.latency import LatencyLog
 from vis_node.ros import qos
 from vis_node.ros.cli import default_params_files
+from vis_node.ros.dds_profile import use_profile
 from vis_node.ros.convert import image_to_msg, msg_to_labels
 from vis_node.structures.frames import Frame
 from vis_node.structures.instances import Instances
@@ -321,6 +322,7 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
     bags = bag_sequences(bag)
     check_bags(bags, settings.topic)
     out.mkdir(parents=True, exist_ok=True)
+    use_profile()  # before the graph starts and this process joins it
     child = None
     if settings.graph != "external":
         override = graph_params(out, settings.model)
