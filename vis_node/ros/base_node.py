@@ -124,10 +124,17 @@ class VsisNode(LifecycleNode):
 
     # helpers ---------------------------------------------------------------------
 
-    def subscribe(self, msg_type: Any, topic: str, callback: Any, qos: QoSProfile) -> None:
-        """Create a guarded subscription that :meth:`on_deactivate` destroys."""
+    def subscribe(self, msg_type: Any, topic: str, callback: Any, qos: QoSProfile) -> Any:
+        """Create a guarded subscription that :meth:`on_deactivate` destroys; returns it."""
         guarded = self.guard.wrap(topic, callback)
-        self._subscriptions_made.append(self.create_subscription(msg_type, topic, guarded, qos))
+        subscription = self.create_subscription(msg_type, topic, guarded, qos)
+        self._subscriptions_made.append(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Any) -> None:
+        """Destroy a subscription made by :meth:`subscribe` before deactivation."""
+        self._subscriptions_made.remove(subscription)
+        self.destroy_subscription(subscription)
 
     def reject(self, topic: str, rejection: Rejection) -> None:
         """Count and (rate-limited) warn about a skipped message."""

@@ -159,12 +159,13 @@ class Replayer(Node):
     def graph_ready(self) -> bool:
         """Whether all three nodes are up and wired: every hop has its subscriber.
 
-        ``image`` is read by the perception, tracking and semantic nodes; ``instances``
-        and ``tracked_instances`` by the next node and this recorder; the label map
-        arrives once the semantic node is active.
+        ``image`` is read by the perception and tracking nodes (the semantic node
+        only while someone subscribes to ``overlay``); ``instances`` and
+        ``tracked_instances`` by the next node and this recorder; the label map arrives
+        once the semantic node is active.
         """
         return (
-            self.count_subscribers("image") >= 3
+            self.count_subscribers("image") >= 2
             and self.count_subscribers("instances") >= 2
             and self.count_subscribers("tracked_instances") >= 2
             and self.count_publishers("unified_instances") >= 1
