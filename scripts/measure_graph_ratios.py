@@ -1,7 +1,9 @@
 """Measure the graph's cost relative to the model (the performance target of issue 10).
 
 One run: the model alone on the bag's frames (same process, same runtime, one frame at
-a time), then ``vsis replay`` of the same bag through the graph. Reported:
+a time), then ``vsis replay`` of the same bag through the graph, then the model alone
+again; the model's figures pool both passes, so a shared machine whose load changes
+during the run weighs on both sides alike (each pass is also reported). Reported:
 
 * ``overhead_pct``: (end-to-end median - model median) / model median, in percent:
   tracking + unification + ROS transport (image and instance messages, decoding) as
@@ -25,27 +27,19 @@ import time
 from pathlib import Path
 
 
-def model_alone(bag: Path, model: str, runtime: str) -> dict[str, float]:
-    """Median per-frame milliseconds and frames per second of the model on ``bag``'s frames."""
-    from vis_node.pipeline.backends import load_backend
-    from vis_node.replay.bags import replay_frames
-
-    backend = load_backend(model, runtime=runtime)
-    frames = list(replay_frames(bag, None))
-    for frame in frames[:3]:
-        backend.predict(frame.image, frame.stamp_ns)
+def model_times(backend: object, frames: list) -> list[float]:
+    """Seconds of ``backend.predict`` on each of ``frames``, one at a time."""
     times = []
     for frame in frames:
         start = time.perf_counter()
         backend.predict(frame.image, frame.stamp_ns)
         times.append(time.perf_counter() - start)
-    return {
-        "frames": len(frames),
-        "median_ms": 1000.0 * statistics.median(times),
-        "fps": len(times) / sum(times),
-        "height": frames[0].height,
-        "width": frames[0].width,
-    }
+    return times
+
+
+def summary(times: list[float]) -> dict[str, float]:
+    """Median milliseconds and frames per second of per-frame durations in seconds."""
+    return {"median_ms": 1000.0 * statistics.median(times), "fps": len(times) / sum(times)}
 
 
 def main() -> int:
@@ -61,13 +55,27 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["ROS_DOMAIN_ID"] = str(args.domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    from vis_node.pipeline.backends import load_backend
+    from vis_node.replay.bags import replay_frames
     from vis_node.ros.replay import ReplaySettings, run_replay
 
-    alone = model_alone(args.bag, args.model, args.runtime)
+    backend = load_backend(args.model, runtime=args.runtime)
+    frames = list(replay_frames(args.bag, None))
+    model_times(backend, frames[:3])  # warm-up
+    before = model_times(backend, frames)
     out = args.out or Path(tempfile.mkdtemp(prefix="vsis-ratios-"))
     report = run_replay(
         args.bag, out, ReplaySettings(model=args.model, graph=args.graph, pace=args.pace)
     )
+    after = model_times(backend, frames)
+    alone = {
+        **summary(before + after),
+        "before": summary(before),
+        "after": summary(after),
+        "frames": len(frames),
+        "height": frames[0].height,
+        "width": frames[0].width,
+    }
     end_to_end = report["end_to_end"]["median"]
     result = {
         "model_alone": alone,

@@ -6,9 +6,11 @@ records them raw into an output bag (``OUT/record``), rebuilds the ``vsis run``
 output layout from the unified instances and label images, and keeps a
 :class:`~vis_node.replay.latency.LatencyLog` from the header stamps.
 
-Pacing: ``max`` publishes the next frame as soon as the graph delivered the previous
-one (as fast as it keeps up, nothing dropped by design); ``recorded`` follows the bag's
-clock, so a slow graph drops frames as a live robot would.
+Pacing: ``max`` publishes the next frame as soon as the perception node delivered the
+previous one's instances, so the model never waits for a frame and never has two
+waiting (nothing dropped by design) while the tracking and semantic nodes work on the
+frames before it, as in a live pipeline; ``recorded`` follows the bag's clock, so a
+slow graph drops frames as a live robot would.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +257,8 @@ class ReplaySettings:
         ``composed`` (one process), ``processes`` (three) or ``external`` (a graph the
         user started, e.g. with ``ros2 launch``; its QoS must be ``reliable``).
     pace:
-        ``max`` (next frame once the previous is delivered) or ``recorded`` (bag clock).
+        ``max`` (next frame once the perception node delivered the previous one) or
+        ``recorded`` (bag clock).
     topic:
         Image topic of the bag (needed when it has several).
     params:
@@ -366,7 +370,8 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
                         )
                     node.publish(frame, stamp)
                     if settings.pace == "max":
-                        _spin_until(executor, node.pending[stamp].complete, settings.frame_timeout_s)
+                        perceived = partial(node.latency.reached, STAGES[0], stamp)
+                        _spin_until(executor, perceived, settings.frame_timeout_s)
                     progress.update()
                 _spin_until(
                     executor,
