@@ -11,7 +11,9 @@ during the run weighs on both sides alike (each pass is also reported). Reported
 * ``throughput_pct``: frames delivered per second by the graph / frames per second of
   the model alone, in percent.
 
-Absolute times on a shared machine are noise; the ratios are what to compare.
+Absolute times on a shared machine are noise; the ratios are what to compare, and
+``--repeat N`` takes N such measurements and reports the median of each ratio (each
+measurement is in ``runs``).
 
     python scripts/measure_graph_ratios.py BAG --model real --graph processes --domain 61
 """
@@ -52,6 +54,9 @@ def main() -> int:
     parser.add_argument("--pace", choices=("max", "recorded"), default="max")
     parser.add_argument("--domain", type=int, required=True, help="ROS_DOMAIN_ID of the graph")
     parser.add_argument("--out", type=Path, help="replay output folder (default a temp one)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measurements (model, replay, model) to take; the ratios "
+                        "reported are their medians (default 1)")
     args = parser.parse_args()
     os.environ["ROS_DOMAIN_ID"] = str(args.domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -62,28 +67,31 @@ def main() -> int:
     backend = load_backend(args.model, runtime=args.runtime)
     frames = list(replay_frames(args.bag, None))
     model_times(backend, frames[:3])  # warm-up
-    before = model_times(backend, frames)
     out = args.out or Path(tempfile.mkdtemp(prefix="vsis-ratios-"))
-    report = run_replay(
-        args.bag, out, ReplaySettings(model=args.model, graph=args.graph, pace=args.pace)
-    )
-    after = model_times(backend, frames)
-    alone = {
-        **summary(before + after),
-        "before": summary(before),
-        "after": summary(after),
-        "frames": len(frames),
-        "height": frames[0].height,
-        "width": frames[0].width,
-    }
-    end_to_end = report["end_to_end"]["median"]
+    settings = ReplaySettings(model=args.model, graph=args.graph, pace=args.pace)
+    runs = []
+    for index in range(args.repeat):
+        before = model_times(backend, frames)
+        report = run_replay(args.bag, out / f"run{index}", settings)
+        after = model_times(backend, frames)
+        alone = {**summary(before + after), "before": summary(before), "after": summary(after)}
+        end_to_end = report["end_to_end"]["median"]
+        runs.append({
+            "model_alone": alone,
+            "graph": {"end_to_end_median_ms": end_to_end, "fps": report["throughput_fps"],
+                      "delivered": report["delivered"],
+                      "stages": {k: v["median"] for k, v in report["stages"].items()}},
+            "overhead_pct": 100.0 * (end_to_end - alone["median_ms"]) / alone["median_ms"],
+            "throughput_pct": 100.0 * report["throughput_fps"] / alone["fps"],
+        })
     result = {
-        "model_alone": alone,
-        "graph": {"kind": args.graph, "pace": args.pace, "end_to_end_median_ms": end_to_end,
-                  "fps": report["throughput_fps"], "delivered": report["delivered"],
-                  "stages": {k: v["median"] for k, v in report["stages"].items()}},
-        "overhead_pct": 100.0 * (end_to_end - alone["median_ms"]) / alone["median_ms"],
-        "throughput_pct": 100.0 * report["throughput_fps"] / alone["fps"],
+        "frames": len(frames),
+        "size": [frames[0].width, frames[0].height],
+        "graph": args.graph,
+        "pace": args.pace,
+        "overhead_pct": statistics.median(r["overhead_pct"] for r in runs),
+        "throughput_pct": statistics.median(r["throughput_pct"] for r in runs),
+        "runs": runs,
     }
     print(json.dumps(result, indent=2))
     return 0

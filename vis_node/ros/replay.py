@@ -4,7 +4,9 @@
 (``sensor_msgs/Image`` rgb8, reliable QoS), listens to every VSIS output topic,
 records them raw into an output bag (``OUT/record``), rebuilds the ``vsis run``
 output layout from the unified instances and label images, and keeps a
-:class:`~vis_node.replay.latency.LatencyLog` from the header stamps.
+:class:`~vis_node.replay.latency.LatencyLog` from the header stamps. Arrival times are
+the middleware's reception times (``received_timestamp`` of the message info, system
+clock), so the recorder's own Python work never delays them.
 
 Pacing: ``max`` publishes the next frame as soon as the perception node delivered the
 previous one's instances, so the model never waits for a frame and never has two
@@ -141,8 +143,8 @@ class Replayer(Node):
             )
 
     def _callback(self, topic: str, msg_type: Any) -> Any:
-        def receive(raw: bytes) -> None:
-            now = time.monotonic()
+        def receive(raw: bytes, info: dict[str, Any]) -> None:
+            now = info.get("received_timestamp", 0) / 1e9 or time.time()
             msg = deserialize_message(raw, msg_type)
             stamp = stamp_ns(msg.header)
             self._writer.write(self._connections[topic], stamp or time.time_ns(), raw)
@@ -176,17 +178,23 @@ class Replayer(Node):
             and bool(self.class_names)
         )
 
-    def publish(self, frame: Frame, stamp: int) -> None:
-        """Publish one frame stamped ``stamp`` ns and start waiting for its outputs."""
-        header = Header(frame_id="camera")
-        header.stamp.sec, header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+    def publish(self, frame: Frame, stamp: int, message: Image) -> None:
+        """Publish ``message`` (:func:`camera_message` of ``frame`` stamped ``stamp`` ns)
+        and start waiting for its outputs."""
         self.pending[stamp] = _Pending(frame)
-        self.latency.publish(stamp, time.monotonic())
-        self.image_pub.publish(image_to_msg(frame.image, "rgb8", header))
+        self.latency.publish(stamp, time.time())
+        self.image_pub.publish(message)
 
     def close(self) -> None:
         """Finish the recorded bag."""
         self._writer.close()
+
+
+def camera_message(frame: Frame, stamp: int) -> Image:
+    """The ``rgb8`` camera message of ``frame``, stamped ``stamp`` ns."""
+    header = Header(frame_id="camera")
+    header.stamp.sec, header.stamp.nanosec = divmod(stamp, 1_000_000_000)
+    return image_to_msg(frame.image, "rgb8", header)
 
 
 def frame_result(pending: _Pending) -> FrameResult:
@@ -362,13 +370,19 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
                 shift = max(0, last_stamp + 1 - frames[0].stamp_ns)
                 stamps = [f.stamp_ns + shift for f in frames]
                 start = time.monotonic()
-                for frame, stamp in zip(frames, stamps):
+                upcoming = camera_message(frames[0], stamps[0])
+                for index, (frame, stamp) in enumerate(zip(frames, stamps)):
+                    message = upcoming
                     if settings.pace == "recorded":
                         due = start + (stamp - stamps[0]) / 1e9
                         _spin_until(
                             executor, lambda: time.monotonic() >= due, due - time.monotonic() + 1
                         )
-                    node.publish(frame, stamp)
+                    node.publish(frame, stamp, message)
+                    if index + 1 < len(frames):
+                        # Built while the graph works, as a camera driver hands frames over
+                        # ready-made: converting pixels is not the graph's time.
+                        upcoming = camera_message(frames[index + 1], stamps[index + 1])
                     if settings.pace == "max":
                         perceived = partial(node.latency.reached, STAGES[0], stamp)
                         _spin_until(executor, perceived, settings.frame_timeout_s)
