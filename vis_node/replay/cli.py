@@ -58,8 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replay.add_argument("--graph", choices=("composed", "processes", "external"),
                         default="composed", help="how the graph runs (default composed)")
     replay.add_argument("--pace", choices=("max", "recorded"), default="max",
-                        help="max: next frame once the model is done with the previous one; "
-                        "recorded: the bag's clock")
+                        help="max: as fast as the graph keeps up; recorded: the bag's clock")
     replay.add_argument("--topic", help="image topic of the bag (when it has several)")
     replay.add_argument("--params", action="append", default=[], metavar="YAML",
                         help="params files for the graph (default launch/config/*.yaml)")
