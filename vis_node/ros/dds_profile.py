@@ -4,8 +4,8 @@ Fast DDS's defaults lose large messages on a busy machine: a 512 KiB shared-memo
 segment cannot hold one frame's camera, id and semantic images while a slow reader
 still holds their fragments, so a fragment is dropped and the reliable sample is
 repaired only at the next heartbeat, 3 s later (measured on 854x480 replays: the
-semantic hop stalled 1-3 s on about one frame in six, and the graph ran at 5-15% of
-the model's rate). The profile gives an 8 MiB segment and a 0.1 s heartbeat period.
+semantic hop stalled 1-3 s on about one frame in seven, and ``vsis replay --pace max``
+ran at 4-20% of the model's rate). The profile gives an 8 MiB segment and a 0.1 s heartbeat period.
 
 :func:`use_profile` points Fast DDS at it through the environment, before the process
 creates its first participant (``rclpy.init``); the graph's child processes inherit it.
