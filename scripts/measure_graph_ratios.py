@@ -1,7 +1,9 @@
 """Measure the graph's cost relative to the model (the performance target of issue 10).
 
 One run: the model alone on the bag's frames (same process, same runtime, one frame at
-a time), then ``vsis replay`` of the same bag through the graph. Reported:
+a time), then ``vsis replay`` of the same bag through the graph, then the model alone
+again; the model's figures pool both passes, so a shared machine whose load changes
+during the run weighs on both sides alike (each pass is also reported). Reported:
 
 * ``overhead_pct``: (end-to-end median - model median) / model median, in percent:
   tracking + unification + ROS transport (image and instance messages, decoding) as
@@ -9,7 +11,9 @@ a time), then ``vsis replay`` of the same bag through the graph. Reported:
 * ``throughput_pct``: frames delivered per second by the graph / frames per second of
   the model alone, in percent.
 
-Absolute times on a shared machine are noise; the ratios are what to compare.
+Absolute times on a shared machine are noise; the ratios are what to compare, and
+``--repeat N`` takes N such measurements and reports the median of each ratio (each
+measurement is in ``runs``).
 
     python scripts/measure_graph_ratios.py BAG --model real --graph processes --domain 61
 """
@@ -25,27 +29,19 @@ import time
 from pathlib import Path
 
 
-def model_alone(bag: Path, model: str, runtime: str) -> dict[str, float]:
-    """Median per-frame milliseconds and frames per second of the model on ``bag``'s frames."""
-    from vis_node.pipeline.backends import load_backend
-    from vis_node.replay.bags import replay_frames
-
-    backend = load_backend(model, runtime=runtime)
-    frames = list(replay_frames(bag, None))
-    for frame in frames[:3]:
-        backend.predict(frame.image, frame.stamp_ns)
+def model_times(backend: object, frames: list) -> list[float]:
+    """Seconds of ``backend.predict`` on each of ``frames``, one at a time."""
     times = []
     for frame in frames:
         start = time.perf_counter()
         backend.predict(frame.image, frame.stamp_ns)
         times.append(time.perf_counter() - start)
-    return {
-        "frames": len(frames),
-        "median_ms": 1000.0 * statistics.median(times),
-        "fps": len(times) / sum(times),
-        "height": frames[0].height,
-        "width": frames[0].width,
-    }
+    return times
+
+
+def summary(times: list[float]) -> dict[str, float]:
+    """Median milliseconds and frames per second of per-frame durations in seconds."""
+    return {"median_ms": 1000.0 * statistics.median(times), "fps": len(times) / sum(times)}
 
 
 def main() -> int:
@@ -58,24 +54,44 @@ def main() -> int:
     parser.add_argument("--pace", choices=("max", "recorded"), default="max")
     parser.add_argument("--domain", type=int, required=True, help="ROS_DOMAIN_ID of the graph")
     parser.add_argument("--out", type=Path, help="replay output folder (default a temp one)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="measurements (model, replay, model) to take; the ratios "
+                        "reported are their medians (default 1)")
     args = parser.parse_args()
     os.environ["ROS_DOMAIN_ID"] = str(args.domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    from vis_node.pipeline.backends import load_backend
+    from vis_node.replay.bags import replay_frames
     from vis_node.ros.replay import ReplaySettings, run_replay
 
-    alone = model_alone(args.bag, args.model, args.runtime)
+    backend = load_backend(args.model, runtime=args.runtime)
+    frames = list(replay_frames(args.bag, None))
+    model_times(backend, frames[:3])  # warm-up
     out = args.out or Path(tempfile.mkdtemp(prefix="vsis-ratios-"))
-    report = run_replay(
-        args.bag, out, ReplaySettings(model=args.model, graph=args.graph, pace=args.pace)
-    )
-    end_to_end = report["end_to_end"]["median"]
+    settings = ReplaySettings(model=args.model, graph=args.graph, pace=args.pace)
+    runs = []
+    for index in range(args.repeat):
+        before = model_times(backend, frames)
+        report = run_replay(args.bag, out / f"run{index}", settings)
+        after = model_times(backend, frames)
+        alone = {**summary(before + after), "before": summary(before), "after": summary(after)}
+        end_to_end = report["end_to_end"]["median"]
+        runs.append({
+            "model_alone": alone,
+            "graph": {"end_to_end_median_ms": end_to_end, "fps": report["throughput_fps"],
+                      "delivered": report["delivered"],
+                      "stages": {k: v["median"] for k, v in report["stages"].items()}},
+            "overhead_pct": 100.0 * (end_to_end - alone["median_ms"]) / alone["median_ms"],
+            "throughput_pct": 100.0 * report["throughput_fps"] / alone["fps"],
+        })
     result = {
-        "model_alone": alone,
-        "graph": {"kind": args.graph, "pace": args.pace, "end_to_end_median_ms": end_to_end,
-                  "fps": report["throughput_fps"], "delivered": report["delivered"],
-                  "stages": {k: v["median"] for k, v in report["stages"].items()}},
-        "overhead_pct": 100.0 * (end_to_end - alone["median_ms"]) / alone["median_ms"],
-        "throughput_pct": 100.0 * report["throughput_fps"] / alone["fps"],
+        "frames": len(frames),
+        "size": [frames[0].width, frames[0].height],
+        "graph": args.graph,
+        "pace": args.pace,
+        "overhead_pct": statistics.median(r["overhead_pct"] for r in runs),
+        "throughput_pct": statistics.median(r["throughput_pct"] for r in runs),
+        "runs": runs,
     }
     print(json.dumps(result, indent=2))
     return 0

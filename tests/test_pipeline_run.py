@@ -129,6 +129,32 @@ def test_motion_gated_pipeline_computes_each_flow_once():
     assert calls == [1, 2]  # frames 1 and 2, each computed once for gate and tracker
 
 
+def test_track_stage_prefetch_computes_the_flow_ahead_and_changes_nothing():
+    from vis_node.pipeline.stages import TrackStage
+    from vis_node.tracking.flow import DISFlow, LastPairFlow
+    from vis_node.tracking.tracker import OnlineTracker
+
+    video = generate_video(3, SynthConfig(width=96, height=72, frames=6))
+    calls: list[int] = []
+    dis = DISFlow()
+
+    def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        calls.append(len(calls))
+        return dis(source, target)
+
+    plain = TrackStage(OnlineTracker(flow=DISFlow()))
+    ahead = TrackStage(OnlineTracker(flow=LastPairFlow(flow)))
+    for frame, ids in zip(video.frames, video.ids):
+        instances = Instances.from_masks(np.stack([ids == k for k in np.unique(ids[ids > 0])]))
+        ahead.prefetch(frame)
+        done = len(calls)
+        expected, tracked = plain(instances, frame), ahead(instances, frame)
+        assert len(calls) == done  # the tracker found the prefetched flow
+        np.testing.assert_array_equal(tracked.track_ids, expected.track_ids)
+        np.testing.assert_array_equal(tracked.masks, expected.masks)
+    assert len(calls) == len(video.frames) - 1  # one flow per frame pair
+
+
 def test_label_maps_paint_labels_of_tracks():
     masks = np.zeros((2, 4, 5), bool)
     masks[0, :2] = True

@@ -185,9 +185,10 @@ def test_stamp_matcher_pairs_equal_stamps_in_either_order():
     matcher: StampMatcher[str, str] = StampMatcher(capacity=4)
     assert matcher.add_left(1, "a1") == []
     assert matcher.add_right(2, "b2") == []
+    assert matcher.waiting_right() == 1
     assert matcher.add_right(1, "b1") == [(1, "a1", "b1")]
     assert matcher.add_left(2, "a2") == [(2, "a2", "b2")]
-    assert len(matcher) == 0
+    assert len(matcher) == 0 and matcher.waiting_right() == 0
     assert matcher.discarded == 0
 
 

@@ -139,6 +139,7 @@ def graph(request):
             user = listener.node
             assert spin_until(
                 executor,
+                # three: the listener watches the overlay, so the semantic node reads the camera
                 lambda: listener.image_pub.get_subscription_count() == 3
                 and user.count_subscribers("instances") >= 2
                 and user.count_subscribers("tracked_instances") >= 2

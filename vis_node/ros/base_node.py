@@ -33,6 +33,7 @@ from std_msgs.msg import Header
 
 from vis_node.structures.errors import InputDataError
 from vis_node.ros.convert import msg_to_label_map
+from vis_node.ros.dds_profile import use_profile
 from vis_node.ros.diagnostics import DIAGNOSTICS_TOPIC, NodeStats, stats_to_status, status_array
 from vis_node.ros.input_guard import (
     CLOCK_EVENTS,
@@ -124,10 +125,17 @@ class VsisNode(LifecycleNode):
 
     # helpers ---------------------------------------------------------------------
 
-    def subscribe(self, msg_type: Any, topic: str, callback: Any, qos: QoSProfile) -> None:
-        """Create a guarded subscription that :meth:`on_deactivate` destroys."""
+    def subscribe(self, msg_type: Any, topic: str, callback: Any, qos: QoSProfile) -> Any:
+        """Create a guarded subscription that :meth:`on_deactivate` destroys; returns it."""
         guarded = self.guard.wrap(topic, callback)
-        self._subscriptions_made.append(self.create_subscription(msg_type, topic, guarded, qos))
+        subscription = self.create_subscription(msg_type, topic, guarded, qos)
+        self._subscriptions_made.append(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Any) -> None:
+        """Destroy a subscription made by :meth:`subscribe` before deactivation."""
+        self._subscriptions_made.remove(subscription)
+        self.destroy_subscription(subscription)
 
     def reject(self, topic: str, rejection: Rejection) -> None:
         """Count and (rate-limited) warn about a skipped message."""
@@ -291,8 +299,10 @@ def init_ros(args: Sequence[str] | None) -> None:
     """``rclpy.init`` for an executable, leaving SIGINT / SIGTERM to :func:`spin_until_stopped`.
 
     rclpy's own handler would shut the context down before the nodes could run their
-    deactivate transition (which publishes on the context).
+    deactivate transition (which publishes on the context). The VSIS Fast DDS profile
+    applies unless another was chosen (:func:`~vis_node.ros.dds_profile.use_profile`).
     """
+    use_profile()
     rclpy.init(
         args=list(sys.argv if args is None else args),
         signal_handler_options=SignalHandlerOptions.NO,

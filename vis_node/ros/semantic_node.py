@@ -12,7 +12,9 @@ only source of names here), and publishes, each with the input header:
 * ``semantic``: ``mono8`` unified class-id image;
 * ``overlay``: ``rgb8`` visualisation, computed only while someone subscribes; it
   pairs the ids with the camera image of the same stamp (``image`` or
-  ``image/compressed``, by ``image_transport``);
+  ``image/compressed``, by ``image_transport``). The node subscribes to the camera
+  only while ``overlay`` has a subscriber (a 1.2 MB frame per message is not taken
+  for nothing);
 * ``detections``: ``vision_msgs/Detection2DArray`` (id = track id) and
   ``label_info``: ``vision_msgs/LabelInfo`` (latched), when vision_msgs is importable.
 
@@ -29,6 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from rclpy.event_handler import PublisherEventCallbacks
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vis_msgs.msg import LabelMap as LabelMapMsg
@@ -81,6 +84,7 @@ class SemanticNode(VsisNode):
         )
         self.label_map: LabelMap | None = None
         self._vision: Any = None
+        self._image_subscription: Any = None
 
     def configure_node(self) -> None:
         self._unify = self._new_stage()
@@ -91,7 +95,12 @@ class SemanticNode(VsisNode):
             "unified_instances": create(SalientInstanceArray, "unified_instances", out),
             "instance_ids": create(Image, "instance_ids", out),
             "semantic": create(Image, "semantic", out),
-            "overlay": create(Image, "overlay", out),
+            "overlay": create(
+                Image, "overlay", out,
+                event_callbacks=PublisherEventCallbacks(
+                    matched=self.guard.wrap("overlay", self._on_overlay_matched)
+                ),
+            ),
         }
         if vision_msgs_available():
             from vision_msgs.msg import Detection2DArray, LabelInfo
@@ -114,11 +123,28 @@ class SemanticNode(VsisNode):
         self.subscribe(
             SalientInstanceArray, "tracked_instances", self._on_instances, self.input_qos
         )
-        msg_type, topic = image_subscription(self.config["image_transport"])
-        self.subscribe(msg_type, topic, self._on_image, self.input_qos)
+        self._follow_overlay(self._overlay_wanted())
 
     def deactivate_node(self) -> None:
         self._matcher.clear()
+        self._image_subscription = None  # destroyed with the other subscriptions
+
+    def _on_overlay_matched(self, info: Any) -> None:
+        """An ``overlay`` subscriber came or went (``info.current_count`` remain)."""
+        if self.active:
+            self._follow_overlay(info.current_count > 0)
+
+    def _follow_overlay(self, wanted: bool) -> None:
+        """Subscribe to the camera while ``overlay`` is wanted, and only then."""
+        if wanted and self._image_subscription is None:
+            msg_type, topic = image_subscription(self.config["image_transport"])
+            self._image_subscription = self.subscribe(
+                msg_type, topic, self._on_image, self.input_qos
+            )
+        elif not wanted and self._image_subscription is not None:
+            self.unsubscribe(self._image_subscription)
+            self._image_subscription = None
+            self._matcher.clear()
 
     def cleanup_node(self) -> None:
         self._pubs = {}

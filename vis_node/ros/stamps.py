@@ -64,6 +64,10 @@ class StampMatcher(Generic[L, R]):
         """Items waiting in both streams."""
         return len(self._left) + len(self._right)
 
+    def waiting_right(self) -> int:
+        """Right items waiting for their left partner."""
+        return len(self._right)
+
     def clear(self) -> None:
         """Drop every waiting item (not counted as discarded)."""
         self._left.clear()

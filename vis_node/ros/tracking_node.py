@@ -10,6 +10,14 @@ is :class:`vis_node.pipeline.stages.TrackStage`, as in ``vsis run``. Instances a
 ``no_label_map``) until the label map has arrived, and (``size_mismatch``) when their
 class scores do not fit it.
 
+The image of a frame arrives while the perception node is still working on it: the
+node decodes it then and, when every earlier image has had its instances (the model
+keeps pace with the camera, so this frame is the next one tracked), computes its
+optical flow to the last tracked frame
+(:meth:`~vis_node.pipeline.stages.TrackStage.prefetch`); only association is left once
+the instances arrive. A model that skips camera frames gets no prefetching (it would be
+wasted on the skipped ones).
+
 Run: ``vsis ros tracking --params launch/config/tracking.yaml``.
 """
 
@@ -18,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from vis_msgs.msg import LabelMap as LabelMapMsg
 from vis_msgs.msg import SalientInstanceArray
@@ -40,7 +49,8 @@ Pending = tuple[SalientInstanceArray, Instances]
 
 
 def build_tracker(config: dict[str, Any]) -> OnlineTracker:
-    """The tracker described by the node's parameters (every :class:`TrackerConfig` field).
+    """The tracker described by the node's parameters (every :class:`TrackerConfig` field;
+    its flow in a :class:`~vis_node.tracking.flow.LastPairFlow`, for prefetching).
 
     Raises
     ------
@@ -49,11 +59,13 @@ def build_tracker(config: dict[str, Any]) -> OnlineTracker:
     """
     from vis_node.registry import FLOWS
     from vis_node.settings import from_values
+    from vis_node.tracking.flow import LastPairFlow
     from vis_node.tracking.tracker import DEFAULT, TrackerConfig
 
+    flow = FLOWS.build(config["flow"])
     return OnlineTracker(
         from_values(TrackerConfig, config),
-        flow=FLOWS.build(config["flow"]),
+        flow=None if flow is None else LastPairFlow(flow),
         association=DEFAULT if config["reid"] else None,
     )
 
@@ -73,7 +85,7 @@ class TrackingNode(VsisNode):
         super().__init__(TRACKING, node_name, **kwargs)
         self._publisher: Any = None
         self._stage: TrackStage | None = None
-        self._matcher: StampMatcher[Pending, Any] = StampMatcher()
+        self._matcher: StampMatcher[Pending, np.ndarray | None] = StampMatcher()
         self.label_map: LabelMap | None = None
 
     def configure_node(self) -> None:
@@ -127,22 +139,27 @@ class TrackingNode(VsisNode):
         self._handle(self._matcher.add_left(stamp_ns(msg.header), (msg, instances)))
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
+        """Decode (and prefetch the flow) now; a rejected image waits as ``None``, so
+        its instances are consumed with it."""
         topic = "image" if isinstance(msg, Image) else "image/compressed"
-        if self.check_header(topic, msg.header):
-            self._handle(self._matcher.add_right(stamp_ns(msg.header), msg))
-
-    def _handle(self, pairs: list[tuple[int, Pending, Any]]) -> None:
-        self.stats.set_dropped(self._matcher.discarded)
-        for _, (msg, instances), image_msg in pairs:
-            self._track(msg, instances, image_msg)
-
-    def _track(self, msg: SalientInstanceArray, instances: Instances, image_msg: Any) -> None:
-        topic = "image" if isinstance(image_msg, Image) else "image/compressed"
+        if not self.check_header(topic, msg.header):
+            return
         with self.stats.stage("decode"):
-            image, rejection = decode_image_msg(image_msg, self.budget.max_image_pixels)
+            image, rejection = decode_image_msg(msg, self.budget.max_image_pixels)
         if rejection is not None:
             self.reject(topic, rejection)
-            return
+        elif self._stage is not None and not self._matcher.waiting_right():
+            with self.stats.stage("prefetch"):
+                self._stage.prefetch(image)
+        self._handle(self._matcher.add_right(stamp_ns(msg.header), image))
+
+    def _handle(self, pairs: list[tuple[int, Pending, np.ndarray | None]]) -> None:
+        self.stats.set_dropped(self._matcher.discarded)
+        for _, (msg, instances), image in pairs:
+            if image is not None:
+                self._track(msg, instances, image)
+
+    def _track(self, msg: SalientInstanceArray, instances: Instances, image: np.ndarray) -> None:
         if instances.image_size != image.shape[:2]:
             self.reject(
                 "instances",
