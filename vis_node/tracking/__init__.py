@@ -20,9 +20,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "CueFusionScore": "association",
-    "IoUTrackerPlusScore": "association",
-    "MatchCues": "association",
+    "CueFusionScore": "scores",
+    "IoUTrackerPlusScore": "scores",
+    "MatchCues": "scores",
     "ColourHistogramEmbedder": "embedding",
     "DISFlow": "flow",
     "FarnebackFlow": "flow",

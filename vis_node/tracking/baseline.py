@@ -18,9 +18,6 @@ import numpy as np
 
 from vis_node.tracking.association import (
     NEW_TRACK,
-    AssociationScore,
-    CueFusionScore,
-    MatchCues,
     assign,
     box_iou,
     cosine_similarity,
@@ -29,6 +26,7 @@ from vis_node.tracking.association import (
 )
 from vis_node.tracking.embedding import ColourHistogramEmbedder, Embedder
 from vis_node.tracking.flow import DISFlow, FlowEstimator, warp_masks
+from vis_node.tracking.scores import AssociationScore, CueFusionScore, MatchCues
 from vis_node.structures.geometry import boxes_from_masks, mask_box
 from vis_node.structures.instances import Instances
 
@@ -128,7 +126,7 @@ class BaselineTracker:
         propagation (every track then goes to the association stage with its last box).
     association:
         Scores detections against remembered tracks (re-identification); default
-        :class:`~vis_node.tracking.association.CueFusionScore` (MaskTrack Eq. 3).
+        :class:`~vis_node.tracking.scores.CueFusionScore` (MaskTrack Eq. 3).
         ``None`` disables the stage: detections not propagated start new tracks.
     embedder:
         Appearance embedder used when the instances carry no ``embeddings``; default

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vis_node.tracking.association import IoUTrackerPlusScore
+from vis_node.tracking.scores import IoUTrackerPlusScore
 from vis_node.tracking.baseline import BaselineTracker
 from vis_node.tracking.bench_scenes import SceneConfig, davis_root_or_none
 from vis_node.tracking.tracker import OnlineTracker, TrackerConfig

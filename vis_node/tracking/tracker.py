@@ -9,8 +9,8 @@ detections):
    mask IoU (Hungarian), keeping pairs with IoU of at least ``propagation_iou``.
 2. *Re-identification* (SISO 4.4.2). The remaining detections are scored against every
    other track held (coasting, tentative or lost) by an
-   :class:`~vis_node.tracking.association.AssociationScore`, by default
-   :class:`~vis_node.tracking.association.RelativeReidScore`: a pair must be in the
+   :class:`~vis_node.tracking.scores.AssociationScore`, by default
+   :class:`~vis_node.tracking.scores.RelativeReidScore`: a pair must be in the
    same embedding space, the detection must lie where the track can be (its last
    velocity and the frames it has been gone), and the best track must beat the second
    best by a margin, else "new track" wins. Appearance is a bounded gallery per track
@@ -42,15 +42,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from vis_node.tracking.association import (
-    AssociationScore,
-    MatchCues,
-    RelativeReidScore,
-    assign,
-    box_iou,
-    mask_iou,
-    match_by_iou,
-)
+from vis_node.tracking.association import assign, box_iou, mask_iou, match_by_iou
 from vis_node.tracking.coasting import check_coasted, forward_backward_error
 from vis_node.tracking.embedding import ColourHistogramEmbedder, Embedder
 from vis_node.tracking.flow import (
@@ -62,6 +54,7 @@ from vis_node.tracking.flow import (
     warp_masks,
 )
 from vis_node.tracking.gallery import Gallery, Space
+from vis_node.tracking.scores import AssociationScore, MatchCues, RelativeReidScore
 from vis_node.structures.instances import Instances, boxes_from_masks
 from vis_node.tracking.validate import validate_instances
 
@@ -98,7 +91,7 @@ class TrackerConfig:
         Least lead of the best re-id candidate over the second best.
     reid_motion_weight:
         Weight of the motion cost in the re-id score (see
-        :class:`~vis_node.tracking.association.MatchCues`).
+        :class:`~vis_node.tracking.scores.MatchCues`).
     gate_radius:
         Motion gate: distance, in box diagonals (the larger of track and detection),
         a detection may be from where the track's velocity puts it, one frame after
@@ -303,7 +296,7 @@ class OnlineTracker:
         then goes to the association stage with its last box).
     association:
         Scores detections against held tracks (re-identification); default
-        :class:`~vis_node.tracking.association.RelativeReidScore` with the config's
+        :class:`~vis_node.tracking.scores.RelativeReidScore` with the config's
         ``reid_min_similarity`` and ``reid_margin``. ``None`` disables the stage.
     embedder:
         Appearance embedder used when the instances carry no ``embeddings``; default
