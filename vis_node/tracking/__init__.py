@@ -40,7 +40,7 @@ _EXPORTS = {
     "TrackState": "tracker",
     "OfflineConfig": "offline_config",
     "recurrent_propagation": "offline",
-    "sequence_nms": "offline",
+    "sequence_nms": "propose_reduce",
     "OnlineUnifier": "unification",
     "UnifierConfig": "unification",
     "unify_offline": "unification",
