@@ -35,7 +35,7 @@ _EXPORTS = {
     "motion_saliency": "fusion",
     "sequential_fusion": "fusion",
     "OnlineTracker": "tracker",
-    "TrackerConfig": "tracker",
+    "TrackerConfig": "tracker_config",
     "Track": "tracker",
     "TrackState": "tracker",
     "OfflineConfig": "offline_config",

@@ -37,7 +37,8 @@ class TrainState:
     history:
         One record per step: ``step``, ``lr``, ``loss`` and ``loss_<name>`` values.
     validations:
-        One record per validation: ``step`` and the metrics of :func:`vis_node.training.validation.validate`.
+        One record per validation: ``step`` and the metrics of
+        :func:`vis_node.training.validation.validate`.
     best_score:
         Highest validation J&F so far (``-inf`` before the first validation).
     wall_seconds:
@@ -65,7 +66,8 @@ def plain_state(state: TrainState) -> dict[str, Any]:
 
 
 def load_training_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by :meth:`vis_node.training.trainer.Trainer.save_checkpoint` without running code.
+    """Read a checkpoint written by
+    :meth:`vis_node.training.trainer.Trainer.save_checkpoint` without running code.
 
     ``torch.load`` runs with ``weights_only=True``: only tensors and built-in containers
     and scalars are unpickled, so a planted pickle payload is refused, not executed.
