@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from vis_node.cli import main
-from vis_node.perception.bench import compare_predictions
+from vis_node.perception.compare import compare_predictions
 from vis_node.perception.checkpoint import save_model
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.engine_cache import CALIBRATION_TABLE, MANIFEST

@@ -5,6 +5,9 @@ A verbatim copy of :class:`vis_node.tracking.tracker.OnlineTracker` before issue
 embedding overwritten when the mask grows, no coasting), kept only so the benchmark can
 show what the lifecycle, re-identification and coasting of the current tracker change.
 Do not use it for anything else.
+
+Over 400 lines on purpose: as a frozen copy of one tracker's state machine it is kept
+whole, so that it can be read (and diffed) against the tracker it preserves.
 """
 
 from __future__ import annotations
