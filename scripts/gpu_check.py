@@ -13,7 +13,7 @@ It measures, on synthetic 320x240 frames with the default shipped model (``synth
   speed ratio against eager PyTorch on the same GPU;
 * each GPU runtime's agreement with the CPU outputs (ONNX Runtime on the CPU):
   matched instances, mask IoU, score and box differences
-  (:func:`vis_node.perception.bench.compare_predictions`);
+  (:func:`vis_node.perception.compare.compare_predictions`);
 * a data-parallel training step: two processes under ``torchrun`` (NCCL on two GPUs
   when there are two, else Gloo on the CPU: the DDP equivalence test), plus a few
   single-GPU training steps with mixed precision.
@@ -79,7 +79,8 @@ def runtimes(model: str, frames: list, iterations: int, cache: Path) -> dict[str
     """Latency of every GPU runtime, ratio to eager PyTorch, parity with the CPU."""
     import onnxruntime as ort
 
-    from vis_node.perception.bench import compare_predictions, measure_latency
+    from vis_node.perception.bench import measure_latency
+    from vis_node.perception.compare import compare_predictions
     from vis_node.perception.checkpoint import load_model, model_name, resolve_model
     from vis_node.perception.runtime import cached_onnx_export, make_predictor
     from vis_node.perception.tensorrt import CalibrationBatches, TensorRTPredictor, engine_slot

@@ -17,7 +17,7 @@ import torch
 
 from vis_node.cli import INTERRUPTED_EXIT, main
 from vis_node.io.labels import read_label_png
-from vis_node.io.rosbag import ImageBagWriter
+from vis_node.io.bag_writer import ImageBagWriter
 from vis_node.perception.checkpoint import save_model
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.model import build_model

@@ -47,7 +47,7 @@ def test_bench_model_rejects_unknown_runtime(capsys):
 def test_compare_predictions_pairs_instances_by_mask_iou():
     import numpy as np
 
-    from vis_node.perception.bench import compare_predictions
+    from vis_node.perception.compare import compare_predictions
     from vis_node.structures.instances import Instances
 
     masks = np.zeros((3, 10, 10), bool)

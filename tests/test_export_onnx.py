@@ -11,7 +11,7 @@ import torch
 
 from vis_node.cli import main
 from vis_node.structures.errors import InputDataError
-from vis_node.perception.bench import compare_predictions
+from vis_node.perception.compare import compare_predictions
 from vis_node.perception.checkpoint import save_model
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.export_onnx import export_onnx, model_fingerprint, read_export

@@ -21,16 +21,15 @@ import pytest
 import torch
 
 from vis_node.cli import main
-from vis_node.perception.bench import compare_predictions
+from vis_node.perception.compare import compare_predictions
 from vis_node.perception.checkpoint import save_model
 from vis_node.perception.config import ModelConfig
+from vis_node.perception.engine_cache import CALIBRATION_TABLE, MANIFEST
 from vis_node.perception.model import build_model
 from vis_node.perception.onnx_runtime import OnnxPredictor
 from vis_node.perception.predictor import TorchPredictor, preprocess
 from vis_node.perception.runtime import cached_onnx_export, make_predictor
 from vis_node.perception.tensorrt import (
-    CALIBRATION_TABLE,
-    MANIFEST,
     CalibrationBatches,
     EngineCacheError,
     TensorRTPredictor,

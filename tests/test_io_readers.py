@@ -12,7 +12,7 @@ from PIL import Image
 from vis_node.structures.errors import InputDataError
 from vis_node.io.labels import write_instance_png
 from vis_node.io.readers import DavisRoot, read_image, read_image_folder, read_video
-from vis_node.io.rosbag import write_image_bag
+from vis_node.io.bag_writer import write_image_bag
 from vis_node.io.sources import SourceKind, detect_source, open_source
 
 

@@ -11,14 +11,12 @@ from rosbags.typesys import Stores, get_typestore
 
 from vis_node.structures.errors import InputDataError
 from vis_node.structures.frames import Frame
+from vis_node.io.bag_writer import ImageBagWriter, encode_image_message, write_image_bag
 from vis_node.io.rosbag import (
-    ImageBagWriter,
     decode_image_message,
-    encode_image_message,
     image_topics,
     read_bag_frames,
     read_bag_labels,
-    write_image_bag,
 )
 
 COMPRESSED = "sensor_msgs/msg/CompressedImage"

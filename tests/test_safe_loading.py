@@ -16,7 +16,8 @@ from vis_node.perception.checkpoint import FORMAT, load_model, save_model
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.export_onnx import EXPORT_FORMAT
 from vis_node.perception.model import build_model
-from vis_node.training.trainer import Trainer, load_training_checkpoint
+from vis_node.training.state import load_training_checkpoint
+from vis_node.training.trainer import Trainer
 
 from test_training_trainer import _config
 

@@ -11,7 +11,7 @@ import pytest
 from vis_node.settings import add_flags, field_docs, from_values, settings_of
 from vis_node.tracking.fusion import FusionConfig
 from vis_node.tracking.offline_config import OfflineConfig
-from vis_node.tracking.tracker import TrackerConfig
+from vis_node.tracking.tracker_config import TrackerConfig
 from vis_node.tracking.unification import UnifierConfig
 
 COMMAND_SETTINGS = {

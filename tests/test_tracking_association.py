@@ -8,16 +8,18 @@ import pytest
 from vis_node.tracking.association import (
     DROPPED,
     NEW_TRACK,
+    assign,
+    box_iou,
+    cosine_similarity,
+    mask_iou,
+    match_by_iou,
+)
+from vis_node.tracking.scores import (
     CueFusionScore,
     IoUTrackerPlusScore,
     MatchCues,
     appearance_log_probs,
-    assign,
-    box_iou,
-    cosine_similarity,
     cue_fusion_scores,
-    mask_iou,
-    match_by_iou,
 )
 
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vis_node.tracking.offline import (
-    recurrent_propagation,
-    sequence_iou,
-    sequence_nms,
-    sequence_score,
-)
+from vis_node.tracking.offline import recurrent_propagation
+from vis_node.tracking.propose_reduce import sequence_iou, sequence_nms, sequence_score
 from vis_node.structures.instances import Instances
 
 SIZE = 32

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vis_node.tracking.offline import key_frame_indices, propose_reduce
+from vis_node.tracking.propose_reduce import key_frame_indices, propose_reduce
 from vis_node.structures.instances import Instances
 
 HEIGHT, WIDTH = 32, 40

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vis_node.tracking.association import IoUTrackerPlusScore
+from vis_node.tracking.scores import IoUTrackerPlusScore
 from vis_node.tracking.tracker import OnlineTracker, TrackState
 from vis_node.structures.instances import Instances
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from vis_node.training.config import CopyPasteConfig
 from vis_node.training.copy_paste import Donor, donors_of, jitter_colors, paste_objects
-from vis_node.training.datasets import Sample
+from vis_node.training.samples import Sample
 
 SIZE = 64
 EXACT = CopyPasteConfig(

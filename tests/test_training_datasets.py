@@ -15,14 +15,9 @@ from vis_node.synth.generator import SynthConfig, generate_video
 from vis_node.synth.writer import video_seed
 from vis_node.training.augment import BatchSampler
 from vis_node.training.config import CopyPasteConfig, SourceConfig
-from vis_node.training.datasets import (
-    IDENTITY_STRIDE,
-    CocoSource,
-    DavisSource,
-    Sample,
-    SynthSource,
-    training_sample,
-)
+from vis_node.training.image_sources import CocoSource
+from vis_node.training.samples import IDENTITY_STRIDE, Sample, training_sample
+from vis_node.training.video_sources import DavisSource, SynthSource
 
 SYNTH_CLASSES = ("background", "disc", "box", "triangle", "star", "ring")
 DAVIS_CLASSES = ("background", "person", "dog")

@@ -9,7 +9,7 @@ import yaml
 from vis_node.perception.checkpoint import load_model, models_dir
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.model import build_model
-from vis_node.training.trainer import initialise_from
+from vis_node.training.model_setup import initialise_from
 
 
 def _shipped_model_section(name: str) -> dict:

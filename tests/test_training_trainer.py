@@ -13,7 +13,8 @@ from vis_node.perception.checkpoint import load_model
 from vis_node.structures.instances import Instances
 from vis_node.training import cli
 from vis_node.training.config import TrainConfig
-from vis_node.training.trainer import evaluate_model, instance_maps, train
+from vis_node.training.trainer import train
+from vis_node.training.validation import evaluate_model, instance_maps
 
 TINY_MODEL = {
     "pretrained_backbone": False,

@@ -1,9 +1,9 @@
 """Settings dataclasses as command-line flags and as ROS parameters, one default each.
 
-A settings dataclass (:class:`~vis_node.tracking.tracker.TrackerConfig`,
+A settings dataclass (:class:`~vis_node.tracking.tracker_config.TrackerConfig`,
 :class:`~vis_node.tracking.fusion.FusionConfig`,
 :class:`~vis_node.tracking.unification.UnifierConfig`,
-:class:`~vis_node.tracking.offline.OfflineConfig`) writes each default once, as its
+:class:`~vis_node.tracking.offline_config.OfflineConfig`) writes each default once, as its
 field's default, and documents each field in the numpydoc ``Attributes`` section of its
 docstring. :func:`settings_of` reads both; :func:`add_flags` turns them into
 ``--field-name`` flags (``vsis run``, ``vsis track``) and

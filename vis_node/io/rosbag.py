@@ -1,4 +1,4 @@
-"""Read and write image topics of rosbag2 recordings (sqlite3 and mcap) without ROS.
+"""Read image topics of rosbag2 recordings (sqlite3 and mcap) without ROS.
 
 Uses the pure-Python ``rosbags`` package. Supported messages:
 
@@ -6,27 +6,25 @@ Uses the pure-Python ``rosbags`` package. Supported messages:
   ``mono8`` (frames or label images) and ``mono16`` (label images only);
 * ``sensor_msgs/msg/CompressedImage`` holding JPEG or PNG data (decoded with OpenCV).
 
-Frame timestamps come from ``header.stamp``.
+Frame timestamps come from ``header.stamp``. Bags are written by
+:mod:`vis_node.io.bag_writer`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Literal
 
 import cv2
 import numpy as np
 from rosbags.highlevel import AnyReader, AnyReaderError
-from rosbags.interfaces import Connection
-from rosbags.rosbag2 import ReaderError, StoragePlugin, Writer, WriterError
+from rosbags.rosbag2 import ReaderError
 from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, TypesysError, get_typestore
 
 from vis_node.structures.errors import InputDataError
 from vis_node.structures.frames import Frame
-from vis_node.io.image_codec import RawImage, decode, encode
+from vis_node.io.image_codec import RawImage, decode
 
 GT_IDS_TOPIC = "/camera/gt/instance_ids"
 """Ground-truth instance ids (mono16, same stamps as the images), as ``vsis bag make`` writes."""
@@ -47,17 +45,11 @@ IMAGE_MSGTYPES: tuple[str, ...] = (IMAGE_MSGTYPE, COMPRESSED_MSGTYPE)
 """Message types treated as image topics."""
 
 RAW_ENCODINGS: tuple[str, ...] = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16")
-"""``sensor_msgs/Image`` encodings this module reads and writes."""
+"""``sensor_msgs/Image`` encodings VSIS reads and writes."""
 
-COMPRESSED_FORMATS: tuple[str, ...] = ("jpeg", "png")
-"""``sensor_msgs/CompressedImage`` formats this module writes."""
-
-BagFormat = Literal["mcap", "sqlite3"]
-"""Storage plugin of a written bag."""
-
-_STORAGE = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 _BAG_ERRORS = (AnyReaderError, ReaderError, SerdeError, TypesysError, OSError, KeyError, ValueError)
-_TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+"""Message types of ROS 2 Jazzy, used to read and write bags."""
 
 
 def _open_reader(path: Path) -> AnyReader:
@@ -65,7 +57,7 @@ def _open_reader(path: Path) -> AnyReader:
     if not path.exists():
         raise InputDataError(path, "rosbag2 not found; pass the bag folder or its .mcap/.db3 file")
     try:
-        reader = AnyReader([path], default_typestore=_TYPESTORE)
+        reader = AnyReader([path], default_typestore=TYPESTORE)
         reader.open()
     except _BAG_ERRORS as exc:
         raise InputDataError(
@@ -252,189 +244,3 @@ def _iterate_labels(path: Path, topic: str) -> Iterator[tuple[int, np.ndarray]]:
                 path, f"topic {topic} holds colour images; label topics must be mono8 or mono16"
             )
         yield stamp, pixels.astype(np.uint16)
-
-
-def _stamp_msg(stamp_ns: int) -> object:
-    """A ``builtin_interfaces/msg/Time`` for ``stamp_ns`` nanoseconds."""
-    sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
-    return _TYPESTORE.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
-
-
-def encode_image_message(
-    pixels: np.ndarray, stamp_ns: int, encoding: str, *, frame_id: str = "camera"
-) -> tuple[str, object]:
-    """Build an image message from pixels.
-
-    Parameters
-    ----------
-    pixels:
-        ``uint8[H, W, 3]`` RGB for colour encodings and JPEG; ``uint8[H, W]`` or
-        RGB (converted to grey) for ``mono8``; ``uint16[H, W]`` ids for ``mono16``;
-        RGB, ``uint8[H, W]`` or ``uint16[H, W]`` for PNG.
-    stamp_ns:
-        ``header.stamp`` in nanoseconds.
-    encoding:
-        One of :data:`RAW_ENCODINGS` (``sensor_msgs/Image``) or
-        :data:`COMPRESSED_FORMATS` (``sensor_msgs/CompressedImage``).
-    frame_id:
-        ``header.frame_id``.
-
-    Returns
-    -------
-    tuple[str, object]
-        Message type name and the message object.
-    """
-    pixels = np.asarray(pixels)
-    header = _TYPESTORE.types["std_msgs/msg/Header"](stamp=_stamp_msg(stamp_ns), frame_id=frame_id)
-    if encoding in COMPRESSED_FORMATS:
-        if pixels.ndim == 3:
-            pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
-        elif encoding == "jpeg" and pixels.dtype != np.uint8:
-            raise ValueError("JPEG holds 8-bit images only; use png for 16-bit labels")
-        ok, buffer = cv2.imencode(".jpg" if encoding == "jpeg" else ".png", pixels)
-        if not ok:
-            raise ValueError(f"OpenCV could not encode a {pixels.shape} image as {encoding}")
-        msg = _TYPESTORE.types[COMPRESSED_MSGTYPE](
-            header=header, format=encoding, data=buffer.reshape(-1)
-        )
-        return COMPRESSED_MSGTYPE, msg
-    if encoding not in RAW_ENCODINGS:
-        raise ValueError(
-            f"unknown encoding {encoding!r}; use one of {RAW_ENCODINGS + COMPRESSED_FORMATS}"
-        )
-    if encoding == "mono8" and pixels.ndim == 3:
-        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
-    raw = encode(pixels, encoding)
-    msg = _TYPESTORE.types[IMAGE_MSGTYPE](
-        header=header,
-        height=raw.height,
-        width=raw.width,
-        encoding=raw.encoding,
-        is_bigendian=int(raw.is_bigendian),
-        step=raw.step,
-        data=np.frombuffer(raw.data, dtype=np.uint8),
-    )
-    return IMAGE_MSGTYPE, msg
-
-
-class ImageBagWriter:
-    """Write image topics into a new rosbag2 (version 9) folder.
-
-    Use as a context manager; add each topic once, then write messages.
-
-    Parameters
-    ----------
-    out:
-        Bag folder to create; must not exist yet.
-    fmt:
-        Storage plugin, ``"mcap"`` or ``"sqlite3"``.
-    frame_id:
-        ``header.frame_id`` of every message.
-
-    Examples
-    --------
-    >>> rgb = np.zeros((480, 640, 3), dtype=np.uint8)
-    >>> with ImageBagWriter("out/bag", fmt="mcap") as bag:  # doctest: +SKIP
-    ...     bag.add_topic("/camera/image_raw", "rgb8")
-    ...     bag.write("/camera/image_raw", 0, rgb)
-    """
-
-    def __init__(
-        self, out: str | Path, *, fmt: BagFormat = "mcap", frame_id: str = "camera"
-    ) -> None:
-        if fmt not in _STORAGE:
-            raise ValueError(f"fmt must be one of {tuple(_STORAGE)}, got {fmt!r}")
-        self.path = Path(out)
-        if self.path.exists():
-            raise FileExistsError(f"{self.path} exists already; choose a new bag folder")
-        self.frame_id = frame_id
-        self._writer = Writer(self.path, version=9, storage_plugin=_STORAGE[fmt])
-        self._topics: dict[str, tuple[str, Connection]] = {}
-
-    def __enter__(self) -> ImageBagWriter:
-        self._writer.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._writer.__exit__(exc_type, exc, traceback)
-
-    def add_topic(self, topic: str, encoding: str) -> None:
-        """Declare ``topic`` with a raw encoding or a compressed format.
-
-        Parameters
-        ----------
-        topic:
-            Topic name, e.g. ``/camera/image_raw``.
-        encoding:
-            One of :data:`RAW_ENCODINGS` or :data:`COMPRESSED_FORMATS`.
-        """
-        if encoding not in RAW_ENCODINGS + COMPRESSED_FORMATS:
-            raise ValueError(
-                f"unknown encoding {encoding!r}; use one of {RAW_ENCODINGS + COMPRESSED_FORMATS}"
-            )
-        if topic in self._topics:
-            raise ValueError(f"topic {topic} was added already")
-        msgtype = COMPRESSED_MSGTYPE if encoding in COMPRESSED_FORMATS else IMAGE_MSGTYPE
-        try:
-            connection = self._writer.add_connection(topic, msgtype, typestore=_TYPESTORE)
-        except WriterError as exc:
-            raise ValueError(f"cannot add topic {topic}: {exc}") from None
-        self._topics[topic] = (encoding, connection)
-
-    def write(self, topic: str, stamp_ns: int, pixels: np.ndarray) -> None:
-        """Write one image to ``topic``, stamped (header and bag time) ``stamp_ns``.
-
-        Parameters
-        ----------
-        topic:
-            A topic declared with :meth:`add_topic`.
-        stamp_ns:
-            Timestamp in nanoseconds.
-        pixels:
-            Pixels as :func:`encode_image_message` accepts for the topic's encoding.
-        """
-        if topic not in self._topics:
-            raise ValueError(f"topic {topic} was not added; call add_topic first")
-        encoding, connection = self._topics[topic]
-        msgtype, msg = encode_image_message(pixels, stamp_ns, encoding, frame_id=self.frame_id)
-        self._writer.write(connection, int(stamp_ns), _TYPESTORE.serialize_cdr(msg, msgtype))
-
-
-def write_image_bag(
-    frames: Iterable[Frame],
-    out: str | Path,
-    topic: str,
-    fmt: BagFormat = "mcap",
-    *,
-    encoding: str = "rgb8",
-) -> Path:
-    """Write frames as one image topic of a new rosbag2.
-
-    Parameters
-    ----------
-    frames:
-        Frames to write; each is stamped with its ``stamp_ns``.
-    out:
-        Bag folder to create; must not exist yet.
-    topic:
-        Topic name.
-    fmt:
-        Storage plugin, ``"mcap"`` or ``"sqlite3"``.
-    encoding:
-        One of :data:`RAW_ENCODINGS` (except ``mono16``) or :data:`COMPRESSED_FORMATS`.
-
-    Returns
-    -------
-    pathlib.Path
-        The bag folder.
-    """
-    with ImageBagWriter(out, fmt=fmt) as bag:
-        bag.add_topic(topic, encoding)
-        for frame in frames:
-            bag.write(topic, frame.stamp_ns, frame.image)
-    return bag.path

@@ -3,8 +3,8 @@
 ``vsis bench-model`` measures S4Net with each backbone and runtime on one 320 x 320
 frame and, in the same run, torchvision's Mask R-CNN R50-FPN (random weights, no
 download, resized to the same input size) as the reference for the ratios.
-:func:`compare_predictions` scores one runtime's instances against another's (ONNX
-Runtime or TensorRT against eager FP32).
+:func:`vis_node.perception.compare.compare_predictions` scores one runtime's instances
+against another's (ONNX Runtime or TensorRT against eager FP32).
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.predictor import Predictor
 from vis_node.registry import BACKBONES
-from vis_node.structures.instances import Instances
 
 LEAN_CONFIG: dict[str, Any] = {
     "fpn_channels": 64,
@@ -337,68 +335,3 @@ def format_table(rows: Sequence[BenchRow]) -> str:
             f"{row.latency.throughput:>10.1f}{row.latency.cpu_ms:>9.1f}{speed:>10}{ratio:>13}"
         )
     return "\n".join(lines)
-
-
-def compare_predictions(
-    reference: Predictor, candidate: Predictor, images: Sequence[np.ndarray]
-) -> dict[str, float]:
-    """Agreement of a candidate runtime with a reference on the same frames.
-
-    Instances are paired per frame by a Hungarian assignment on mask IoU (two empty
-    masks count as identical).
-
-    Parameters
-    ----------
-    reference, candidate:
-        Predictors (e.g. eager FP32 and a TensorRT INT8 engine).
-    images:
-        ``uint8[H, W, 3]`` RGB frames.
-
-    Returns
-    -------
-    dict
-        ``frames``; ``reference_instances`` and ``candidate_instances`` (totals);
-        ``matched_fraction`` (reference instances paired with mask IoU >= 0.5);
-        ``mean_mask_iou`` over the pairs; ``max_score_diff`` and
-        ``mean_box_diff_px`` (mean absolute corner difference) over the pairs;
-        ``class_agreement`` (pairs with the same argmax class).
-    """
-    counts = [0, 0]
-    ious: list[float] = []
-    score_diffs: list[float] = []
-    box_diffs: list[float] = []
-    same_class: list[bool] = []
-    for image in images:
-        ref, cand = reference(image), candidate(image)
-        counts[0] += len(ref)
-        counts[1] += len(cand)
-        if not len(ref) or not len(cand):
-            continue
-        iou = _mask_iou(ref, cand)
-        rows, cols = linear_sum_assignment(-iou)
-        for r, c in zip(rows, cols):
-            if iou[r, c] < 0.5:
-                continue
-            ious.append(float(iou[r, c]))
-            score_diffs.append(abs(float(ref.scores[r] - cand.scores[c])))
-            box_diffs.append(float(np.abs(ref.boxes[r] - cand.boxes[c]).mean()))
-            same_class.append(bool(ref.labels[r] == cand.labels[c]))
-    return {
-        "frames": float(len(images)),
-        "reference_instances": float(counts[0]),
-        "candidate_instances": float(counts[1]),
-        "matched_fraction": len(ious) / counts[0] if counts[0] else 1.0,
-        "mean_mask_iou": float(np.mean(ious)) if ious else 0.0,
-        "max_score_diff": float(np.max(score_diffs)) if score_diffs else 0.0,
-        "mean_box_diff_px": float(np.mean(box_diffs)) if box_diffs else 0.0,
-        "class_agreement": float(np.mean(same_class)) if same_class else 0.0,
-    }
-
-
-def _mask_iou(a: Instances, b: Instances) -> np.ndarray:
-    """``float64[len(a), len(b)]`` mask IoU; two empty masks are identical (IoU 1)."""
-    fa = a.masks.reshape(len(a), -1).astype(np.float64)
-    fb = b.masks.reshape(len(b), -1).astype(np.float64)
-    inter = fa @ fb.T
-    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
-    return np.divide(inter, union, out=np.ones_like(inter), where=union > 0)

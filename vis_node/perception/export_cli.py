@@ -205,7 +205,7 @@ def _export_tensorrt(
 ) -> int:
     """Build (or reuse) the engines, then write and print the accuracy report."""
     from vis_node.io.sources import open_source
-    from vis_node.perception.bench import compare_predictions
+    from vis_node.perception.compare import compare_predictions
     from vis_node.perception.checkpoint import model_name
     from vis_node.perception.predictor import TorchPredictor
     from vis_node.perception.tensorrt import (

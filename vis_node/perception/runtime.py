@@ -209,7 +209,7 @@ def make_predictor(
         Missing or unreadable model (the message lists the shipped models).
     ValueError
         Unknown runtime, precision or device; INT8 without a calibration table.
-    vis_node.perception.tensorrt.EngineCacheError
+    vis_node.perception.engine_cache.EngineCacheError
         A corrupt cached TensorRT engine (the message says what to do).
     """
     build = RUNTIMES.get(runtime)

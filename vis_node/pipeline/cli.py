@@ -24,7 +24,7 @@ from vis_node.settings import add_flags, from_values
 from vis_node.structures.label_map import LabelMap
 from vis_node.tracking.fusion import FusionConfig
 from vis_node.tracking.offline_config import OfflineConfig
-from vis_node.tracking.tracker import TrackerConfig
+from vis_node.tracking.tracker_config import TrackerConfig
 from vis_node.tracking.unification import UnifierConfig
 
 LOG = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ The methods are named in :data:`vis_node.registry.OFFLINE_METHODS` (:func:`run_s
    over the whole sequence.
 
 With ``offline_method="propose-reduce"``, step 1 is followed by
-:func:`~vis_node.tracking.offline.propose_reduce` on the detections, whose class
+:func:`~vis_node.tracking.propose_reduce.propose_reduce` on the detections, whose class
 scores are objectness times :func:`~vis_node.pipeline.online.foreground_probs` (so the
 sequence score of Eq. 2 counts how confidently and how often the segmenter saw the
 object): each kept sequence is a track whose label is its category.
@@ -36,7 +36,8 @@ from vis_node.registry import OFFLINE_METHODS
 from vis_node.structures.results import FrameResult
 from vis_node.tracking.flow import DISFlow, FlowEstimator
 from vis_node.tracking.fusion import FusionConfig, binarise_saliency, motion_saliency
-from vis_node.tracking.offline import SequenceTrack, propose_reduce, recurrent_propagation
+from vis_node.tracking.offline import recurrent_propagation
+from vis_node.tracking.propose_reduce import SequenceTrack, propose_reduce
 from vis_node.tracking.offline_config import OfflineConfig
 from vis_node.tracking.tracker import OnlineTracker
 from vis_node.structures.instances import Instances, boxes_from_masks
@@ -82,7 +83,7 @@ def track_instances(
     Parameters
     ----------
     tracks:
-        Tracks from :func:`~vis_node.tracking.offline.propose_reduce`.
+        Tracks from :func:`~vis_node.tracking.propose_reduce.propose_reduce`.
     frame:
         Frame index ``t``.
     height, width:

@@ -17,7 +17,8 @@ from vis_node.structures.errors import InputDataError
 from vis_node.structures.frames import Frame
 from vis_node.io.labels import read_label_png, read_semantic_png
 from vis_node.io.readers import DEFAULT_FPS, DavisRoot
-from vis_node.io.rosbag import GT_IDS_TOPIC, GT_SEMANTICS_TOPIC, BagFormat, ImageBagWriter
+from vis_node.io.bag_writer import BagFormat, ImageBagWriter
+from vis_node.io.rosbag import GT_IDS_TOPIC, GT_SEMANTICS_TOPIC
 from vis_node.io.sources import SourceKind, detect_source, open_source
 
 IMAGE_TOPIC = "/camera/image_raw"

@@ -7,7 +7,12 @@ the background and are *not* salient. Objects move smoothly, occlude each other 
 fixed depth order, and in most videos one object leaves the view and comes back.
 
 Everything is drawn from ``numpy.random.default_rng(seed)``: the same seed and
-configuration give byte-identical arrays.
+configuration give byte-identical arrays. Sprites and the background canvas are
+drawn by :mod:`vis_node.synth.sprites`.
+
+A little over 400 lines on purpose: the camera, the trajectories, the placements and
+the rendering share one random stream whose draw order fixes every generated (and
+pinned) video, so the chain of draws stays readable in one file.
 """
 
 from __future__ import annotations
@@ -17,19 +22,16 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from vis_node.synth.sprites import Sprite, background_canvas, distractor_sprite, salient_sprite
+
 CATEGORIES: tuple[str, ...] = ("disc", "box", "triangle", "star", "ring")
 """Salient object categories; class id = index + 1 (0 = background)."""
 
 DISTRACTOR = "distractor"
 """Category name of non-salient distractors (class id 0, never annotated)."""
 
-# Hue (degrees) of each category; a video jitters it by at most _HUE_JITTER.
-_CATEGORY_HUE = {"disc": 5.0, "box": 220.0, "triangle": 120.0, "star": 50.0, "ring": 295.0}
-_HUE_JITTER = 10.0
 _CANVAS_SCALE = 1.4
 _EDGE_MARGIN = 3.0
-_COARSE_CELL = 48.0  # background noise cell sizes in canvas pixels
-_FINE_CELL = 12.0
 
 
 @dataclass(frozen=True)
@@ -183,133 +185,6 @@ class SynthVideo:
         return [o for o in self.objects if o.salient]
 
 
-@dataclass
-class _Sprite:
-    """Texture and shape of an object, drawn once in its own square."""
-
-    rgb: np.ndarray  # uint8[S, S, 3]
-    mask: np.ndarray  # uint8[S, S], 0 or 255; the shape fits the sprite's inscribed circle
-
-
-def _hsv_to_rgb(hue: np.ndarray, sat: np.ndarray, val: np.ndarray) -> np.ndarray:
-    """Float HSV (hue in degrees, saturation and value in [0, 1]) to ``uint8`` RGB."""
-    hsv = np.stack(np.broadcast_arrays(hue, sat, val), axis=-1).astype(np.float32)
-    rgb = cv2.cvtColor(hsv.reshape(1, -1, 3), cv2.COLOR_HSV2RGB).reshape(hsv.shape)
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-
-
-def _polygon(points: np.ndarray, size: int, radius: float) -> np.ndarray:
-    """Fill a polygon given in unit-circle coordinates into a ``uint8[S, S]`` mask."""
-    centre = (size - 1) / 2.0
-    mask = np.zeros((size, size), dtype=np.uint8)
-    pixels = np.rint(points * radius + centre).astype(np.int32)
-    cv2.fillPoly(mask, [pixels], 255)
-    return mask
-
-
-def _shape_mask(name: str, u: np.ndarray, v: np.ndarray, size: int, radius: float) -> np.ndarray:
-    """``uint8[S, S]`` 0/255 silhouette of category ``name`` (fits the unit circle)."""
-    rho = np.hypot(u, v)
-    if name == "disc":
-        inside = rho <= 0.95
-    elif name == "box":
-        inside = (np.abs(u) <= 0.68) & (np.abs(v) <= 0.68)
-    elif name == "ring":
-        inside = (rho <= 0.97) & (rho >= 0.55)
-    elif name == "triangle":
-        angles = np.pi / 2 + np.arange(3) * 2 * np.pi / 3
-        return _polygon(np.stack([np.cos(angles), np.sin(angles)], axis=1) * 0.97, size, radius)
-    elif name == "star":
-        angles = np.pi / 2 + np.arange(10) * np.pi / 5
-        radii = np.where(np.arange(10) % 2 == 0, 0.97, 0.45)
-        points = np.stack([np.cos(angles) * radii, np.sin(angles) * radii], axis=1)
-        return _polygon(points, size, radius)
-    else:
-        raise ValueError(f"unknown category {name!r}")
-    return inside.astype(np.uint8) * 255
-
-
-def _texture(
-    name: str, u: np.ndarray, v: np.ndarray, hue: float, rng: np.random.Generator
-) -> np.ndarray:
-    """``uint8[S, S, 3]`` RGB texture of category ``name`` over the sprite square."""
-    rho = np.hypot(u, v)
-    grain = rng.normal(0.0, 0.03, u.shape)
-    if name == "disc":
-        sat, val = 0.85, 1.0 - 0.45 * rho
-    elif name == "box":
-        cell = np.floor(u * 3.0).astype(int) + np.floor(v * 3.0).astype(int)
-        sat, val = 0.8, np.where(cell % 2 == 0, 0.95, 0.45)
-    elif name == "triangle":
-        sat, val = 0.8, np.where(np.sin(v * 4.0 * np.pi) > 0, 0.9, 0.4)
-    elif name == "star":
-        dots = np.hypot((u * 4.0) % 1.0 - 0.5, (v * 4.0) % 1.0 - 0.5) < 0.22
-        sat, val = 0.9, np.where(dots, 0.35, 1.0)
-    elif name == "ring":
-        sat, val = np.where(np.sin((u + v) * 3.5 * np.pi) > 0, 0.85, 0.35), 0.9
-    else:
-        raise ValueError(f"unknown category {name!r}")
-    return _hsv_to_rgb(
-        np.full(u.shape, hue), np.clip(sat + grain, 0, 1), np.clip(val + grain, 0, 1)
-    )
-
-
-def _sprite_grid(radius: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """Unit-circle coordinates ``u, v`` (``float[S, S]``) of a sprite square of side S."""
-    size = 2 * int(np.ceil(radius)) + 3
-    centre = (size - 1) / 2.0
-    axis = (np.arange(size, dtype=np.float64) - centre) / radius
-    v, u = np.meshgrid(axis, axis, indexing="ij")
-    return u, v, size
-
-
-def _salient_sprite(name: str, radius: float, rng: np.random.Generator) -> _Sprite:
-    """Sprite of a salient object of category ``name``."""
-    u, v, size = _sprite_grid(radius)
-    hue = (_CATEGORY_HUE[name] + rng.uniform(-_HUE_JITTER, _HUE_JITTER)) % 360.0
-    mask = _shape_mask(name, u, v, size, radius)
-    return _Sprite(_texture(name, u, v, hue, rng), mask)
-
-
-def _distractor_sprite(radius: float, base: np.ndarray, rng: np.random.Generator) -> _Sprite:
-    """A low-contrast elliptic blob whose colour is ``base`` (``float[3]`` in 0..255) shifted."""
-    u, v, size = _sprite_grid(radius)
-    angle = rng.uniform(0, np.pi)
-    ratio = rng.uniform(0.45, 0.9)
-    ur = u * np.cos(angle) + v * np.sin(angle)
-    vr = -u * np.sin(angle) + v * np.cos(angle)
-    mask = ((ur / 0.95) ** 2 + (vr / (0.95 * ratio)) ** 2 <= 1.0).astype(np.uint8) * 255
-    shift = rng.choice([-1.0, 1.0]) * rng.uniform(14.0, 26.0, 3)
-    noise = rng.normal(0.0, 4.0, (size, size, 1))
-    rgb = np.clip(np.rint(base + shift + noise), 0, 255).astype(np.uint8)
-    return _Sprite(rgb, mask)
-
-
-def _background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """``uint8[Hc, Wc, 3]`` canvas: colour gradient + smoothed noise + stripes."""
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    hues = rng.uniform(0, 360, 2)
-    colours = _hsv_to_rgb(hues, rng.uniform(0.1, 0.35, 2), rng.uniform(0.35, 0.75, 2)).astype(
-        np.float32
-    )
-    theta = rng.uniform(0, 2 * np.pi)
-    ramp = xs * np.cos(theta) + ys * np.sin(theta)
-    ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1.0)
-    image = colours[0] * (1 - ramp[..., None]) + colours[1] * ramp[..., None]
-    for cell_size, amplitude in ((_COARSE_CELL, 28.0), (_FINE_CELL, 14.0)):
-        cells = (max(2, round(height / cell_size)), max(2, round(width / cell_size)))
-        grey = rng.normal(0.0, 1.0, cells + (1,))
-        tint = rng.normal(0.0, 0.35, cells + (3,))
-        noise = (grey + tint).astype(np.float32)
-        image += amplitude * cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
-    phi = rng.uniform(0, np.pi)
-    period = rng.uniform(12.0, 40.0)
-    stripes = np.sin(2 * np.pi * (xs * np.cos(phi) + ys * np.sin(phi)) / period)
-    image += rng.uniform(6.0, 16.0) * stripes[..., None]
-    image = cv2.GaussianBlur(image, (0, 0), 1.0)
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
-
-
 def _smooth_wave(t: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
     """``float[T]`` sine in [-1, 1] with 0.3 to 1.2 random cycles over the video."""
     cycles = rng.uniform(0.3, 1.2)
@@ -388,7 +263,7 @@ def _exit_offsets(
 
 
 def _paste(
-    frame: np.ndarray, scene: np.ndarray, sprite: _Sprite, matrix: np.ndarray, label: int
+    frame: np.ndarray, scene: np.ndarray, sprite: Sprite, matrix: np.ndarray, label: int
 ) -> tuple[tuple[slice, slice], np.ndarray] | None:
     """Draw ``sprite`` with the 2x3 sprite -> frame ``matrix`` over ``frame`` and ``scene``.
 
@@ -422,7 +297,7 @@ def _paste(
     return region, mask
 
 
-def _sprite_matrix(sprite: _Sprite, centre: np.ndarray, scale: float, angle: float) -> np.ndarray:
+def _sprite_matrix(sprite: Sprite, centre: np.ndarray, scale: float, angle: float) -> np.ndarray:
     """2x3 affine from sprite pixels to frame pixels (rotate, scale, move to ``centre``)."""
     size = sprite.mask.shape[0]
     c = (size - 1) / 2.0
@@ -438,7 +313,7 @@ class _Placement:
     id: int
     category_id: int
     depth: int
-    sprite: _Sprite
+    sprite: Sprite
     centres: np.ndarray  # float[T, 2] frame pixels (x, y)
     scales: np.ndarray  # float[T]
     angles: np.ndarray  # float[T] radians
@@ -458,7 +333,7 @@ def _salient_placements(cfg: SynthConfig, rng: np.random.Generator) -> list[_Pla
     placements = []
     for index, category in enumerate(categories):
         radius = rng.uniform(*cfg.object_size) * short / 2
-        sprite = _salient_sprite(CATEGORIES[category], radius, rng)
+        sprite = salient_sprite(CATEGORIES[category], radius, rng)
         path = _trajectory(cfg, rng)
         scales = 1.0 + 0.12 * _smooth_wave(t, total, rng)
         angles = rng.uniform(0, 2 * np.pi) + np.deg2rad(rng.uniform(-4.0, 4.0)) * t
@@ -496,7 +371,7 @@ def _distractor_placements(
         radius = rng.uniform(0.025, 0.05) * short
         x, y = rng.uniform(0.2, 0.8) * canvas_w, rng.uniform(0.2, 0.8) * canvas_h
         patch = canvas[max(int(y) - 4, 0) : int(y) + 5, max(int(x) - 4, 0) : int(x) + 5]
-        sprite = _distractor_sprite(radius, patch.reshape(-1, 3).mean(axis=0), rng)
+        sprite = distractor_sprite(radius, patch.reshape(-1, 3).mean(axis=0), rng)
         centres = (cameras @ np.array([x, y, 1.0]))[:, :2]
         angles = np.full(cfg.frames, rng.uniform(0, 2 * np.pi))
         placements.append(
@@ -560,7 +435,7 @@ def generate_video(seed: int, config: SynthConfig | None = None) -> SynthVideo:
     cfg = config if config is not None else SynthConfig()
     rng = np.random.default_rng(seed)
     canvas_shape = (round(cfg.height * _CANVAS_SCALE), round(cfg.width * _CANVAS_SCALE))
-    canvas = _background(*canvas_shape, rng)
+    canvas = background_canvas(*canvas_shape, rng)
     cameras = _camera(cfg, canvas_shape, rng)
     salient = _salient_placements(cfg, rng)
     distractors = _distractor_placements(cfg, canvas, cameras, len(salient) + 1, rng)

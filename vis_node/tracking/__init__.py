@@ -20,9 +20,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "CueFusionScore": "association",
-    "IoUTrackerPlusScore": "association",
-    "MatchCues": "association",
+    "CueFusionScore": "scores",
+    "IoUTrackerPlusScore": "scores",
+    "MatchCues": "scores",
     "ColourHistogramEmbedder": "embedding",
     "DISFlow": "flow",
     "FarnebackFlow": "flow",
@@ -35,12 +35,12 @@ _EXPORTS = {
     "motion_saliency": "fusion",
     "sequential_fusion": "fusion",
     "OnlineTracker": "tracker",
-    "TrackerConfig": "tracker",
+    "TrackerConfig": "tracker_config",
     "Track": "tracker",
     "TrackState": "tracker",
     "OfflineConfig": "offline_config",
     "recurrent_propagation": "offline",
-    "sequence_nms": "offline",
+    "sequence_nms": "propose_reduce",
     "OnlineUnifier": "unification",
     "UnifierConfig": "unification",
     "unify_offline": "unification",

@@ -5,6 +5,9 @@ A verbatim copy of :class:`vis_node.tracking.tracker.OnlineTracker` before issue
 embedding overwritten when the mask grows, no coasting), kept only so the benchmark can
 show what the lifecycle, re-identification and coasting of the current tracker change.
 Do not use it for anything else.
+
+Over 400 lines on purpose: as a frozen copy of one tracker's state machine it is kept
+whole, so that it can be read (and diffed) against the tracker it preserves.
 """
 
 from __future__ import annotations
@@ -18,9 +21,6 @@ import numpy as np
 
 from vis_node.tracking.association import (
     NEW_TRACK,
-    AssociationScore,
-    CueFusionScore,
-    MatchCues,
     assign,
     box_iou,
     cosine_similarity,
@@ -29,6 +29,7 @@ from vis_node.tracking.association import (
 )
 from vis_node.tracking.embedding import ColourHistogramEmbedder, Embedder
 from vis_node.tracking.flow import DISFlow, FlowEstimator, warp_masks
+from vis_node.tracking.scores import AssociationScore, CueFusionScore, MatchCues
 from vis_node.structures.geometry import boxes_from_masks, mask_box
 from vis_node.structures.instances import Instances
 
@@ -128,7 +129,7 @@ class BaselineTracker:
         propagation (every track then goes to the association stage with its last box).
     association:
         Scores detections against remembered tracks (re-identification); default
-        :class:`~vis_node.tracking.association.CueFusionScore` (MaskTrack Eq. 3).
+        :class:`~vis_node.tracking.scores.CueFusionScore` (MaskTrack Eq. 3).
         ``None`` disables the stage: detections not propagated start new tracks.
     embedder:
         Appearance embedder used when the instances carry no ``embeddings``; default

@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from vis_node.tracking.association import IoUTrackerPlusScore
+from vis_node.tracking.scores import IoUTrackerPlusScore
 from vis_node.tracking.baseline import BaselineTracker
 from vis_node.tracking.bench_scenes import SceneConfig, davis_root_or_none
-from vis_node.tracking.tracker import OnlineTracker, TrackerConfig
+from vis_node.tracking.tracker import OnlineTracker
+from vis_node.tracking.tracker_config import TrackerConfig
 from vis_node.structures.instances import Instances
 from vis_node.tracking.unification import OnlineUnifier
 

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``track`` and ``bench-track`` sub-commands to the ``vsis`` parser."""
     from vis_node.registry import FLOWS
     from vis_node.settings import add_flags
-    from vis_node.tracking.tracker import TrackerConfig
+    from vis_node.tracking.tracker_config import TrackerConfig
     from vis_node.tracking.unification import UnifierConfig
 
     parser = subparsers.add_parser(
@@ -217,7 +217,8 @@ def _build_tracker(args: argparse.Namespace) -> OnlineTracker:
     """The tracker configured by the command-line flags (their defaults: TrackerConfig's)."""
     from vis_node.registry import FLOWS
     from vis_node.settings import from_values
-    from vis_node.tracking.tracker import DEFAULT, OnlineTracker, TrackerConfig
+    from vis_node.tracking.tracker import DEFAULT, OnlineTracker
+    from vis_node.tracking.tracker_config import TrackerConfig
 
     return OnlineTracker(
         from_values(TrackerConfig, args),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vis_node.tracking.tracker import TrackerConfig
+from vis_node.tracking.tracker_config import TrackerConfig
 
 UNIFICATION_RULES = ("sum", "vote")
 """Offline rules: ``"sum"`` (SISO, the default) and ``"vote"`` (majority of per-frame

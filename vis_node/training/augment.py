@@ -11,7 +11,7 @@ import numpy as np
 
 from vis_node.training.config import CopyPasteConfig
 from vis_node.training.copy_paste import donors_of, paste_objects
-from vis_node.training.datasets import IDENTITY_STRIDE, FrameSource, Sample, training_sample
+from vis_node.training.samples import IDENTITY_STRIDE, FrameSource, Sample, training_sample
 
 SOURCE_IDENTITY_STRIDE = 10_000_000
 """Identity offset between sources (beyond any sequence's ``s * IDENTITY_STRIDE``)."""
@@ -35,7 +35,7 @@ class BatchSampler:
     zoom_range:
         ``(low, high)`` magnifications; each sample is zoomed by a factor drawn
         log-uniformly from it about a uniformly drawn anchor (see
-        :meth:`~vis_node.training.datasets.Sample.zoomed`). ``(1, 1)`` disables zoom.
+        :meth:`~vis_node.training.samples.Sample.zoomed`). ``(1, 1)`` disables zoom.
     """
 
     def __init__(

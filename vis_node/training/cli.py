@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{errors} errors: {'fix them before training' if errors else 'ready to train'}")
         return 2 if errors else 0
     if args.eval_only is not None:
-        from vis_node.training.trainer import evaluate_model
+        from vis_node.training.validation import evaluate_model
 
         out = Path(args.output_dir or Path(config.output_dir) / "eval")
         metrics = evaluate_model(

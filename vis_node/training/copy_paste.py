@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from vis_node.training.config import CopyPasteConfig
-from vis_node.training.datasets import Sample
+from vis_node.training.samples import Sample
 
 
 @dataclass

@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from vis_node.perception.device import cuda_unavailable_reason, resolve_device
 from vis_node.training.augment import BatchSampler
-from vis_node.training.datasets import Sample
+from vis_node.training.samples import Sample
 
 LOG = logging.getLogger(__name__)
 

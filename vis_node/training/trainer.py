@@ -12,18 +12,19 @@ Run folder (``config.output_dir``)::
 Under ``torchrun`` (see :mod:`vis_node.training.distributed`) every process trains a
 :class:`~torch.nn.parallel.DistributedDataParallel` replica on its shard of each global
 batch; only rank 0 writes the run folder and validates, the others wait for it.
+
+The pieces the loop calls live beside it: :mod:`vis_node.training.model_setup` (frozen
+stages, warm start, optimiser), :mod:`vis_node.training.state` (progress and checkpoint
+files) and :mod:`vis_node.training.validation` (validation, curves, ``evaluate_model``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import pickle
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,314 +33,26 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from vis_node.structures.errors import InputDataError
-from vis_node.io.labels import write_instance_png, write_semantic_png
 from vis_node.perception.checkpoint import save_model
 from vis_node.perception.device import resolve_device
-from vis_node.perception.model import S4Net, build_model
-from vis_node.perception.predictor import TorchPredictor
-from vis_node.structures.instances import Instances
+from vis_node.perception.model import build_model
 from vis_node.training.augment import BatchSampler
-from vis_node.training.config import OptimizerConfig, TrainConfig
-from vis_node.training.datasets import FrameSource, Sample, build_source
+from vis_node.training.config import TrainConfig
+from vis_node.training.datasets import build_source
 from vis_node.training.distributed import DistContext, StepUnits, check_partition, step_batches
+from vis_node.training.model_setup import build_optimizer, freeze_backbone, initialise_from
+from vis_node.training.samples import Sample
+from vis_node.training.state import (
+    CHECKPOINT_FORMAT,
+    LOSS_NAMES,
+    TrainState,
+    atomic_save,
+    load_training_checkpoint,
+    plain_state,
+)
+from vis_node.training.validation import plot_curves, validate
 
 LOGGER = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = "vsis-train/1"
-"""Version tag of training checkpoints."""
-
-CLASS_HEAD = "instance_head.classifier."
-"""Prefix of the only tensors whose shape depends on ``model.class_names``."""
-
-LOSS_NAMES: tuple[str, ...] = ("objectness", "box", "mask", "class", "embedding")
-"""Loss terms of :meth:`vis_node.perception.model.S4Net.forward`, in log order."""
-
-
-@dataclass
-class TrainState:
-    """Mutable progress of a run, saved inside every checkpoint.
-
-    Attributes
-    ----------
-    step:
-        Optimisation steps done.
-    history:
-        One record per step: ``step``, ``lr``, ``loss`` and ``loss_<name>`` values.
-    validations:
-        One record per validation: ``step`` and the metrics of :func:`validate`.
-    best_score:
-        Highest validation J&F so far (``-inf`` before the first validation).
-    wall_seconds:
-        Training wall time accumulated over all sessions of the run, in seconds.
-    """
-
-    step: int = 0
-    history: list[dict[str, float]] = field(default_factory=list)
-    validations: list[dict[str, Any]] = field(default_factory=list)
-    best_score: float = -math.inf
-    wall_seconds: float = 0.0
-
-
-def freeze_backbone(model: S4Net, stages: int) -> None:
-    """Stop gradients into the first ``stages`` backbone stages (0..3)."""
-    for stage in model.backbone.stages[:stages]:
-        for parameter in stage.parameters():
-            parameter.requires_grad_(False)
-
-
-def initialise_from(model: S4Net, source: str) -> list[str]:
-    """Copy a shipped model's weights into ``model`` where names and shapes agree.
-
-    Parameters
-    ----------
-    model:
-        The freshly built network.
-    source:
-        Shipped model name or ``model.pt`` path.
-
-    Returns
-    -------
-    list of str
-        Names of the tensors left at their fresh initialisation (the class head
-        under another class list), also logged.
-
-    Raises
-    ------
-    ValueError
-        If ``source`` has another architecture: a tensor outside the class head is
-        missing or has another shape.
-    """
-    from vis_node.perception.checkpoint import load_model
-
-    donor = load_model(source)[0].state_dict()
-    own = model.state_dict()
-    fits = {k: v for k, v in donor.items() if k in own and own[k].shape == v.shape}
-    foreign = sorted(
-        k for k in set(own) | set(donor) if k not in fits and not k.startswith(CLASS_HEAD)
-    )
-    if foreign:
-        raise ValueError(
-            f"init_from={source!r} has another architecture ({len(foreign)} tensors differ, "
-            f"e.g. {foreign[:3]}): copy the model section of its train.yaml (only "
-            "class_names may differ)"
-        )
-    model.load_state_dict(fits, strict=False)
-    fresh = sorted(set(own) - set(fits))
-    LOGGER.info(
-        "initialised from %s: %d tensors copied, %d fresh%s",
-        source, len(fits), len(fresh), f" ({', '.join(fresh)})" if fresh else "",
-    )
-    return fresh
-
-
-def build_optimizer(
-    parameters: list[torch.nn.Parameter], config: OptimizerConfig, steps: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """Optimiser and its schedule: linear warm-up from 0.1 x lr, then cosine decay.
-
-    Parameters
-    ----------
-    parameters:
-        Trainable parameters.
-    config:
-        Optimiser settings.
-    steps:
-        Total steps of the run (the cosine reaches ``min_lr_ratio`` there).
-    """
-    if config.name == "sgd":
-        optimizer: torch.optim.Optimizer = torch.optim.SGD(
-            parameters, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
-    else:
-        optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    warmup = config.warmup_steps
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return 0.1 + 0.9 * step / warmup
-        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
-        return config.min_lr_ratio + (1.0 - config.min_lr_ratio) * cosine
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def instance_maps(instances: Instances) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
-    """Instance-id and class-id maps of a frame's detections.
-
-    Detections come ranked by score (all returned ones passed the model's score
-    threshold); detection of rank ``r`` (0 = best) gets id ``r + 1`` and is drawn over
-    lower-ranked ones where masks overlap.
-
-    Returns
-    -------
-    ids:
-        ``uint16[H, W]`` instance ids, 0 = background.
-    classes:
-        ``uint8[H, W]`` class ids (most probable non-background class of each instance).
-    scores:
-        Instance id -> score.
-    """
-    height, width = instances.masks.shape[1:]
-    ids = np.zeros((height, width), dtype=np.uint16)
-    classes = np.zeros((height, width), dtype=np.uint8)
-    order = np.argsort(-instances.scores, kind="stable")
-    scores: dict[int, float] = {}
-    for rank in reversed(range(len(order))):
-        k = order[rank]
-        mask = instances.masks[k]
-        ids[mask] = rank + 1
-        classes[mask] = int(np.argmax(instances.class_probs[k, 1:])) + 1
-        scores[rank + 1] = float(instances.scores[k])
-    return ids, classes, scores
-
-
-def write_ground_truth(source: FrameSource, root: Path) -> tuple[Path, Path]:
-    """Write a source's labels as ``<root>/ids/<seq>/<frame>.png`` and ``<root>/semantics/...``."""
-    for q, name in enumerate(source.sequences):
-        for t, frame_name in enumerate(source.frame_names(q)):
-            frame = source.read(q, t)
-            write_instance_png(root / "ids" / name / f"{frame_name}.png", frame.ids)
-            write_semantic_png(root / "semantics" / name / f"{frame_name}.png", frame.semantic())
-    return root / "ids", root / "semantics"
-
-
-def write_predictions(
-    predictor: TorchPredictor, source: FrameSource, root: Path
-) -> tuple[Path, Path]:
-    """Predict every frame of ``source``; write ``<root>/ids``, ``<root>/semantics`` PNG
-    folders and per-sequence ``scores.json`` (id -> mean score over the frames)."""
-    for q, name in enumerate(source.sequences):
-        sums: dict[int, list[float]] = {}
-        for t, frame_name in enumerate(source.frame_names(q)):
-            ids, classes, scores = instance_maps(predictor(source.read(q, t).image))
-            write_instance_png(root / "ids" / name / f"{frame_name}.png", ids)
-            write_semantic_png(root / "semantics" / name / f"{frame_name}.png", classes)
-            for instance_id, score in scores.items():
-                sums.setdefault(instance_id, []).append(score)
-        (root / "ids" / name).mkdir(parents=True, exist_ok=True)
-        (root / "ids" / name / "scores.json").write_text(
-            json.dumps({str(k): float(np.mean(v)) for k, v in sums.items()})
-        )
-    return root / "ids", root / "semantics"
-
-
-def validate(
-    model: S4Net, source: FrameSource, kind: str, folder: Path, *, device: str = "cpu"
-) -> dict[str, Any]:
-    """Score ``model`` on a validation source with :func:`vis_node.evaluation.evaluate`.
-
-    DAVIS sources (binary salient-object masks) use the ``davis2016`` protocol, others
-    ``davis2017-unsupervised``; both also get ``ytvis`` AP with class semantics.
-    Predictions run on ``device`` (``cpu`` or ``cuda:N``).
-
-    Returns
-    -------
-    dict
-        ``J``, ``F``, ``JF`` (means), ``AP``, ``AP50``, ``protocol`` and
-        ``per_sequence`` (sequence -> ``{J, F}`` means).
-    """
-    from vis_node.evaluation import evaluate
-
-    gt_ids, gt_semantics = folder.parent / "gt" / "ids", folder.parent / "gt" / "semantics"
-    if not gt_ids.is_dir():
-        write_ground_truth(source, folder.parent / "gt")
-    was_training = model.training
-    model.eval()
-    try:
-        pred_ids, pred_semantics = write_predictions(
-            TorchPredictor(model, device=device), source, folder
-        )
-    finally:
-        model.train(was_training)
-    protocol = "davis2016" if kind == "davis" else "davis2017-unsupervised"
-    davis = evaluate(protocol, pred_ids, gt_ids)
-    ytvis = evaluate(
-        "ytvis", pred_ids, gt_ids, pred_semantics=pred_semantics, gt_semantics=gt_semantics
-    )
-    return {
-        "protocol": protocol,
-        "J": davis["J"]["mean"],
-        "F": davis["F"]["mean"],
-        "JF": davis["JF"],
-        "AP": ytvis["AP"],
-        "AP50": ytvis["AP50"],
-        "per_sequence": {
-            name: {"J": scores["J"], "F": scores["F"]}
-            for name, scores in davis["per_sequence"].items()
-        },
-    }
-
-
-def plot_curves(state: TrainState, path: Path) -> None:
-    """Write the loss curves (moving average over 20 steps) and validation metrics."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
-    steps = np.array([h["step"] for h in state.history])
-    for name in ("loss", *(f"loss_{n}" for n in LOSS_NAMES)):
-        values = np.array([h[name] for h in state.history])
-        if values.size:
-            window = min(20, values.size)
-            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-            ax_loss.plot(steps[window - 1 :], smooth, label=name)
-    ax_loss.set(xlabel="step", ylabel="loss (moving average)", yscale="log", title="training")
-    ax_loss.legend(fontsize=7)
-    val_steps = [v["step"] for v in state.validations]
-    for key in ("J", "F", "JF", "AP50"):
-        ax_metric.plot(val_steps, [v[key] for v in state.validations], marker="o", label=key)
-    ax_metric.set(xlabel="step", ylabel="score", ylim=(0, 1), title="validation")
-    ax_metric.legend(fontsize=7)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-
-
-def _atomic_save(payload: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to a temporary file, then rename over ``path``."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-
-
-def plain_state(state: TrainState) -> dict[str, Any]:
-    """``state`` as built-in types only (NumPy scalars become floats), so that a
-    checkpoint loads with ``torch.load(..., weights_only=True)``."""
-    return json.loads(json.dumps(vars(state), default=float))
-
-
-def load_training_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by :meth:`Trainer.save_checkpoint` without running code.
-
-    ``torch.load`` runs with ``weights_only=True``: only tensors and built-in containers
-    and scalars are unpickled, so a planted pickle payload is refused, not executed.
-
-    Raises
-    ------
-    InputDataError
-        If the file cannot be read that way or is not a VSIS training checkpoint.
-    """
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise InputDataError(
-            path,
-            "not a loadable VSIS training checkpoint (it is damaged or holds objects other "
-            f"than tensors and plain values, which are never unpickled: {exc}); delete it "
-            "and start without --resume",
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise InputDataError(
-            path, f"not a VSIS training checkpoint (expected format {CHECKPOINT_FORMAT})"
-        )
-    return payload
-
 
 class Trainer:
     """One training run of a :class:`TrainConfig` in ``config.output_dir``.
@@ -462,7 +175,7 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Write the full training state atomically; also ``history.json``."""
-        _atomic_save(
+        atomic_save(
             {
                 "format": CHECKPOINT_FORMAT,
                 "model": self.model.state_dict(),
@@ -611,53 +324,6 @@ class Trainer:
             if self.validation is None:
                 save_model(self.model, self.run_dir / "best.pt", meta=self._meta(None))
         return self.state
-
-
-def evaluate_model(
-    config: TrainConfig,
-    model_path: str | Path,
-    out: Path,
-    *,
-    frame_step: int | None = None,
-    score_threshold: float | None = None,
-) -> dict[str, Any]:
-    """Score a shipped model on held-out data; write ``<out>/report.json``.
-
-    Parameters
-    ----------
-    config:
-        Training config whose ``test`` section (or, without one, ``validation``
-        section) names the held-out data.
-    model_path:
-        Shipped model name or file (see :func:`vis_node.perception.checkpoint.load_model`).
-    out:
-        Folder receiving ``gt/`` and ``pred/`` PNG trees (``ids``, ``semantics``) and
-        ``report.json`` (the metrics of :func:`validate`).
-    frame_step:
-        Overrides the source's ``frame_step`` (1 scores every annotated frame).
-    score_threshold:
-        Overrides the model's detection score threshold.
-
-    Raises
-    ------
-    ValueError
-        If the config has neither a test nor a validation section.
-    """
-    from vis_node.perception.checkpoint import load_model
-
-    source_config = config.test if config.test is not None else config.validation
-    if source_config is None:
-        raise ValueError("the config has no test or validation section: nothing to evaluate on")
-    torch.set_num_threads(config.num_threads)
-    if frame_step is not None:
-        source_config = replace(source_config, frame_step=frame_step)
-    model, _ = load_model(model_path)
-    if score_threshold is not None:
-        model.config.score_threshold = score_threshold
-    source = build_source(source_config, model.config.class_names)
-    metrics = validate(model, source, source_config.kind, out / "pred")
-    (out / "report.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
 
 
 def train(config: TrainConfig, *, resume: bool = False, max_steps: int | None = None) -> Path:

@@ -20,7 +20,8 @@ from vis_node.structures.errors import InputDataError
 from vis_node.io.labels import read_label_png
 from vis_node.io.readers import read_image
 from vis_node.training.config import SourceConfig, TrainConfig
-from vis_node.training.datasets import YtvisSource, read_salient_mask, salient_pairs
+from vis_node.training.image_sources import read_salient_mask, salient_pairs
+from vis_node.training.video_sources import YtvisSource
 
 MAX_LISTED = 20
 """Problems listed per source and kind of problem; the rest are counted."""
