@@ -19,16 +19,12 @@ over the model's from 9-13% to 16-47%.)
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 from ament_index_python import get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray
@@ -46,7 +42,7 @@ from vis_node.pipeline.outputs import OUTPUT_ENTRIES
 from vis_node.replay.bags import bag_sequences, check_bags, replay_frames, write_ground_truth
 from vis_node.replay.latency import LatencyLog
 from vis_node.ros import qos
-from vis_node.ros.cli import default_params_files
+from vis_node.ros.graph_process import graph_params, params_files, start_graph, stop_graph
 from vis_node.ros.dds_profile import use_profile
 from vis_node.ros.convert import image_to_msg, msg_to_labels
 from vis_node.structures.frames import Frame
@@ -233,31 +229,6 @@ def frame_result(pending: _Pending) -> FrameResult:
     )
 
 
-def graph_params(out: Path, model: str) -> Path:
-    """A params YAML for replay: reliable QoS everywhere and the chosen model."""
-    params = {
-        "/**": {"ros__parameters": {"input_qos": "reliable"}},
-        "vsis_perception": {"ros__parameters": {"model": model}},
-    }
-    path = out / "replay_params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
-
-
-def start_graph(kind: str, params: list[Path]) -> subprocess.Popen:
-    """Start the VSIS graph (``composed`` or ``processes``) as a child process."""
-    command = "pipeline" if kind == "composed" else "up"
-    args = [sys.executable, "-m", "vis_node.cli", "ros", command]
-    for path in params:
-        args += ["--params", str(path)]
-    return subprocess.Popen(args, env=dict(os.environ), start_new_session=True)
-
-
-def params_files(user_params: list[Path] | None, override: Path) -> list[Path]:
-    """The package's default params files (or the user's) followed by the replay overrides."""
-    return [*(user_params or default_params_files()), override]
-
-
 @dataclass(frozen=True)
 class ReplaySettings:
     """How to run a replay.
@@ -300,18 +271,6 @@ def _spin_until(executor: Any, done: Any, timeout_s: float) -> bool:
             break
         executor.spin_once(timeout_sec=min(left, SPIN_PERIOD_S))
     return bool(done())
-
-
-def _stop(child: subprocess.Popen | None) -> None:
-    """Stop the graph process: SIGINT, then terminate / kill if it lingers."""
-    if child is None or child.poll() is not None:
-        return
-    child.send_signal(2)
-    try:
-        child.wait(timeout=15.0)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait(timeout=5.0)
 
 
 def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]:
@@ -411,4 +370,4 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
         node.destroy_node()
         executor.shutdown()
         context.try_shutdown()
-        _stop(child)
+        stop_graph(child)
