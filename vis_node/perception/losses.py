@@ -286,3 +286,24 @@ def embedding_loss(
     log_prob = logits.log_softmax(dim=1).masked_fill(eye, 0.0)
     per_anchor = -(log_prob * positives).sum(dim=1) / positives.sum(dim=1).clamp(min=1)
     return per_anchor[anchors].mean()
+
+
+def mask_bce_dice(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """BCE plus soft Dice of mask logits against 0/1 targets (Dice smoothed by 1 px).
+
+    Parameters
+    ----------
+    logits:
+        ``float[N, ...]`` mask logits, one mask per row.
+    targets:
+        ``float[N, ...]`` of the same shape, 1 inside the object.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar: mean BCE over every pixel + mean over masks of ``1 - Dice``.
+    """
+    probs = torch.sigmoid(logits).flatten(1)
+    flat = targets.flatten(1)
+    dice = 1.0 - (2.0 * (probs * flat).sum(1) + 1.0) / (probs.sum(1) + flat.sum(1) + 1.0)
+    return F.binary_cross_entropy_with_logits(logits, targets) + dice.mean()

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from vis_node.io.readers import DavisRoot, read_image
+from vis_node.perception.losses import mask_bce_dice
 from vis_node.perception.mask_refiner import MaskRefiner, crop_to_square
 
 
@@ -102,14 +102,6 @@ def training_crops(
     )
 
 
-def refiner_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """BCE + Dice of ``float[N, S, S]`` logits against 0/1 targets."""
-    probs = torch.sigmoid(logits).flatten(1)
-    flat = targets.flatten(1)
-    dice = 1.0 - (2.0 * (probs * flat).sum(1) + 1.0) / (probs.sum(1) + flat.sum(1) + 1.0)
-    return F.binary_cross_entropy_with_logits(logits, targets) + dice.mean()
-
-
 def train_refiner(
     refiner: MaskRefiner,
     frames: list[tuple[np.ndarray, np.ndarray]],
@@ -134,7 +126,7 @@ def train_refiner(
     progress = tqdm(range(config.steps), desc="train refiner")
     for step in progress:
         crops, coarse, targets = training_crops(frames, rng, config.batch, size)
-        loss = refiner_loss(refiner(crops, coarse), targets)
+        loss = mask_bce_dice(refiner(crops, coarse), targets)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

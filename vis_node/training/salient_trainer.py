@@ -46,6 +46,7 @@ from torchvision.ops import roi_align
 from tqdm import tqdm
 
 from vis_node.io.readers import DavisRoot
+from vis_node.perception.losses import mask_bce_dice
 from vis_node.perception.nanodet import load_nanodet
 from vis_node.perception.roi_masking import expand_boxes
 from vis_node.perception.salient_checkpoint import load_salient_model, save_salient_model
@@ -167,13 +168,6 @@ def _jitter(boxes: np.ndarray, rng: np.random.Generator, amount: float = 0.1) ->
     return boxes + rng.uniform(-amount, amount, boxes.shape).astype(np.float32) * sizes
 
 
-def _dice_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    probs = torch.sigmoid(logits).flatten(1)
-    targets = targets.flatten(1)
-    overlap = (probs * targets).sum(1)
-    return (1.0 - (2.0 * overlap + 1.0) / (probs.sum(1) + targets.sum(1) + 1.0)).mean()
-
-
 def frame_losses(
     model: SalientNanoDet,
     frame: FrameFeatures,
@@ -205,9 +199,7 @@ def frame_losses(
         rois = torch.cat([torch.zeros(len(boxes), 1), torch.from_numpy(boxes)], dim=1)
         mask_logits, _ = model.mask_head(p3, p4, images, rois)
         targets = _mask_targets(frame, rois, model)
-        losses["mask"] = F.binary_cross_entropy_with_logits(mask_logits, targets) + _dice_loss(
-            mask_logits, targets
-        )
+        losses["mask"] = mask_bce_dice(mask_logits, targets)
     return losses
 
 
