@@ -23,8 +23,14 @@ def _pngs(out: Path, kind: str) -> list[Path]:
     return sorted(p.relative_to(out / kind) for p in (out / kind).rglob("*.png"))
 
 
-@pytest.mark.parametrize("motion_gate", [False, True], ids=["plain", "motion_gate"])
-def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request, motion_gate):
+@pytest.mark.parametrize(
+    ("motion_gate", "pace"),
+    [(False, "max"), (True, "max"), (False, "stream")],
+    ids=["plain", "motion_gate", "stream"],
+)
+def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request, motion_gate, pace):
+    """Also at pace ``stream``, where frames overlap in the graph: same frames, same
+    order, same outputs."""
     require_ros()
     monkeypatch.setenv("ROS_DOMAIN_ID", str(100 + zlib.crc32(request.node.name.encode()) % 50))
     root = write_synth_root(
@@ -43,7 +49,7 @@ def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request, moti
     assert main(["run", str(bag), "--out", str(tmp_path / "run"),
                  "--model", "synth", "--no-overlay", *gate_flag]) == 0
     assert main(["replay", str(bag), "--out", str(tmp_path / "replay"),
-                 "--model", "synth", "--graph", "composed", *gate_params]) == 0
+                 "--model", "synth", "--graph", "composed", "--pace", pace, *gate_params]) == 0
 
     run, replay = tmp_path / "run", tmp_path / "replay"
     for kind, read in (("instances", lambda p: read_label_png(p)[0]),

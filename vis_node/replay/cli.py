@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from vis_node import DEFAULT_MODEL
+from vis_node.replay.latency import PACES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,8 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="perception model: shipped name, model.pt path or gt:<DAVIS root>")
     replay.add_argument("--graph", choices=("composed", "processes", "external"),
                         default="composed", help="how the graph runs (default composed)")
-    replay.add_argument("--pace", choices=("max", "recorded"), default="max",
-                        help="max: as fast as the graph keeps up; recorded: the bag's clock")
+    replay.add_argument("--pace", choices=PACES, default="max",
+                        help="max: next frame once the previous is delivered (latency); "
+                        "stream: next frame once the model is free, stages overlap "
+                        "(throughput); recorded: the bag's clock")
     replay.add_argument("--topic", help="image topic of the bag (when it has several)")
     replay.add_argument("--params", action="append", default=[], metavar="YAML",
                         help="params files for the graph (default launch/config/*.yaml)")

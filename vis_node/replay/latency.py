@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+PACES = ("max", "stream", "recorded")
+"""How a replay feeds frames: ``max`` one at a time through an idle graph (latency),
+``stream`` the next once the model is free (throughput), ``recorded`` the bag's clock."""
+
 
 def summary_ms(values_s: Sequence[float]) -> dict[str, float]:
     """``{"median", "p90", "max", "mean"}`` in milliseconds of durations in seconds."""

@@ -40,7 +40,7 @@ from vis_node import DEFAULT_MODEL
 from vis_node.io.labels import wrap_track_ids
 from vis_node.pipeline.outputs import OUTPUT_ENTRIES
 from vis_node.replay.bags import bag_sequences, check_bags, replay_frames, write_ground_truth
-from vis_node.replay.latency import LatencyLog
+from vis_node.replay.latency import PACES, LatencyLog
 from vis_node.ros import qos
 from vis_node.ros.graph_process import graph_params, params_files, start_graph, stop_graph
 from vis_node.ros.dds_profile import use_profile
@@ -107,6 +107,8 @@ class _Pending:
 
     frame: Frame
     messages: dict[str, Any] = field(default_factory=dict)
+    detected: bool = False
+    """The perception node published this frame's instances (its model is free again)."""
 
     def complete(self) -> bool:
         return all(t in self.messages for t in ("unified_instances", *LABEL_TOPICS))
@@ -158,6 +160,8 @@ class Replayer(Node):
             if topic in STAGES:
                 self.latency.arrive(topic, stamp, now)
             pending = self.pending.get(stamp)
+            if pending is not None and topic == "instances":
+                pending.detected = True
             if pending is not None and topic in ("unified_instances", *LABEL_TOPICS):
                 pending.messages.setdefault(topic, msg)
 
@@ -242,7 +246,12 @@ class ReplaySettings:
         ``composed`` (one process), ``processes`` (three) or ``external`` (a graph the
         user started, e.g. with ``ros2 launch``; its QoS must be ``reliable``).
     pace:
-        ``max`` (next frame once the previous is delivered) or ``recorded`` (bag clock).
+        ``max``: the next frame once the previous one is delivered (each frame crosses
+        an idle graph: latency without queueing); ``stream``: the next frame once the
+        perception node published the previous one's instances, so tracking and
+        unification of one frame overlap the model on the next, as with a live camera
+        faster than the model, and no frame is dropped (throughput); ``recorded``: the
+        bag's clock.
     topic:
         Image topic of the bag (needed when it has several).
     params:
@@ -260,6 +269,10 @@ class ReplaySettings:
     params: tuple[Path, ...] = ()
     frame_timeout_s: float = 30.0
     startup_timeout_s: float = 180.0
+
+    def __post_init__(self) -> None:
+        if self.pace not in PACES:
+            raise ValueError(f"pace={self.pace!r}: choose one of {', '.join(PACES)}")
 
 
 def _spin_until(executor: Any, done: Any, timeout_s: float) -> bool:
@@ -350,6 +363,9 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
                         upcoming = camera_message(frames[index + 1], stamps[index + 1])
                     if settings.pace == "max":
                         _spin_until(executor, node.pending[stamp].complete, settings.frame_timeout_s)
+                    elif settings.pace == "stream":
+                        pending = node.pending[stamp]
+                        _spin_until(executor, lambda: pending.detected, settings.frame_timeout_s)
                     progress.update()
                 _spin_until(
                     executor,
