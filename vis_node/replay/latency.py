@@ -57,9 +57,13 @@ class LatencyLog:
             raise ValueError(f"unknown stage {stage!r}; stages are {self.stages}")
         self.arrived.setdefault(stage, {}).setdefault(stamp_ns, t_s)
 
+    def reached(self, stage: str, stamp_ns: int) -> bool:
+        """Whether ``stage`` delivered the frame stamped ``stamp_ns``."""
+        return stamp_ns in self.arrived.get(stage, {})
+
     def complete(self, stamp_ns: int) -> bool:
         """Whether the last stage delivered the frame stamped ``stamp_ns``."""
-        return stamp_ns in self.arrived.get(self.stages[-1], {})
+        return self.reached(self.stages[-1], stamp_ns)
 
     def report(self) -> dict[str, object]:
         """Per-stage and end-to-end latency (median / p90 / max / mean, ms) and drops.

@@ -107,8 +107,6 @@ class _Pending:
 
     frame: Frame
     messages: dict[str, Any] = field(default_factory=dict)
-    detected: bool = False
-    """The perception node published this frame's instances (its model is free again)."""
 
     def complete(self) -> bool:
         return all(t in self.messages for t in ("unified_instances", *LABEL_TOPICS))
@@ -160,8 +158,6 @@ class Replayer(Node):
             if topic in STAGES:
                 self.latency.arrive(topic, stamp, now)
             pending = self.pending.get(stamp)
-            if pending is not None and topic == "instances":
-                pending.detected = True
             if pending is not None and topic in ("unified_instances", *LABEL_TOPICS):
                 pending.messages.setdefault(topic, msg)
 
@@ -364,8 +360,9 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
                     if settings.pace == "max":
                         _spin_until(executor, node.pending[stamp].complete, settings.frame_timeout_s)
                     elif settings.pace == "stream":
-                        pending = node.pending[stamp]
-                        _spin_until(executor, lambda: pending.detected, settings.frame_timeout_s)
+                        # the perception node published this frame: its model is free
+                        _spin_until(executor, lambda: node.latency.reached(STAGES[0], stamp),
+                                    settings.frame_timeout_s)
                     progress.update()
                 _spin_until(
                     executor,
