@@ -122,7 +122,7 @@ def test_motion_gated_pipeline_computes_each_flow_once():
         calls.append(int(source[0, 0, 0]))
         return np.zeros((*source.shape[:2], 2), np.float32)
 
-    pipeline = OnlinePipeline.build(OneSquare(), motion_gate=True, flow=flow)
+    pipeline = OnlinePipeline.build(OneSquare(), flow=flow)  # the gate is on by default
     for k in range(3):
         image = np.full((32, 32, 3), k, np.uint8)
         pipeline.step(Frame(image, k * 1_000_000, k, f"{k:05d}", "seq"))
@@ -244,18 +244,21 @@ def test_vsis_run_offline_mode(tiny_model, image_folder, tmp_path):
     assert not (tmp_path / "out" / "overlay").exists()
 
 
-def test_vsis_run_motion_gate(tiny_model, image_folder, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("flags", "gated"),
+    [([], True), (["--no-motion-gate"], False), (["--mode", "offline"], False)],
+    ids=["default", "off", "offline"],
+)
+def test_vsis_run_motion_gate(tiny_model, image_folder, tmp_path, flags, gated):
+    """On by default in online mode; ``--no-motion-gate`` and offline mode run without."""
     checkpoint = save_model(tiny_model, tmp_path / "tiny" / "model.pt")
     out = tmp_path / "out"
     code = main(["run", str(image_folder), "--out", str(out), "--model", str(checkpoint),
-                 "--motion-gate", "--no-overlay"])
+                 "--no-overlay", *flags])
     assert code == 0
     timings = json.loads((out / "timings.json").read_text())
-    assert timings["motion_gate"] is True
+    assert timings["motion_gate"] is gated
     assert len(list((out / "instances" / "clip").glob("*.png"))) == 5
-    assert main(["run", str(image_folder), "--out", str(tmp_path / "o2"), "--model",
-                 str(checkpoint), "--motion-gate", "--mode", "offline"]) == 2
-    assert "online only" in capsys.readouterr().err
 
 
 def test_vsis_run_offline_propose_reduce(tiny_model, clip, image_folder, tmp_path):

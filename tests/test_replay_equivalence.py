@@ -25,7 +25,7 @@ def _pngs(out: Path, kind: str) -> list[Path]:
 
 @pytest.mark.parametrize(
     ("motion_gate", "pace"),
-    [(False, "max"), (True, "max"), (False, "stream")],
+    [(False, "max"), (True, "max"), (True, "stream")],
     ids=["plain", "motion_gate", "stream"],
 )
 def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request, motion_gate, pace):
@@ -39,12 +39,12 @@ def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request, moti
     bag = tmp_path / "synth_000"
     assert main(["bag", "make", str(root), str(bag)]) == 0
     gate_flag, gate_params = [], []
-    if motion_gate:
-        (tmp_path / "gate.yaml").write_text(
-            "/**/vsis_perception:\n  ros__parameters:\n    motion_gate: true\n"
+    if not motion_gate:  # on by default in both
+        (tmp_path / "no_gate.yaml").write_text(
+            "/**/vsis_perception:\n  ros__parameters:\n    motion_gate: false\n"
         )
-        gate_flag = ["--motion-gate"]
-        gate_params = [a for path in [*default_params_files(), tmp_path / "gate.yaml"]
+        gate_flag = ["--no-motion-gate"]
+        gate_params = [a for path in [*default_params_files(), tmp_path / "no_gate.yaml"]
                        for a in ("--params", str(path))]
     assert main(["run", str(bag), "--out", str(tmp_path / "run"),
                  "--model", "synth", "--no-overlay", *gate_flag]) == 0

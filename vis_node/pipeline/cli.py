@@ -33,7 +33,7 @@ SETTINGS: tuple[tuple[type, str, tuple[str, ...]], ...] = (
     (TrackerConfig, "tracker (online mode; offline: numbers the propagated instances)", ()),
     (UnifierConfig, "label unification (online mode; max_idle follows --max-lost-age)",
      ("max_idle",)),
-    (FusionConfig, "SISO fusion (--motion-gate, and offline siso propagation)", ()),
+    (FusionConfig, "SISO fusion (online: the motion gate; offline: siso propagation)", ()),
     (OfflineConfig, "offline mode", ()),
 )
 """Settings dataclasses whose fields are flags of ``vsis run``: (class, help group title,
@@ -72,14 +72,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("online", "offline"),
         default="online",
         help="online: frame by frame; offline: whole sequences (see --offline-method)",
-    )
-    parser.add_argument(
-        "--motion-gate",
-        action="store_true",
-        help=(
-            "online mode only: keep only the instances covering the moving salient region "
-            "(SISO fusion with motion saliency from optical flow)"
-        ),
     )
     parser.add_argument("--score-threshold", type=float, default=0.0,
                         help="drop instances whose saliency score is below this (default 0)")
@@ -143,9 +135,6 @@ def run(args: argparse.Namespace) -> int:
     if args.fps <= 0 or args.threads < 0:
         print("vsis run: error: --fps must be positive and --threads >= 0", file=sys.stderr)
         return 2
-    if args.motion_gate and args.mode != "online":
-        print("vsis run: error: --motion-gate works in --mode online only", file=sys.stderr)
-        return 2
     if str(args.model).startswith(GT_PREFIX) and args.mode != "online":
         print(f"vsis run: error: the {GT_PREFIX}ROOT oracle works in --mode online only",
               file=sys.stderr)
@@ -186,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
                     "model": str(args.model),
                     "runtime": args.runtime,
                     "mode": args.mode,
-                    "motion_gate": bool(args.motion_gate),
+                    "motion_gate": fusion_config.motion_gate and args.mode == "online",
                     **(
                         {"offline_method": offline_config.offline_method}
                         if args.mode == "offline" else {}
@@ -201,9 +190,8 @@ def run(args: argparse.Namespace) -> int:
                 if backend.predictor is None:  # the oracle replays this sequence's annotations
                     backend = load_backend(str(args.model), gt_sequence=sequence, gt_fps=args.fps)
                 pipeline = OnlinePipeline.build(
-                    backend, instance_filter=instance_filter, motion_gate=args.motion_gate,
-                    tracker_config=tracker_config, unifier_config=unifier_config,
-                    fusion_config=fusion_config,
+                    backend, instance_filter=instance_filter, tracker_config=tracker_config,
+                    unifier_config=unifier_config, fusion_config=fusion_config,
                 )
             else:
                 flow = DISFlow()

@@ -55,7 +55,6 @@ class OnlinePipeline:
         backend: Backend | PlainPredictor,
         *,
         instance_filter: InstanceFilter | None = None,
-        motion_gate: bool = False,
         tracker_config: TrackerConfig | None = None,
         unifier_config: UnifierConfig | None = None,
         fusion_config: FusionConfig | None = None,
@@ -69,10 +68,6 @@ class OnlinePipeline:
             A loaded backend, or a plain predictor (wrapped by :func:`backend_of`).
         instance_filter:
             Runtime filters of the detect stage; default keeps all.
-        motion_gate:
-            Add the SISO :class:`MotionSaliencyGate` to the detect stage; gate and
-            tracker then share one :class:`LastPairFlow`, so the flow of a frame pair
-            is computed once.
         tracker_config:
             Tracker settings (default :class:`TrackerConfig`'s).
         unifier_config:
@@ -80,7 +75,10 @@ class OnlinePipeline:
             replaced by the tracker's ``max_lost_age``, so the unifier forgets a track
             when the tracker does.
         fusion_config:
-            Settings of the motion gate's SISO fusion (default :class:`FusionConfig`'s).
+            Settings of the motion gate (default :class:`FusionConfig`'s: on). With the
+            gate, the SISO :class:`MotionSaliencyGate` ends the detect stage, and gate
+            and tracker share one :class:`LastPairFlow`, so the flow of a frame pair
+            is computed once.
         flow:
             Optical flow of the tracker (and gate); default :class:`DISFlow`.
         """
@@ -94,7 +92,7 @@ class OnlinePipeline:
         fusion = fusion_config if fusion_config is not None else FusionConfig()
         estimator: FlowEstimator = flow if flow is not None else DISFlow()
         gate = None
-        if motion_gate:
+        if fusion.motion_gate:
             estimator = LastPairFlow(estimator)
             gate = MotionSaliencyGate(flow=estimator, theta=fusion.theta, beta2=fusion.beta2)
         return cls(

@@ -210,12 +210,6 @@ PERCEPTION = NodeSpec(
             "Per-instance mask in the output: 'cropped' mono8, 'rle' or 'none'.",
             choices=MASK_CHOICES,
         ),
-        Param(
-            "motion_gate", False,
-            "SISO fusion with motion saliency: keep only the instances covering the moving "
-            "salient region (as vsis run --motion-gate); its frame confidence fills "
-            "frame_confidence (1 without the gate).",
-        ),
         *config_params(FusionConfig),
         Param("gt_sequence", "", "Oracle only: sequence of the root ('' = the first)."),
         Param(

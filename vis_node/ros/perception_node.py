@@ -92,7 +92,7 @@ class PerceptionNode(VsisNode):
         fusion = from_values(FusionConfig, self.config)
         gate = (
             MotionSaliencyGate(flow=DISFlow(), theta=fusion.theta, beta2=fusion.beta2)
-            if self.config["motion_gate"] else None
+            if fusion.motion_gate else None
         )
         self._detect = DetectStage(backend, self._filter, gate)
         self.label_map = self._detect.label_map
