@@ -59,6 +59,9 @@ def main() -> int:
     parser.add_argument("--graph", choices=("composed", "processes"), default="processes")
     parser.add_argument("--domain", type=int, required=True, help="ROS_DOMAIN_ID of the graph")
     parser.add_argument("--out", type=Path, help="replay output folder (default a temp one)")
+    parser.add_argument("--params", type=Path, action="append", default=[],
+                        help="params YAML for the graph, repeatable, applied after the "
+                        "package's (e.g. one setting motion_gate: false)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="measurements (model, replay, model) to take; the ratios "
                         "reported are their medians (default 1)")
@@ -68,13 +71,15 @@ def main() -> int:
     from vis_node.pipeline.backends import load_backend
     from vis_node.replay.bags import replay_frames
     from vis_node.ros.replay import ReplaySettings, run_replay
+    from vis_node.ros.cli import default_params_files
 
     backend = load_backend(args.model, runtime=args.runtime)
     frames = list(replay_frames(args.bag, None))
     model_times(backend, frames[:3])  # warm-up
     out = args.out or Path(tempfile.mkdtemp(prefix="vsis-ratios-"))
-    serial = ReplaySettings(model=args.model, graph=args.graph, pace="max")
-    stream = ReplaySettings(model=args.model, graph=args.graph, pace="stream")
+    params = (*default_params_files(), *args.params) if args.params else ()
+    serial = ReplaySettings(model=args.model, graph=args.graph, pace="max", params=params)
+    stream = ReplaySettings(model=args.model, graph=args.graph, pace="stream", params=params)
     runs = []
     for index in range(args.repeat):
         before = model_times(backend, frames)
