@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import cv2
 import numpy as np
@@ -293,3 +295,38 @@ def test_vsis_run_unreadable_input_exits_2(tiny_model, tmp_path, capsys):
     code = main(["run", str(broken), "--out", str(tmp_path / "out2"), "--model", str(checkpoint)])
     assert code == 2
     assert "00000.jpg" in capsys.readouterr().err
+
+
+def test_detect_stage_computes_the_gate_flow_while_the_model_runs():
+    """The gate's flow runs on another thread during ``predict`` and is not computed
+    again after it; the gated result is the one of a stage without the second thread."""
+    order: list[str] = []
+
+    class SlowSquare:
+        class_names = ("background", "a")
+
+        def __call__(self, image: np.ndarray) -> Instances:
+            order.append("predict start")
+            time.sleep(0.2)
+            order.append("predict end")
+            masks = np.zeros((1, *image.shape[:2]), bool)
+            masks[0, 4:20, 4:20] = True
+            return Instances(masks, np.array([[4, 4, 20, 20]], np.float32),
+                             np.array([[0.1, 0.9]], np.float32), np.ones(1, np.float32))
+
+    def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        order.append(f"flow {threading.current_thread().name.split('_')[0]}")
+        out = np.zeros((*source.shape[:2], 2), np.float32)
+        out[4:20, 4:20, 0] = 3.0
+        return out
+
+    pipeline = OnlinePipeline.build(SlowSquare(), flow=flow)
+    assert pipeline.detect.gate is not None
+    results = []
+    for k in range(2):
+        image = np.full((32, 32, 3), k, np.uint8)
+        results.append(pipeline.step(Frame(image, k * 1_000_000, k, f"{k:05d}", "seq")))
+    second = order[order.index("predict end") + 1:]  # the first frame has no flow
+    assert sorted(second) == ["flow vsis-gate-flow", "predict end", "predict start"]
+    assert second.index("flow vsis-gate-flow") < second.index("predict end")
+    assert len(results[1].instances) == 1

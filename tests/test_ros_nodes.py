@@ -68,10 +68,11 @@ def stamp_of(index: int) -> int:
 
 
 def gt_params(root: Path) -> dict[str, dict[str, Any]]:
-    """Node kind -> parameters for a reliable, oracle-driven graph."""
+    """Node kind -> parameters for a reliable, oracle-driven graph (no motion gate: it
+    would drop the still ground-truth objects)."""
     common = {"input_qos": "reliable", "expected_frame_id": FRAME_ID, "diagnostics_period": 0.2}
     return {
-        "perception": {**common, "model": f"gt:{root}"},
+        "perception": {**common, "model": f"gt:{root}", "motion_gate": False},
         "tracking": dict(common),
         "semantic": dict(common),
     }

@@ -10,6 +10,7 @@ Nothing here imports torch or rclpy: the semantic node loads this module too.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -103,6 +104,10 @@ class Detections:
 class DetectStage:
     """Frame -> backend -> instance filter -> [motion-saliency gate].
 
+    With a gate whose flow is a :class:`~vis_node.tracking.flow.LastPairFlow`, the flow
+    of the frame pair is computed on a second thread while the model runs (the gate
+    then finds it ready; results are the same as computing it after the model).
+
     Parameters
     ----------
     backend:
@@ -130,6 +135,10 @@ class DetectStage:
         self.instance_filter = instance_filter if instance_filter is not None else InstanceFilter()
         self.instance_filter.allowed_ids(self.label_map)
         self.gate = gate
+        self._flow_thread = (
+            ThreadPoolExecutor(1, thread_name_prefix="vsis-gate-flow")
+            if gate is not None and gate.prefetches else None
+        )
 
     def reset(self) -> None:
         """Forget the previous frame (call between sequences)."""
@@ -146,9 +155,14 @@ class DetectStage:
         stamp_ns:
             Its capture time in nanoseconds (the oracle picks its annotation by it).
         """
+        flow = None
+        if self._flow_thread is not None and self.gate is not None:
+            flow = self._flow_thread.submit(self.gate.prefetch, image)
         instances = self.instance_filter(self.backend.predict(image, stamp_ns), self.label_map)
         if self.gate is None:
             return Detections(instances, NO_FUSION_CONFIDENCE)
+        if flow is not None:
+            flow.result()
         kept, frame_confidence = self.gate(instances, image)
         return Detections(kept, frame_confidence)
 

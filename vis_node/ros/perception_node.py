@@ -41,7 +41,7 @@ from vis_node.ros.qos import LATCHED
 from vis_node.ros.stamps import LatestSlot
 from vis_node.ros.transport import image_subscription
 from vis_node.structures.label_map import LabelMap
-from vis_node.tracking.flow import DISFlow
+from vis_node.tracking.flow import DISFlow, LastPairFlow
 from vis_node.settings import from_values
 from vis_node.tracking.fusion import FusionConfig, MotionSaliencyGate
 
@@ -91,7 +91,9 @@ class PerceptionNode(VsisNode):
         )
         fusion = from_values(FusionConfig, self.config)
         gate = (
-            MotionSaliencyGate(flow=DISFlow(), theta=fusion.theta, beta2=fusion.beta2)
+            MotionSaliencyGate(
+                flow=LastPairFlow(DISFlow()), theta=fusion.theta, beta2=fusion.beta2
+            )
             if fusion.motion_gate else None
         )
         self._detect = DetectStage(backend, self._filter, gate)
