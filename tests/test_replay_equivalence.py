@@ -64,3 +64,24 @@ def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request, moti
             )
     ids = np.stack([read_label_png(run / "instances" / n)[0] for n in _pngs(run, "instances")])
     assert len(np.unique(ids)) > 2, "the shipped synth model should find several objects"
+
+
+def test_replay_into_a_used_folder_fails_before_the_graph_starts(tmp_path, monkeypatch):
+    """``run_replay`` (the API scripts call) refuses an ``out/record`` already there
+    before it starts any node, so no graph is left running."""
+    require_ros()
+    import vis_node.ros.replay as replay
+    from vis_node.ros.replay import ReplaySettings, run_replay
+    from vis_node.structures.errors import InputDataError
+
+    root = write_synth_root(
+        tmp_path / "synth", videos=1, seed=5, config=SynthConfig(width=64, height=48, frames=2)
+    )
+    bag = tmp_path / "bag"
+    assert main(["bag", "make", str(root), str(bag)]) == 0
+    (tmp_path / "out" / "record").mkdir(parents=True)
+    started = []
+    monkeypatch.setattr(replay, "start_graph", lambda *a, **k: started.append(a))
+    with pytest.raises(InputDataError, match="already there"):
+        run_replay(bag, tmp_path / "out", ReplaySettings(model="synth", graph="processes"))
+    assert started == []

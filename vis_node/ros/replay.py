@@ -45,6 +45,7 @@ from vis_node.ros import qos
 from vis_node.ros.graph_process import graph_params, params_files, start_graph, stop_graph
 from vis_node.ros.dds_profile import use_profile
 from vis_node.ros.convert import image_to_msg, msg_to_labels
+from vis_node.structures.errors import InputDataError
 from vis_node.structures.frames import Frame
 from vis_node.structures.instances import Instances
 from vis_node.structures.results import FrameResult
@@ -298,7 +299,8 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
     Raises
     ------
     InputDataError
-        Missing or unreadable bags, or a bag without frames (before the graph starts).
+        Missing or unreadable bags, a bag without frames, or ``out/record`` already
+        there (all before the graph starts).
     RuntimeError
         When the graph does not come up or exits early; the message says how to see why.
     """
@@ -312,17 +314,23 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
     bags = bag_sequences(bag)
     check_bags(bags, settings.topic)
     out.mkdir(parents=True, exist_ok=True)
+    if (out / "record").exists():
+        raise InputDataError(
+            out / "record", "a recording is already there; replay into a new or empty folder"
+        )
     use_profile()  # before the graph starts and this process joins it
     child = None
-    if settings.graph != "external":
-        override = graph_params(out, settings.model)
-        child = start_graph(settings.graph, params_files(list(settings.params), override))
     context = Context()
-    rclpy.init(context=context)
-    node = Replayer(out / "record", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    node: Replayer | None = None
+    executor: SingleThreadedExecutor | None = None
     try:
+        if settings.graph != "external":
+            override = graph_params(out, settings.model)
+            child = start_graph(settings.graph, params_files(list(settings.params), override))
+        rclpy.init(context=context)
+        node = Replayer(out / "record", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
         up = _spin_until(
             executor,
             lambda: node.graph_ready() or (child is not None and child.poll() is not None),
@@ -379,8 +387,10 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
         write_json(out / "latency.json", report)
         return report
     finally:
-        node.close()
-        node.destroy_node()
-        executor.shutdown()
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        if executor is not None:
+            executor.shutdown()
         context.try_shutdown()
         stop_graph(child)
