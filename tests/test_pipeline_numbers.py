@@ -18,7 +18,7 @@ PINNED_JF = 0.7335
 """DAVIS-2016 J&F (class-agnostic) of the two seeded videos with the default settings.
 
 0.7462 without the motion gate (below), which is on by default since the held-out DAVIS
-sequences gained from it (J&F 0.469 -> 0.500); on these synthetic videos it drops a
+sequences gained from it (J&F 0.469 -> 0.502); on these synthetic videos it drops a
 shape on the frames where it stands still (synth_000 0.738 -> 0.699, synth_001 0.753
 -> 0.768)."""
 

@@ -143,6 +143,19 @@ def test_motion_gate_keeps_the_moving_instance() -> None:
     assert len(gate(instances, frame)[0]) == 3  # first frame again: no motion evidence
 
 
+def test_motion_gate_never_empties_a_frame() -> None:
+    """Motion where no instance is (a wrong background model, an undetected mover):
+    every instance passes and the frame confidence is 0."""
+    instances = _moving_and_static()
+    moving = np.zeros((60, 80), bool)
+    moving[30:40, 25:35] = True
+    gate = MotionSaliencyGate(flow=_RecordedFlow(moving, dx=6.0))
+    frame = np.zeros((60, 80, 3), np.uint8)
+    gate(instances, frame)
+    kept, confidence = gate(instances, frame)
+    assert len(kept) == 3 and confidence == 0.0
+
+
 def test_motion_gate_passes_everything_without_motion() -> None:
     instances = _moving_and_static()
     gate = MotionSaliencyGate(flow=_RecordedFlow(np.zeros((60, 80), bool), dx=0.0))

@@ -10,6 +10,7 @@ Nothing here imports torch or rclpy: the semantic node loads this module too.
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -101,6 +102,14 @@ class Detections:
     frame_confidence: float
 
 
+@functools.cache
+def _flow_thread() -> ThreadPoolExecutor:
+    """The one thread of this process on which detect stages compute their gate's flow
+    (``vsis run`` builds a stage per sequence; two stages running at once would take
+    turns, with unchanged results)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="vsis-gate-flow")
+
+
 class DetectStage:
     """Frame -> backend -> instance filter -> [motion-saliency gate].
 
@@ -135,10 +144,7 @@ class DetectStage:
         self.instance_filter = instance_filter if instance_filter is not None else InstanceFilter()
         self.instance_filter.allowed_ids(self.label_map)
         self.gate = gate
-        self._flow_thread = (
-            ThreadPoolExecutor(1, thread_name_prefix="vsis-gate-flow")
-            if gate is not None and gate.prefetches else None
-        )
+        self._flow_thread = _flow_thread() if gate is not None and gate.prefetches else None
 
     def reset(self) -> None:
         """Forget the previous frame (call between sequences)."""
