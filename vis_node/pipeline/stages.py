@@ -168,7 +168,9 @@ class DetectStage:
         if self.gate is None:
             return Detections(instances, NO_FUSION_CONFIDENCE)
         if flow is not None:
-            flow.result()
+            # Wait, so that no two threads use the flow at once. A failed prefetch is
+            # computed again (and raises) in the gate only if the gate needs the flow.
+            flow.exception()
         kept, frame_confidence = self.gate(instances, image)
         return Detections(kept, frame_confidence)
 
