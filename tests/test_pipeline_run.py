@@ -297,9 +297,9 @@ def test_vsis_run_unreadable_input_exits_2(tiny_model, tmp_path, capsys):
     assert "00000.jpg" in capsys.readouterr().err
 
 
-def test_detect_stage_computes_the_gate_flow_while_the_model_runs():
-    """The gate's flow runs on another thread during ``predict`` and is not computed
-    again after it; the gated result is the one of a stage without the second thread."""
+def test_the_flow_is_computed_while_the_model_runs():
+    """The frame pair's flow runs on another thread during ``predict`` and is not
+    computed again after it by the gate or the tracker."""
     order: list[str] = []
 
     class SlowSquare:
@@ -321,12 +321,12 @@ def test_detect_stage_computes_the_gate_flow_while_the_model_runs():
         return out
 
     pipeline = OnlinePipeline.build(SlowSquare(), flow=flow)
-    assert pipeline.detect.gate is not None
+    assert pipeline.gate is not None
     results = []
     for k in range(2):
         image = np.full((32, 32, 3), k, np.uint8)
         results.append(pipeline.step(Frame(image, k * 1_000_000, k, f"{k:05d}", "seq")))
     second = order[order.index("predict end") + 1:]  # the first frame has no flow
-    assert sorted(second) == ["flow vsis-gate-flow", "predict end", "predict start"]
-    assert second.index("flow vsis-gate-flow") < second.index("predict end")
+    assert sorted(second) == ["flow vsis-flow", "predict end", "predict start"]
+    assert second.index("flow vsis-flow") < second.index("predict end")
     assert len(results[1].instances) == 1

@@ -41,7 +41,7 @@ def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request, moti
     gate_flag, gate_params = [], []
     if not motion_gate:  # on by default in both
         (tmp_path / "no_gate.yaml").write_text(
-            "/**/vsis_perception:\n  ros__parameters:\n    motion_gate: false\n"
+            "/**/vsis_tracking:\n  ros__parameters:\n    motion_gate: false\n"
         )
         gate_flag = ["--no-motion-gate"]
         gate_params = [a for path in [*default_params_files(), tmp_path / "no_gate.yaml"]

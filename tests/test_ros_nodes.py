@@ -72,8 +72,8 @@ def gt_params(root: Path) -> dict[str, dict[str, Any]]:
     would drop the still ground-truth objects)."""
     common = {"input_qos": "reliable", "expected_frame_id": FRAME_ID, "diagnostics_period": 0.2}
     return {
-        "perception": {**common, "model": f"gt:{root}", "motion_gate": False},
-        "tracking": dict(common),
+        "perception": {**common, "model": f"gt:{root}"},
+        "tracking": {**common, "motion_gate": False},
         "semantic": dict(common),
     }
 
@@ -459,7 +459,7 @@ def test_real_checkpoint_plumbing(composed, tmp_path):
     executor, make = composed
     params = {
         "perception": {"model": str(path), "input_qos": "reliable", "mask_encoding": "rle"},
-        "tracking": {"input_qos": "reliable"},
+        "tracking": {"input_qos": "reliable", "motion_gate": False},  # one in, one out
         "semantic": {"input_qos": "reliable"},
     }
     _, probe = make(params)

@@ -22,9 +22,9 @@ COMMAND_SETTINGS = {
 """Command -> settings dataclass -> fields that are not its flags (max_idle follows the
 tracker's max_lost_age)."""
 
-NODE_SETTINGS = {"tracking": TrackerConfig, "semantic": UnifierConfig,
-                 "perception": FusionConfig}
-"""Node kind -> the settings dataclass whose fields are its parameters."""
+NODE_SETTINGS = [("tracking", TrackerConfig), ("tracking", FusionConfig),
+                 ("semantic", UnifierConfig)]
+"""(node kind, a settings dataclass whose fields are parameters of that node)."""
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
@@ -78,17 +78,18 @@ def test_an_out_of_range_flag_is_refused_with_its_name(tmp_path, capsys):
     assert "theta must lie in [0, 1)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kind", sorted(NODE_SETTINGS))
-def test_every_setting_is_a_node_parameter_with_its_default(kind):
+@pytest.mark.parametrize(("kind", "config"), NODE_SETTINGS,
+                         ids=[f"{k}-{c.__name__}" for k, c in NODE_SETTINGS])
+def test_every_setting_is_a_node_parameter_with_its_default(kind, config):
     from vis_node.ros.params import NODE_SPECS
 
     params = {p.name: p for p in NODE_SPECS[kind].params}
-    for setting in settings_of(NODE_SETTINGS[kind]):
+    for setting in settings_of(config):
         param = params[setting.name]
         assert param.default == setting.default and type(param.default) is setting.kind
         assert param.description == setting.help and param.choices == setting.choices
     values = {name: p.default for name, p in params.items()}
-    assert from_values(NODE_SETTINGS[kind], values) == NODE_SETTINGS[kind]()
+    assert from_values(config, values) == config()
 
 
 @pytest.mark.ros
@@ -102,8 +103,8 @@ def test_nodes_declare_every_setting_with_its_default():
     from vis_node.ros.params import NODE_SPECS
 
     with ros_context(73) as context:
-        for kind, config in NODE_SETTINGS.items():
-            node = Node(f"settings_{kind}", context=context)
+        for kind, config in NODE_SETTINGS:
+            node = Node(f"settings_{kind}_{config.__name__}", context=context)
             try:
                 declare(node, NODE_SPECS[kind])
                 values = read(node, NODE_SPECS[kind])

@@ -1,4 +1,4 @@
-"""Online pipeline: each frame goes through the detect, track and unify stages.
+"""Online pipeline: each frame goes through the detect, [gate], track and unify stages.
 
 :class:`OnlinePipeline` composes the stages of :mod:`vis_node.pipeline.stages` in one
 process (``vsis run``); the ROS nodes wrap the same stages one per process, so the two
@@ -8,14 +8,16 @@ paths give identical outputs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from vis_node.pipeline.backends import Backend, backend_of
 from vis_node.pipeline.filters import InstanceFilter
-from vis_node.pipeline.stages import DetectStage, TrackStage, UnifyStage
+from vis_node.pipeline.stages import DetectStage, GateStage, TrackStage, UnifyStage
 from vis_node.structures.frames import Frame
 from vis_node.structures.instances import Instances
 from vis_node.structures.results import FrameResult
@@ -30,12 +32,15 @@ PlainPredictor = Callable[[np.ndarray], Instances]
 
 
 class OnlinePipeline:
-    """Frame -> :class:`DetectStage` -> :class:`TrackStage` -> :class:`UnifyStage`.
+    """Frame -> :class:`DetectStage` -> [:class:`GateStage`] -> :class:`TrackStage` ->
+    :class:`UnifyStage`.
 
     Parameters
     ----------
     detect, track, unify:
         The three stages (see :meth:`build` for the usual assembly).
+    gate:
+        The optional motion gate between detection and tracking.
 
     Examples
     --------
@@ -44,8 +49,15 @@ class OnlinePipeline:
     ...     result = pipeline.step(frame)
     """
 
-    def __init__(self, detect: DetectStage, track: TrackStage, unify: UnifyStage) -> None:
+    def __init__(
+        self,
+        detect: DetectStage,
+        track: TrackStage,
+        unify: UnifyStage,
+        gate: GateStage | None = None,
+    ) -> None:
         self.detect = detect
+        self.gate = gate
         self.track = track
         self.unify = unify
 
@@ -76,9 +88,9 @@ class OnlinePipeline:
             when the tracker does.
         fusion_config:
             Settings of the motion gate (default :class:`FusionConfig`'s: on). With the
-            gate, the SISO :class:`MotionSaliencyGate` ends the detect stage, and gate
-            and tracker share one :class:`LastPairFlow`, so the flow of a frame pair
-            is computed once.
+            gate, a :class:`GateStage` (SISO :class:`MotionSaliencyGate`) runs between
+            detection and tracking, and gate and tracker share one
+            :class:`LastPairFlow`, so the flow of a frame pair is computed once.
         flow:
             Optical flow of the tracker (and gate); default :class:`DISFlow`.
         """
@@ -91,19 +103,23 @@ class OnlinePipeline:
         )
         fusion = fusion_config if fusion_config is not None else FusionConfig()
         estimator: FlowEstimator = flow if flow is not None else DISFlow()
+        estimator = LastPairFlow(estimator)
         gate = None
         if fusion.motion_gate:
-            estimator = LastPairFlow(estimator)
-            gate = MotionSaliencyGate(flow=estimator, theta=fusion.theta, beta2=fusion.beta2)
+            gate = GateStage(
+                MotionSaliencyGate(flow=estimator, theta=fusion.theta, beta2=fusion.beta2)
+            )
         return cls(
-            DetectStage(backend, instance_filter, gate),
+            DetectStage(backend, instance_filter),
             TrackStage(OnlineTracker(config, flow=estimator)),
             UnifyStage(OnlineUnifier(unifier)),
+            gate,
         )
 
     def reset(self) -> None:
         """Forget all tracks and the previous frame (call between sequences)."""
-        self.detect.reset()
+        if self.gate is not None:
+            self.gate.reset()
         self.track.reset()
         self.unify.reset()
 
@@ -113,10 +129,20 @@ class OnlinePipeline:
         Returns
         -------
         FrameResult
-            With timings ``detect``, ``track`` and ``unify`` in milliseconds.
+            With timings ``detect`` (the gate included), ``track`` and ``unify`` in
+            milliseconds.
+
+        The frame pair's optical flow (tracker and gate) is computed on a second thread
+        while the model runs, as the tracking node does in the ROS graph.
         """
         clock = LapTimer()
+        flow = _flow_thread().submit(self.track.prefetch, frame.image)
         detections = self.detect(frame.image, frame.stamp_ns)
+        # Wait, so that no two threads use the flow at once; a failed prefetch is
+        # computed again (and raises) by whoever needs the flow.
+        flow.exception()
+        if self.gate is not None:
+            detections = self.gate(detections, frame.image)
         clock.lap("detect")
         tracked = self.track(detections.instances, frame.image)
         clock.lap("track")
@@ -132,6 +158,14 @@ class OnlinePipeline:
             frame_confidence=detections.frame_confidence,
             timings=clock.laps,
         )
+
+
+@functools.cache
+def _flow_thread() -> ThreadPoolExecutor:
+    """The one thread of this process that computes the next frame pair's flow while
+    the model runs (``vsis run`` builds a pipeline per sequence; two pipelines stepping
+    at once would take turns, with unchanged results)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="vsis-flow")
 
 
 class LapTimer:

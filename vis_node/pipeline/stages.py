@@ -1,17 +1,16 @@
-"""The three stages of one online frame step: detect, track, unify-and-paint.
+"""The stages of one online frame step: detect, [motion gate], track, unify-and-paint.
 
 :class:`~vis_node.pipeline.online.OnlinePipeline` composes them in one process (``vsis
-run``); each ROS node wraps one of them as ``message -> decode -> stage -> encode``
-(perception: :class:`DetectStage`, tracking: :class:`TrackStage`, semantic:
-:class:`UnifyStage`), so both paths compute the same thing by construction.
+run``); each ROS node wraps its part as ``message -> decode -> stage(s) -> encode``
+(perception: :class:`DetectStage`; tracking: :class:`GateStage` and :class:`TrackStage`,
+which share the frame pair's optical flow; semantic: :class:`UnifyStage`), so both
+paths compute the same thing by construction.
 
 Nothing here imports torch or rclpy: the semantic node loads this module too.
 """
 
 from __future__ import annotations
 
-import functools
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -87,7 +86,7 @@ def label_maps(instances: Instances, labels: np.ndarray) -> tuple[np.ndarray, np
 
 @dataclass(frozen=True)
 class Detections:
-    """Output of :class:`DetectStage` for one frame.
+    """Output of :class:`DetectStage` (and :class:`GateStage`) for one frame.
 
     Attributes
     ----------
@@ -95,27 +94,16 @@ class Detections:
         The kept instances, masks ``bool[N, H, W]`` at frame resolution, no track ids.
     frame_confidence:
         SISO frame confidence in ``[0, 1]`` (:class:`MotionSaliencyGate`), or
-        :data:`~vis_node.structures.results.NO_FUSION_CONFIDENCE` without a gate.
+        :data:`~vis_node.structures.results.NO_FUSION_CONFIDENCE` before or without a
+        gate.
     """
 
     instances: Instances
     frame_confidence: float
 
 
-@functools.cache
-def _flow_thread() -> ThreadPoolExecutor:
-    """The one thread of this process on which detect stages compute their gate's flow
-    (``vsis run`` builds a stage per sequence; two stages running at once would take
-    turns, with unchanged results)."""
-    return ThreadPoolExecutor(1, thread_name_prefix="vsis-gate-flow")
-
-
 class DetectStage:
-    """Frame -> backend -> instance filter -> [motion-saliency gate].
-
-    With a gate whose flow is a :class:`~vis_node.tracking.flow.LastPairFlow`, the flow
-    of the frame pair is computed on a second thread while the model runs (the gate
-    then finds it ready; results are the same as computing it after the model).
+    """Frame -> backend -> instance filter.
 
     Parameters
     ----------
@@ -123,9 +111,6 @@ class DetectStage:
         The loaded model (or ground-truth oracle).
     instance_filter:
         Runtime filters applied to the backend's instances; default keeps all.
-    gate:
-        Optional SISO fusion that keeps the instances covering the moving salient
-        region and gives the frame confidence.
 
     Raises
     ------
@@ -133,23 +118,11 @@ class DetectStage:
         A ``class_allow`` name of the filter that the backend's label map lacks.
     """
 
-    def __init__(
-        self,
-        backend: Backend,
-        instance_filter: InstanceFilter | None = None,
-        gate: MotionSaliencyGate | None = None,
-    ) -> None:
+    def __init__(self, backend: Backend, instance_filter: InstanceFilter | None = None) -> None:
         self.backend = backend
         self.label_map = LabelMap(backend.class_names, backend.name)
         self.instance_filter = instance_filter if instance_filter is not None else InstanceFilter()
         self.instance_filter.allowed_ids(self.label_map)
-        self.gate = gate
-        self._flow_thread = _flow_thread() if gate is not None and gate.prefetches else None
-
-    def reset(self) -> None:
-        """Forget the previous frame (call between sequences)."""
-        if self.gate is not None:
-            self.gate.reset()
 
     def __call__(self, image: np.ndarray, stamp_ns: int) -> Detections:
         """Detect the salient instances of one frame.
@@ -161,17 +134,42 @@ class DetectStage:
         stamp_ns:
             Its capture time in nanoseconds (the oracle picks its annotation by it).
         """
-        flow = None
-        if self._flow_thread is not None and self.gate is not None:
-            flow = self._flow_thread.submit(self.gate.prefetch, image)
         instances = self.instance_filter(self.backend.predict(image, stamp_ns), self.label_map)
-        if self.gate is None:
-            return Detections(instances, NO_FUSION_CONFIDENCE)
-        if flow is not None:
-            # Wait, so that no two threads use the flow at once. A failed prefetch is
-            # computed again (and raises) in the gate only if the gate needs the flow.
-            flow.exception()
-        kept, frame_confidence = self.gate(instances, image)
+        return Detections(instances, NO_FUSION_CONFIDENCE)
+
+
+class GateStage:
+    """Detections -> SISO motion-saliency gate -> the instances covering what moves.
+
+    It sits between detection and tracking and shares the tracker's
+    :class:`~vis_node.tracking.flow.LastPairFlow`, so the flow of a frame pair is computed
+    once for both (in the ROS graph both run in the tracking node, which computes that
+    flow while the model works on the frame).
+
+    Parameters
+    ----------
+    gate:
+        The gate; it sets the frame confidence.
+    """
+
+    def __init__(self, gate: MotionSaliencyGate) -> None:
+        self.gate = gate
+
+    def reset(self) -> None:
+        """Forget the previous frame (call between sequences)."""
+        self.gate.reset()
+
+    def __call__(self, detections: Detections, image: np.ndarray) -> Detections:
+        """Gate one frame's detections.
+
+        Parameters
+        ----------
+        detections:
+            The detect stage's output for ``image``.
+        image:
+            ``uint8[H, W, 3]`` RGB frame they come from.
+        """
+        kept, frame_confidence = self.gate(detections.instances, image)
         return Detections(kept, frame_confidence)
 
 

@@ -8,7 +8,7 @@ exist). Parameters load from ``--ros-args --params-file YAML`` as for any ROS no
 The settings of the core stages are not written here: every field of
 :class:`~vis_node.tracking.tracker.TrackerConfig` (tracking node),
 :class:`~vis_node.tracking.unification.UnifierConfig` (semantic node) and
-:class:`~vis_node.tracking.fusion.FusionConfig` (perception node, motion gate) is a
+:class:`~vis_node.tracking.fusion.FusionConfig` (tracking node, motion gate) is a
 parameter of the same name, default and description (:func:`config_params`), as it is
 a flag of ``vsis run`` (:mod:`vis_node.settings`).
 """
@@ -210,7 +210,6 @@ PERCEPTION = NodeSpec(
             "Per-instance mask in the output: 'cropped' mono8, 'rle' or 'none'.",
             choices=MASK_CHOICES,
         ),
-        *config_params(FusionConfig),
         Param("gt_sequence", "", "Oracle only: sequence of the root ('' = the first)."),
         Param(
             "gt_fps", 30.0, "Oracle only: frame rate giving frame index = stamp * fps.",
@@ -256,6 +255,7 @@ TRACKING = NodeSpec(
         ),
         Param("reid", True, "Re-identify lost tracks (gated, relative appearance test)."),
         *config_params(TrackerConfig),
+        *config_params(FusionConfig),
         Param(
             "match_capacity", 8,
             "Most instance / image messages waiting for their partner stamp.", low=1, high=1000,

@@ -6,9 +6,9 @@ publishes ``instances`` (``vis_msgs/SalientInstanceArray``, header = the input
 image's header) and, latched, ``label_map`` (``vis_msgs/LabelMap``): the names and
 model name of the model it loaded, which the tracking and semantic nodes use. The
 runtime filters (``score_threshold``, ``class_allow``, ``max_instances``,
-``min_mask_area``) and, with ``motion_gate``, the SISO motion-saliency gate apply
-before publishing: the node runs :class:`vis_node.pipeline.stages.DetectStage`, as
-``vsis run`` does, and ``frame_confidence`` carries the stage's SISO frame confidence.
+``min_mask_area``) apply before publishing: the node runs
+:class:`vis_node.pipeline.stages.DetectStage`, as ``vsis run`` does. The SISO motion
+gate runs in the tracking node, next to the tracker whose optical flow it shares.
 
 Inference runs in its own thread fed through a one-slot buffer: a frame arriving
 while the model is busy replaces the waiting one (counted as dropped), so the node
@@ -41,9 +41,6 @@ from vis_node.ros.qos import LATCHED
 from vis_node.ros.stamps import LatestSlot
 from vis_node.ros.transport import image_subscription
 from vis_node.structures.label_map import LabelMap
-from vis_node.tracking.flow import DISFlow, LastPairFlow
-from vis_node.settings import from_values
-from vis_node.tracking.fusion import FusionConfig, MotionSaliencyGate
 
 
 class PerceptionNode(VsisNode):
@@ -89,14 +86,7 @@ class PerceptionNode(VsisNode):
             gt_fps=self.config["gt_fps"],
             gt_seed=self.config["gt_seed"],
         )
-        fusion = from_values(FusionConfig, self.config)
-        gate = (
-            MotionSaliencyGate(
-                flow=LastPairFlow(DISFlow()), theta=fusion.theta, beta2=fusion.beta2
-            )
-            if fusion.motion_gate else None
-        )
-        self._detect = DetectStage(backend, self._filter, gate)
+        self._detect = DetectStage(backend, self._filter)
         self.label_map = self._detect.label_map
         self.get_logger().info(
             f"model '{self.label_map.model_name}' loaded ({len(self.label_map)} classes)"

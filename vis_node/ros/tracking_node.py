@@ -5,8 +5,12 @@ latched ``label_map`` (class names of the loaded model) and the camera image it 
 computed from (``image`` or ``image/compressed``, by ``image_transport``), pairs
 instances and images by exact header stamp (:class:`~vis_node.ros.stamps.StampMatcher`;
 optical flow and colour embeddings need the pixels) and publishes
-``tracked_instances`` with the header and ``frame_confidence`` of the input. Tracking
-is :class:`vis_node.pipeline.stages.TrackStage`, as in ``vsis run``. Instances are skipped (counted as
+``tracked_instances`` with the header of the input. With ``motion_gate`` (on by
+default) the SISO motion gate (:class:`vis_node.pipeline.stages.GateStage`) first keeps
+the instances covering what moves, using the tracker's optical flow of the same frame
+pair, and its SISO frame confidence fills ``frame_confidence`` (the input's without the
+gate). Tracking is :class:`vis_node.pipeline.stages.TrackStage`; gate and tracker run
+as in ``vsis run``. Instances are skipped (counted as
 ``no_label_map``) until the label map has arrived, and (``size_mismatch``) when their
 class scores do not fit it.
 
@@ -31,7 +35,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from vis_msgs.msg import LabelMap as LabelMapMsg
 from vis_msgs.msg import SalientInstanceArray
 
-from vis_node.pipeline.stages import TrackStage
+from vis_node.pipeline.stages import Detections, GateStage, TrackStage
 from vis_node.ros.base_node import VsisNode, run_standalone, stamp_ns
 from vis_node.ros.input_guard import Rejection, check_finite_scores, decode_image_msg
 from vis_node.ros.instances_msg import decode_instances, instances_to_msg, score_values
@@ -70,6 +74,27 @@ def build_tracker(config: dict[str, Any]) -> OnlineTracker:
     )
 
 
+def build_gate(config: dict[str, Any], tracker: OnlineTracker) -> GateStage | None:
+    """The SISO motion gate the node's parameters ask for (every :class:`FusionConfig`
+    field), sharing the tracker's flow (its own :class:`DISFlow` when the tracker has
+    none); ``None`` with ``motion_gate: false``.
+
+    Raises
+    ------
+    ValueError
+        A setting out of range; the message names it.
+    """
+    from vis_node.settings import from_values
+    from vis_node.tracking.flow import DISFlow, LastPairFlow
+    from vis_node.tracking.fusion import FusionConfig, MotionSaliencyGate
+
+    fusion = from_values(FusionConfig, config)
+    if not fusion.motion_gate:
+        return None
+    flow = tracker.flow if tracker.flow is not None else LastPairFlow(DISFlow())
+    return GateStage(MotionSaliencyGate(flow=flow, theta=fusion.theta, beta2=fusion.beta2))
+
+
 class TrackingNode(VsisNode):
     """Lifecycle node assigning track ids.
 
@@ -85,11 +110,14 @@ class TrackingNode(VsisNode):
         super().__init__(TRACKING, node_name, **kwargs)
         self._publisher: Any = None
         self._stage: TrackStage | None = None
+        self._gate: GateStage | None = None
         self._matcher: StampMatcher[Pending, np.ndarray | None] = StampMatcher()
         self.label_map: LabelMap | None = None
 
     def configure_node(self) -> None:
-        self._stage = TrackStage(build_tracker(self.config))
+        tracker = build_tracker(self.config)
+        self._gate = build_gate(self.config, tracker)
+        self._stage = TrackStage(tracker)
         self._matcher = StampMatcher(int(self.config["match_capacity"]))
         self._publisher = self.create_lifecycle_publisher(
             SalientInstanceArray, "tracked_instances", self.output_qos
@@ -107,6 +135,7 @@ class TrackingNode(VsisNode):
 
     def cleanup_node(self) -> None:
         self._stage = None
+        self._gate = None
         self._publisher = None
         self.label_map = None
 
@@ -120,6 +149,8 @@ class TrackingNode(VsisNode):
     def recover_node(self) -> None:
         if self._stage is not None:
             self._stage.reset()
+        if self._gate is not None:
+            self._gate.reset()
 
     def _on_instances(self, msg: SalientInstanceArray) -> None:
         if not self.check_header("instances", msg.header):
@@ -176,8 +207,12 @@ class TrackingNode(VsisNode):
             self.get_logger().warning(
                 f"frame size changed to {image.shape[:2]}; starting new tracks"
             )
+        detections = Detections(instances, msg.frame_confidence)
+        if self._gate is not None:
+            with self.stats.stage("gate"):
+                detections = self._gate(detections, image)
         with self.stats.stage("tracking"):
-            tracked = track(instances, image)
+            tracked = track(detections.instances, image)
         active = sum(t.state is not TrackState.LOST for t in track.tracker.tracks)
         self.stats.set_gauge("active_tracks", active)
         with self.stats.stage("publish"):
@@ -186,7 +221,7 @@ class TrackingNode(VsisNode):
                 msg.header,
                 self.label_map.names,
                 mask_encoding=self.config["mask_encoding"],
-                frame_confidence=msg.frame_confidence,
+                frame_confidence=detections.frame_confidence,
             )
             self._publisher.publish(out)
         self.stats.frame_done()
