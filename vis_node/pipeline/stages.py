@@ -25,6 +25,7 @@ from vis_node.structures.results import NO_FUSION_CONFIDENCE
 from vis_node.tracking.flow import LastPairFlow
 from vis_node.tracking.fusion import MotionSaliencyGate
 from vis_node.tracking.tracker import OnlineTracker
+from vis_node.tracking.validate import validate_instances
 from vis_node.tracking.unification import OnlineUnifier
 
 
@@ -168,8 +169,15 @@ class GateStage:
             The detect stage's output for ``image``.
         image:
             ``uint8[H, W, 3]`` RGB frame they come from.
+
+        Raises
+        ------
+        vis_node.structures.errors.InvalidDataError
+            Detections the tracker would refuse (checked here, before the gate may drop
+            the offending instance, so bad input is reported whether or not it moves).
         """
-        kept, frame_confidence = self.gate(detections.instances, image)
+        instances = validate_instances(detections.instances, image)
+        kept, frame_confidence = self.gate(instances, image)
         return Detections(kept, frame_confidence)
 
 
