@@ -102,8 +102,9 @@ class OnlinePipeline:
             max_idle=config.max_lost_age,
         )
         fusion = fusion_config if fusion_config is not None else FusionConfig()
-        estimator: FlowEstimator = flow if flow is not None else DISFlow()
-        estimator = LastPairFlow(estimator)
+        estimator = flow if flow is not None else DISFlow()
+        if not isinstance(estimator, LastPairFlow):
+            estimator = LastPairFlow(estimator)
         gate = None
         if fusion.motion_gate:
             gate = GateStage(

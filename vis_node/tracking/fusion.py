@@ -14,13 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from vis_node.tracking.flow import (
-    DISFlow,
-    FlowEstimator,
-    LastPairFlow,
-    reduced_flow,
-    resize_masks,
-)
+from vis_node.tracking.flow import DISFlow, FlowEstimator, reduced_flow, resize_masks
 from vis_node.structures.instances import Instances, boxes_from_masks
 
 
@@ -389,29 +383,6 @@ class MotionSaliencyGate:
     def reset(self) -> None:
         """Forget the previous frame (call between sequences)."""
         self._previous = None
-
-    @property
-    def prefetches(self) -> bool:
-        """Whether :meth:`prefetch` does anything: the flow is a :class:`LastPairFlow`."""
-        return isinstance(self.flow, LastPairFlow)
-
-    def prefetch(self, image: np.ndarray) -> None:
-        """Compute the flow :meth:`__call__` will need for ``image`` ahead of time.
-
-        For a caller that can run it while the model works on ``image`` (another
-        thread; OpenCV and ONNX Runtime release the GIL): the flow from ``image`` to
-        the last gated frame then waits in the :class:`LastPairFlow`, which hands it
-        out only for the same pair of frames, so results never change. Does nothing
-        without a ``LastPairFlow`` or a previous frame of the same size.
-
-        Parameters
-        ----------
-        image:
-            ``uint8[H, W, 3]`` RGB frame to be gated next.
-        """
-        previous = self._previous
-        if self.prefetches and previous is not None and previous.shape == image.shape:
-            reduced_flow(self.flow, image, previous)
 
     def __call__(self, instances: Instances, image: np.ndarray) -> tuple[Instances, float]:
         """Select the salient instances of one frame.
