@@ -200,7 +200,8 @@ def test_each_default_is_written_once():
     import inspect
 
     from vis_node.pipeline.online import OnlinePipeline
-    from vis_node.tracking.fusion import MotionSaliencyGate, fuse_instances
+    from vis_node.tracking.fusion import fuse_instances
+    from vis_node.tracking.motion_gate import MotionSaliencyGate
     from vis_node.tracking.offline import recurrent_propagation
     from vis_node.tracking.unification import OnlineUnifier
 

@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 
 from vis_node.tracking.fusion import (
-    MotionSaliencyGate,
     binarise_saliency,
     confidence_score,
     fuse_instances,
-    motion_saliency,
     sequential_fusion,
 )
+from vis_node.tracking.motion_gate import MotionSaliencyGate, motion_saliency
 from vis_node.structures.instances import Instances
 
 

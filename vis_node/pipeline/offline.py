@@ -35,7 +35,8 @@ from vis_node.pipeline.stages import foreground_probs, label_maps
 from vis_node.registry import OFFLINE_METHODS
 from vis_node.structures.results import FrameResult
 from vis_node.tracking.flow import DISFlow, FlowEstimator
-from vis_node.tracking.fusion import FusionConfig, binarise_saliency, motion_saliency
+from vis_node.tracking.fusion import FusionConfig, binarise_saliency
+from vis_node.tracking.motion_gate import motion_saliency
 from vis_node.tracking.offline import recurrent_propagation
 from vis_node.tracking.propose_reduce import SequenceTrack, propose_reduce
 from vis_node.tracking.offline_config import OfflineConfig

@@ -22,7 +22,8 @@ from vis_node.structures.frames import Frame
 from vis_node.structures.instances import Instances
 from vis_node.structures.results import FrameResult
 from vis_node.tracking.flow import DISFlow, FlowEstimator, LastPairFlow
-from vis_node.tracking.fusion import FusionConfig, MotionSaliencyGate
+from vis_node.tracking.fusion import FusionConfig
+from vis_node.tracking.motion_gate import MotionSaliencyGate
 from vis_node.tracking.tracker import OnlineTracker
 from vis_node.tracking.tracker_config import TrackerConfig
 from vis_node.tracking.unification import OnlineUnifier, UnifierConfig

@@ -23,7 +23,7 @@ from vis_node.structures.instances import Instances
 from vis_node.structures.label_map import LabelMap
 from vis_node.structures.results import NO_FUSION_CONFIDENCE
 from vis_node.tracking.flow import LastPairFlow
-from vis_node.tracking.fusion import MotionSaliencyGate
+from vis_node.tracking.motion_gate import MotionSaliencyGate
 from vis_node.tracking.tracker import OnlineTracker
 from vis_node.tracking.validate import validate_instances
 from vis_node.tracking.unification import OnlineUnifier

@@ -86,7 +86,8 @@ def build_gate(config: dict[str, Any], tracker: OnlineTracker) -> GateStage | No
     """
     from vis_node.settings import from_values
     from vis_node.tracking.flow import DISFlow, LastPairFlow
-    from vis_node.tracking.fusion import FusionConfig, MotionSaliencyGate
+    from vis_node.tracking.fusion import FusionConfig
+    from vis_node.tracking.motion_gate import MotionSaliencyGate
 
     fusion = from_values(FusionConfig, config)
     if not fusion.motion_gate:

@@ -4,7 +4,8 @@
   propagation by optical flow + MaskTrack R-CNN style re-identification memory).
 * :class:`OnlineUnifier` / :func:`unify_offline` give each track one class label.
 * :func:`sequential_fusion` / :func:`fuse_instances` keep the salient instances (SISO
-  Algorithm 1); :func:`motion_saliency` makes a saliency map from optical flow.
+  Algorithm 1); :func:`motion_saliency` makes a saliency map from optical flow and
+  :class:`MotionSaliencyGate` applies the fusion to it online.
 * :func:`recurrent_propagation` (SISO 4.3) and :func:`sequence_nms` (Propose-Reduce)
   refine whole videos offline.
 * Settings, each default written once: :class:`TrackerConfig`, :class:`UnifierConfig`,
@@ -32,7 +33,8 @@ _EXPORTS = {
     "binarise_saliency": "fusion",
     "confidence_score": "fusion",
     "fuse_instances": "fusion",
-    "motion_saliency": "fusion",
+    "motion_saliency": "motion_gate",
+    "MotionSaliencyGate": "motion_gate",
     "sequential_fusion": "fusion",
     "OnlineTracker": "tracker",
     "TrackerConfig": "tracker_config",
