@@ -157,6 +157,34 @@ def test_track_stage_prefetch_computes_the_flow_ahead_and_changes_nothing():
     assert len(calls) == len(video.frames) - 1  # one flow per frame pair
 
 
+def test_gate_prefetch_computes_the_moving_region_once_and_changes_nothing(monkeypatch):
+    import vis_node.tracking.motion_gate as motion_gate
+    from vis_node.tracking.flow import DISFlow, LastPairFlow
+
+    video = generate_video(5, SynthConfig(width=96, height=72, frames=6))
+    regions: list[int] = []
+    saliency = motion_gate.motion_saliency
+
+    def counted(flow: np.ndarray, **kwargs: float) -> np.ndarray:
+        regions.append(len(regions))
+        return saliency(flow, **kwargs)
+
+    plain = motion_gate.MotionSaliencyGate(DISFlow())
+    ahead = motion_gate.MotionSaliencyGate(LastPairFlow(DISFlow()))
+    for frame, ids in zip(video.frames, video.ids):
+        instances = Instances.from_masks(np.stack([ids == k for k in np.unique(ids[ids > 0])]))
+        expected, expected_confidence = plain(instances, frame)
+        monkeypatch.setattr(motion_gate, "motion_saliency", counted)
+        ahead.prefetch(frame)
+        done = len(regions)
+        kept, confidence = ahead(instances, frame)
+        monkeypatch.setattr(motion_gate, "motion_saliency", saliency)
+        assert len(regions) == done  # the gate found the prefetched region
+        np.testing.assert_array_equal(kept.masks, expected.masks)
+        assert confidence == expected_confidence
+    assert len(regions) == len(video.frames) - 1  # one region per frame pair
+
+
 def test_label_maps_paint_labels_of_tracks():
     masks = np.zeros((2, 4, 5), bool)
     masks[0, :2] = True

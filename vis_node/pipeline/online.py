@@ -134,11 +134,12 @@ class OnlinePipeline:
             With timings ``detect`` (the gate included), ``track`` and ``unify`` in
             milliseconds.
 
-        The frame pair's optical flow (tracker and gate) is computed on a second thread
-        while the model runs, as the tracking node does in the ROS graph.
+        The frame pair's optical flow (tracker and gate) and the gate's moving region
+        are computed on a second thread while the model runs (:meth:`prefetch`), as the
+        tracking node does in the ROS graph.
         """
         clock = LapTimer()
-        flow = _flow_thread().submit(self.track.prefetch, frame.image)
+        flow = _flow_thread().submit(self.prefetch, frame.image)
         detections = self.detect(frame.image, frame.stamp_ns)
         # Wait, so that no two threads use the flow at once; a failed prefetch is
         # computed again (and raises) by whoever needs the flow.
@@ -160,6 +161,19 @@ class OnlinePipeline:
             frame_confidence=detections.frame_confidence,
             timings=clock.laps,
         )
+
+    def prefetch(self, image: np.ndarray) -> None:
+        """What the track and gate stages can compute before ``image``'s detections:
+        the flow to the previous frame and the moving region (results never change).
+
+        Parameters
+        ----------
+        image:
+            ``uint8[H, W, 3]`` RGB frame to be stepped next.
+        """
+        self.track.prefetch(image)
+        if self.gate is not None:
+            self.gate.prefetch(image)
 
 
 @functools.cache

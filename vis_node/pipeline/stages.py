@@ -160,6 +160,12 @@ class GateStage:
         """Forget the previous frame (call between sequences)."""
         self.gate.reset()
 
+    def prefetch(self, image: np.ndarray) -> None:
+        """Compute the moving region of ``image`` (the next frame to be gated) ahead of
+        time, from the flow the track stage prefetched
+        (:meth:`MotionSaliencyGate.prefetch`); results never change."""
+        self.gate.prefetch(image)
+
     def __call__(self, detections: Detections, image: np.ndarray) -> Detections:
         """Gate one frame's detections.
 

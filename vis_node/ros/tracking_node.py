@@ -18,8 +18,9 @@ The image of a frame arrives while the perception node is still working on it: t
 node decodes it then and, when every earlier image has had its instances (the model
 keeps pace with the camera, so this frame is the next one tracked), computes its
 optical flow to the last tracked frame
-(:meth:`~vis_node.pipeline.stages.TrackStage.prefetch`); only association is left once
-the instances arrive. A model that skips camera frames gets no prefetching (it would be
+(:meth:`~vis_node.pipeline.stages.TrackStage.prefetch`) and the gate's moving region
+(:meth:`~vis_node.pipeline.stages.GateStage.prefetch`); only selection and association
+are left once the instances arrive. A model that skips camera frames gets no prefetching (it would be
 wasted on the skipped ones).
 
 Run: ``vsis ros tracking --params launch/config/tracking.yaml``.
@@ -183,6 +184,8 @@ class TrackingNode(VsisNode):
         elif self._stage is not None and not self._matcher.waiting_right():
             with self.stats.stage("prefetch"):
                 self._stage.prefetch(image)
+                if self._gate is not None:
+                    self._gate.prefetch(image)
         self._handle(self._matcher.add_right(stamp_ns(msg.header), image))
 
     def _handle(self, pairs: list[tuple[int, Pending, np.ndarray | None]]) -> None:
