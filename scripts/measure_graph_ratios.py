@@ -17,6 +17,10 @@ Reported:
   throughput is reported too (``serial_throughput_pct``): it is bounded by the
   overhead, since no two frames are ever in the graph at once.
 
+``--threads N`` gives the model N CPU threads, alone and in the graph's perception node:
+on a machine with few cores the graph's other nodes compete with the model's threads
+for them, which the ratios then show as overhead.
+
 Absolute times on a shared machine are noise; the ratios are what to compare, and
 ``--repeat N`` takes N such measurements and reports the median of each ratio (each
 measurement is in ``runs``).
@@ -62,6 +66,9 @@ def main() -> int:
     parser.add_argument("--params", type=Path, action="append", default=[],
                         help="params YAML for the graph, repeatable, applied after the "
                         "package's (e.g. one setting motion_gate: false)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU inference threads of the model, alone and in the graph's "
+                        "perception node (default 0: the runtime's, one per core)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="measurements (model, replay, model) to take; the ratios "
                         "reported are their medians (default 1)")
@@ -73,11 +80,18 @@ def main() -> int:
     from vis_node.ros.replay import ReplaySettings, run_replay
     from vis_node.ros.cli import default_params_files
 
-    backend = load_backend(args.model, runtime=args.runtime)
+    backend = load_backend(args.model, runtime=args.runtime, threads=args.threads)
     frames = list(replay_frames(args.bag, None))
     model_times(backend, frames[:3])  # warm-up
     out = args.out or Path(tempfile.mkdtemp(prefix="vsis-ratios-"))
-    params = (*default_params_files(), *args.params) if args.params else ()
+    extra = list(args.params)
+    if args.threads:
+        threads_yaml = out / "threads.yaml"
+        threads_yaml.write_text(
+            f"/**/vsis_perception:\n  ros__parameters:\n    threads: {args.threads}\n"
+        )
+        extra.append(threads_yaml)
+    params = (*default_params_files(), *extra) if extra else ()
     serial = ReplaySettings(model=args.model, graph=args.graph, pace="max", params=params)
     stream = ReplaySettings(model=args.model, graph=args.graph, pace="stream", params=params)
     runs = []
@@ -103,6 +117,7 @@ def main() -> int:
         "frames": len(frames),
         "size": [frames[0].width, frames[0].height],
         "graph": args.graph,
+        "threads": args.threads,
         "overhead_pct": statistics.median(r["overhead_pct"] for r in runs),
         "throughput_pct": statistics.median(r["throughput_pct"] for r in runs),
         "serial_throughput_pct": statistics.median(r["serial_throughput_pct"] for r in runs),

@@ -519,6 +519,39 @@ def test_lifecycle_failures_keep_the_node_alive(tmp_path, synth_root, request):
             node.destroy_node()
 
 
+def test_perception_threads_parameter_reaches_the_runtime(synth_root, request, monkeypatch):
+    require_ros()
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    import vis_node.ros.perception_node as perception_node
+
+    calls: list[dict[str, Any]] = []
+    load = perception_node.load_backend
+
+    def recording(spec: str, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return load(spec, **kwargs)
+
+    monkeypatch.setattr(perception_node, "load_backend", recording)
+    with ros_context(domain_for(request)) as context:
+        node = perception_node.PerceptionNode(
+            context=context,
+            parameter_overrides=[
+                Parameter("model", value=f"gt:{synth_root}"), Parameter("threads", value=1),
+            ],
+        )
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            assert [c["threads"] for c in calls] == [1]
+            node.set_parameters([Parameter("threads", value=-1)])
+            assert node.get_parameter("threads").value == 1  # out of range: refused
+            assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        finally:
+            node.destroy_node()
+
+
 def ros_env(domain: int) -> dict[str, str]:
     """This process's environment (scripts/env.sh) with DDS kept on localhost."""
     env = dict(os.environ)

@@ -205,6 +205,13 @@ PERCEPTION = NodeSpec(
             pattern=r"auto|cpu|cuda(:[0-9]+)?",
         ),
         Param(
+            "threads", 0,
+            "CPU inference threads (0 = the runtime's default, one per core); ignored on "
+            "a GPU. With few cores, leaving one to the other nodes keeps the model's pace "
+            "steady (scripts/measure_graph_ratios.py --threads).",
+            low=0, high=1024,
+        ),
+        Param(
             "mask_encoding",
             "cropped",
             "Per-instance mask in the output: 'cropped' mono8, 'rle' or 'none'.",

@@ -82,6 +82,7 @@ class PerceptionNode(VsisNode):
             self.config["model"],
             runtime=self.config["runtime"],
             device=self.config["device"],
+            threads=int(self.config["threads"]),
             gt_sequence=self.config["gt_sequence"],
             gt_fps=self.config["gt_fps"],
             gt_seed=self.config["gt_seed"],
