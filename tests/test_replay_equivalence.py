@@ -85,3 +85,21 @@ def test_replay_into_a_used_folder_fails_before_the_graph_starts(tmp_path, monke
     with pytest.raises(InputDataError, match="already there"):
         run_replay(bag, tmp_path / "out", ReplaySettings(model="synth", graph="processes"))
     assert started == []
+
+
+def test_status_latencies_reads_each_nodes_mean_stage_times():
+    require_ros()
+    from builtin_interfaces.msg import Time
+
+    from vis_node.ros.diagnostics import NodeStats, stats_to_status, status_array
+    from vis_node.ros.replay import status_latencies
+
+    stats = NodeStats()
+    stats.add_latency("inference", 0.040)
+    stats.add_latency("inference", 0.060)
+    stats.add_latency("publish", 0.002)
+    status = stats_to_status(stats.snapshot({}), name="vsis_perception: perception",
+                             hardware_id="cpu", active=True)
+    status.values.append(type(status.values[0])(key="latency_bad_ms", value="n/a"))
+    latencies = status_latencies(status_array(status, Time()))
+    assert latencies == {"vsis_perception: perception": {"inference": 50.0, "publish": 2.0}}

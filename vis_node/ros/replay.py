@@ -9,12 +9,15 @@ the middleware's reception times (``received_timestamp`` of the message info, sy
 clock), so the recorder's own Python work never delays them.
 
 Pacing: ``max`` publishes the next frame as soon as the graph delivered the previous
-one (as fast as it keeps up, nothing dropped by design); ``recorded`` follows the bag's
-clock, so a slow graph drops frames as a live robot would. (Publishing the next frame
-once the perception node is done with the previous one, so that tracking and semantic
-overlap the next inference, was measured too: on two shared cores it gained no
-throughput, 82-86% of the model alone against 79-85%, and raised the median latency
-over the model's from 9-13% to 16-47%.)
+one (as fast as it keeps up, nothing dropped by design); ``stream`` as soon as the
+perception node published the previous one's instances (its model is free: tracking and
+unification of one frame overlap the model on the next, as with a camera faster than
+the model); ``recorded`` follows the bag's clock, so a slow graph drops frames as a live
+robot would.
+
+The report also carries each node's own stage times (``nodes``: the mean milliseconds of
+every ``latency_<stage>_ms`` in the last ``/diagnostics`` status of each node), so the
+time between the stages' arrivals can be split into work and transport.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ class Replayer(Node):
         super().__init__("vsis_replay", **kwargs)
         self.image_pub = self.create_publisher(Image, "image", qos.RELIABLE)
         self.latency = LatencyLog(stages=STAGES)
+        self.node_latency: dict[str, dict[str, float]] = {}
         self.pending: dict[int, _Pending] = {}
         self.class_names: tuple[str, ...] = ()
         self._store = _typestore()
@@ -155,6 +159,7 @@ class Replayer(Node):
                 self.class_names = tuple(c.class_name for c in msg.classes)
                 return
             if topic == "/diagnostics":
+                self.node_latency.update(status_latencies(msg))
                 return
             if topic in STAGES:
                 self.latency.arrive(topic, stamp, now)
@@ -191,6 +196,25 @@ class Replayer(Node):
     def close(self) -> None:
         """Finish the recorded bag."""
         self._writer.close()
+
+
+def status_latencies(msg: DiagnosticArray) -> dict[str, dict[str, float]]:
+    """Status name -> stage -> mean milliseconds, from the ``latency_<stage>_ms`` values
+    of a ``/diagnostics`` message (:func:`vis_node.ros.diagnostics.stats_to_status`);
+    the ``_max_ms`` values and unparsable ones are left out."""
+    result: dict[str, dict[str, float]] = {}
+    for status in msg.status:
+        stages: dict[str, float] = {}
+        for item in status.values:
+            key = item.key
+            if key.startswith("latency_") and key.endswith("_ms") and not key.endswith("_max_ms"):
+                try:
+                    stages[key[len("latency_"):-len("_ms")]] = float(item.value)
+                except ValueError:
+                    continue
+        if stages:
+            result[status.name] = stages
+    return result
 
 
 def camera_message(frame: Frame, stamp: int) -> Image:
@@ -294,7 +318,8 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
     Returns
     -------
     dict
-        The latency report (see :meth:`LatencyLog.report`) plus ``"frames_written"``.
+        The latency report (see :meth:`LatencyLog.report`) plus ``"nodes"`` (each node's
+        stage times, :func:`status_latencies`) and ``"frames_written"``.
 
     Raises
     ------
@@ -383,7 +408,11 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
                         writer.write(frame_result(pending))
                 last_stamp = stamps[-1]
         writer.close()
-        report = {**node.latency.report(), "frames_written": writer.frames_written}
+        report = {
+            **node.latency.report(),
+            "nodes": node.node_latency,
+            "frames_written": writer.frames_written,
+        }
         write_json(out / "latency.json", report)
         return report
     finally:
