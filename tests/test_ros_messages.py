@@ -194,8 +194,12 @@ def test_vision_msgs_round_trip(ros_modules, node_pair):
         ),
     ]
     got = _round_trip(
-        node_pair, Detection2DArray, "detections", detections_msg(unified, labels), qos.RELIABLE
+        node_pair, Detection2DArray, "detections", detections_msg(unified, labels, 0), qos.RELIABLE
     )
+    capped = detections_msg(unified, labels, 1)
+    assert [[r.hypothesis.class_id for r in d.results] for d in capped.detections] == [
+        ["dog"], ["person"]
+    ]
     assert got.header.frame_id == "camera_optical" and got.header.stamp.sec == 9
     first, second = got.detections
     assert (first.id, second.id) == ("12", "3")

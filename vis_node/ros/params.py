@@ -288,6 +288,12 @@ SEMANTIC = NodeSpec(
             low=1, high=1000,
         ),
         Param(
+            "max_hypotheses", 5,
+            "Class hypotheses per vision_msgs detection: the unified class, then the most "
+            "probable others (0 = every class with a non-zero probability).",
+            low=0, high=100000,
+        ),
+        Param(
             "mask_encoding", "cropped", "Per-instance mask in the output.", choices=MASK_CHOICES
         ),
     ),

@@ -15,7 +15,8 @@ only source of names here), and publishes, each with the input header:
   ``image/compressed``, by ``image_transport``). The node subscribes to the camera
   only while ``overlay`` has a subscriber (a 1.2 MB frame per message is not taken
   for nothing);
-* ``detections``: ``vision_msgs/Detection2DArray`` (id = track id) and
+* ``detections``: ``vision_msgs/Detection2DArray`` (id = track id, at most
+  ``max_hypotheses`` classes each; built only while it has a subscriber) and
   ``label_info``: ``vision_msgs/LabelInfo`` (latched), when vision_msgs is importable.
 
 Instances are skipped (counted as ``no_label_map``) until a label map has arrived;
@@ -218,8 +219,11 @@ class SemanticNode(VsisNode):
                 frame_confidence=msg.frame_confidence,
             )
             self._pubs["unified_instances"].publish(out)
-            if self._vision is not None:
-                self._pubs["detections"].publish(self._vision.detections_msg(out, label_map))
+            if self._vision is not None and self._pubs["detections"].get_subscription_count():
+                detections = self._vision.detections_msg(
+                    out, label_map, int(self.config["max_hypotheses"])
+                )
+                self._pubs["detections"].publish(detections)
             self._pubs["instance_ids"].publish(image_to_msg(ids, "mono16", msg.header))
             self._pubs["semantic"].publish(image_to_msg(classes, "mono8", msg.header))
         self.stats.frame_done()

@@ -30,15 +30,19 @@ def label_info_msg(label_map: LabelMap, header: Header, threshold: float = 0.0) 
     return msg
 
 
-def detections_msg(msg: SalientInstanceArray, label_map: LabelMap) -> Detection2DArray:
+def detections_msg(
+    msg: SalientInstanceArray, label_map: LabelMap, max_hypotheses: int
+) -> Detection2DArray:
     """``vision_msgs/Detection2DArray`` of the unified instances of one frame.
 
     Each instance gives one ``Detection2D``: ``id`` = its track id as a string,
     ``bbox`` = its box (centre and size in pixels), and ``results`` = class
     hypotheses named by ``label_map``: first the instance's (unified) class with its
-    score, then every other non-background class with a non-zero frame probability,
-    most probable first. ``class_id`` holds the class *name* (vision_msgs' convention
-    for string labels; ``LabelInfo`` maps ids to the same names).
+    score, then the other non-background classes with a non-zero frame probability,
+    most probable first, ``max_hypotheses`` in all (0 = no limit; each hypothesis
+    carries a 6x6 pose covariance, so all 80 COCO classes of 4 instances took 4 ms to
+    build). ``class_id`` holds the class *name* (vision_msgs' convention for string
+    labels; ``LabelInfo`` maps ids to the same names).
     """
     out = Detection2DArray(header=msg.header)
     for item in msg.instances:
@@ -57,6 +61,8 @@ def detections_msg(msg: SalientInstanceArray, label_map: LabelMap) -> Detection2
             reverse=True,
         )
         hypotheses += [(label_map.names[class_id], score) for score, class_id in others]
+        if max_hypotheses > 0:
+            hypotheses = hypotheses[:max_hypotheses]
         for name, score in hypotheses:
             result = ObjectHypothesisWithPose()
             result.hypothesis.class_id = name
