@@ -62,6 +62,12 @@ def model_in_graph_ms(nodes: dict[str, dict[str, float]]) -> float | None:
     return None
 
 
+def median_or_none(values: list[float | None]) -> float | None:
+    """Median of the values that were measured (``None`` if none was)."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
 def summary(times: list[float]) -> dict[str, float]:
     """Median milliseconds and frames per second of per-frame durations in seconds."""
     return {"median_ms": 1000.0 * statistics.median(times), "fps": len(times) / sum(times)}
@@ -138,8 +144,8 @@ def main() -> int:
         "graph": args.graph,
         "threads": args.threads,
         "overhead_pct": statistics.median(r["overhead_pct"] for r in runs),
-        "overhead_vs_model_in_graph_pct": statistics.median(
-            r["overhead_vs_model_in_graph_pct"] or 0.0 for r in runs
+        "overhead_vs_model_in_graph_pct": median_or_none(
+            [r["overhead_vs_model_in_graph_pct"] for r in runs]
         ),
         "throughput_pct": statistics.median(r["throughput_pct"] for r in runs),
         "serial_throughput_pct": statistics.median(r["serial_throughput_pct"] for r in runs),

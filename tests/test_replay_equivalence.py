@@ -91,8 +91,9 @@ def test_status_latencies_reads_each_nodes_mean_stage_times():
     require_ros()
     from builtin_interfaces.msg import Time
 
-    from vis_node.ros.diagnostics import NodeStats, stats_to_status, status_array
-    from vis_node.ros.replay import status_latencies
+    from vis_node.ros.diagnostics import (
+        NodeStats, stats_to_status, status_array, status_latencies,
+    )
 
     stats = NodeStats()
     stats.add_latency("inference", 0.040)

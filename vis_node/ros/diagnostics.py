@@ -192,6 +192,25 @@ def stats_to_status(
     )
 
 
+def status_latencies(msg: DiagnosticArray) -> dict[str, dict[str, float]]:
+    """Status name -> stage -> mean milliseconds, read back from the
+    ``latency_<stage>_ms`` values :func:`stats_to_status` writes into a ``/diagnostics``
+    message; the ``_max_ms`` values and unparsable ones are left out."""
+    result: dict[str, dict[str, float]] = {}
+    for status in msg.status:
+        stages: dict[str, float] = {}
+        for item in status.values:
+            key = item.key
+            if key.startswith("latency_") and key.endswith("_ms") and not key.endswith("_max_ms"):
+                try:
+                    stages[key[len("latency_"):-len("_ms")]] = float(item.value)
+                except ValueError:
+                    continue
+        if stages:
+            result[status.name] = stages
+    return result
+
+
 def status_array(status: DiagnosticStatus, stamp: object) -> DiagnosticArray:
     """Wrap one status into a ``DiagnosticArray`` stamped ``stamp`` (a ``Time`` message)."""
     array = DiagnosticArray(status=[status])

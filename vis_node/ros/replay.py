@@ -47,6 +47,7 @@ from vis_node.replay.latency import PACES, LatencyLog
 from vis_node.ros import qos
 from vis_node.ros.graph_process import graph_params, params_files, start_graph, stop_graph
 from vis_node.ros.dds_profile import use_profile
+from vis_node.ros.diagnostics import status_latencies
 from vis_node.ros.convert import image_to_msg, msg_to_labels
 from vis_node.structures.errors import InputDataError
 from vis_node.structures.frames import Frame
@@ -198,25 +199,6 @@ class Replayer(Node):
         self._writer.close()
 
 
-def status_latencies(msg: DiagnosticArray) -> dict[str, dict[str, float]]:
-    """Status name -> stage -> mean milliseconds, from the ``latency_<stage>_ms`` values
-    of a ``/diagnostics`` message (:func:`vis_node.ros.diagnostics.stats_to_status`);
-    the ``_max_ms`` values and unparsable ones are left out."""
-    result: dict[str, dict[str, float]] = {}
-    for status in msg.status:
-        stages: dict[str, float] = {}
-        for item in status.values:
-            key = item.key
-            if key.startswith("latency_") and key.endswith("_ms") and not key.endswith("_max_ms"):
-                try:
-                    stages[key[len("latency_"):-len("_ms")]] = float(item.value)
-                except ValueError:
-                    continue
-        if stages:
-            result[status.name] = stages
-    return result
-
-
 def camera_message(frame: Frame, stamp: int) -> Image:
     """The ``rgb8`` camera message of ``frame``, stamped ``stamp`` ns."""
     header = Header(frame_id="camera")
@@ -319,7 +301,8 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
     -------
     dict
         The latency report (see :meth:`LatencyLog.report`) plus ``"nodes"`` (each node's
-        stage times, :func:`status_latencies`) and ``"frames_written"``.
+        stage times, :func:`~vis_node.ros.diagnostics.status_latencies`) and
+        ``"frames_written"``.
 
     Raises
     ------
