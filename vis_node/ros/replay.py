@@ -8,16 +8,13 @@ output layout from the unified instances and label images, and keeps a
 the middleware's reception times (``received_timestamp`` of the message info, system
 clock), so the recorder's own Python work never delays them.
 
-Pacing: ``max`` publishes the next frame as soon as the graph delivered the previous
-one (as fast as it keeps up, nothing dropped by design); ``stream`` as soon as the
-perception node published the previous one's instances (its model is free: tracking and
-unification of one frame overlap the model on the next, as with a camera faster than
-the model); ``recorded`` follows the bag's clock, so a slow graph drops frames as a live
-robot would.
-
-The report also carries each node's own stage times (``nodes``: the mean milliseconds of
-every ``latency_<stage>_ms`` in the last ``/diagnostics`` status of each node), so the
-time between the stages' arrivals can be split into work and transport.
+Pacing: ``max`` publishes the next frame once the graph delivered the previous one
+(nothing dropped by design); ``stream`` once the perception node published the previous
+one's instances (tracking and unification overlap the model on the next frame, as with a
+camera faster than the model); ``recorded`` follows the bag's clock, so a slow graph
+drops frames as a live robot would. The report also carries each node's own mean stage
+times from its last ``/diagnostics`` status (``nodes``), to split the time between the
+stages' arrivals into work and transport.
 """
 
 from __future__ import annotations
@@ -45,6 +42,7 @@ from vis_node.pipeline.outputs import OUTPUT_ENTRIES
 from vis_node.replay.bags import bag_sequences, check_bags, replay_frames, write_ground_truth
 from vis_node.replay.latency import PACES, LatencyLog
 from vis_node.ros import qos
+from vis_node.ros.base_node import stamp_ns
 from vis_node.ros.graph_process import graph_params, params_files, start_graph, stop_graph
 from vis_node.ros.dds_profile import use_profile
 from vis_node.ros.diagnostics import status_latencies
@@ -88,11 +86,6 @@ _ROS_TYPE_NAMES = {
     LabelMap: "vis_msgs/msg/LabelMap",
     DiagnosticArray: "diagnostic_msgs/msg/DiagnosticArray",
 }
-
-
-def stamp_ns(header: Header) -> int:
-    """Header stamp in nanoseconds."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def _typestore() -> Any:
