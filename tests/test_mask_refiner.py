@@ -19,7 +19,14 @@ from vis_node.perception.mask_refiner import (
 )
 from vis_node.perception.salient_config import SalientConfig
 from vis_node.perception.salient_predictor import SalientPredictor
-from vis_node.training.refiner_trainer import RefinerTrainConfig, degrade, train_refiner
+from vis_node.training.refiner_trainer import (
+    RefinerTrainConfig,
+    degrade,
+    jitter_colours,
+    swap_background,
+    train_refiner,
+    training_crops,
+)
 
 
 def _ellipse_mask(height: int = 120, width: int = 200) -> np.ndarray:
@@ -67,6 +74,49 @@ def test_degraded_masks_are_coarse_versions_of_the_truth() -> None:
         iou = ((coarse > 0) & (truth > 0)).sum() / ((coarse > 0) | (truth > 0)).sum()
         assert iou > 0.6
         assert set(np.unique(coarse)) <= {0.0, 1.0}
+
+
+def test_background_swap_keeps_the_object_and_replaces_the_rest() -> None:
+    rng = np.random.default_rng(0)
+    crop = np.full((32, 32, 3), (200, 60, 40), np.uint8)
+    target = np.zeros((32, 32), np.uint8)
+    target[8:24, 8:24] = 1
+    other = [(np.full((90, 120, 3), (10, 120, 250), np.uint8), np.zeros((90, 120), np.uint8))]
+    out = swap_background(crop, target, other, (40.0, 40.0), rng)
+    assert out.shape == crop.shape and out.dtype == np.uint8
+    np.testing.assert_allclose(out[12:20, 12:20], crop[12:20, 12:20], atol=1)
+    np.testing.assert_allclose(out[:3, :3], other[0][0][:3, :3], atol=1)
+
+
+def test_colour_jitter_changes_colours_not_geometry() -> None:
+    rng = np.random.default_rng(0)
+    crop = np.zeros((32, 32, 3), np.uint8)
+    crop[:, 16:] = (200, 60, 40)
+    changed = [jitter_colours(crop, rng, 1.0) for _ in range(5)]
+    assert all(c.shape == crop.shape and c.dtype == np.uint8 for c in changed)
+    assert all(np.abs(c.astype(int) - crop).max() > 0 for c in changed)
+    for c in changed:  # the edge stays at column 16 (blur softens it by a pixel or two)
+        profile = c.astype(float).mean(axis=(0, 2))
+        assert np.argmax(np.abs(np.diff(profile))) in (14, 15, 16)
+
+
+def test_augmentation_changes_the_crops_not_the_targets() -> None:
+    rng = np.random.default_rng(2)
+    frames = []
+    for _ in range(4):
+        mask = np.zeros((60, 80), np.uint8)
+        mask[15:45, 20:60] = 1
+        frames.append((rng.integers(0, 255, (60, 80, 3), dtype=np.uint8), mask))
+    plain = training_crops(frames, np.random.default_rng(5), 6, 32)
+    augmented = training_crops(frames, np.random.default_rng(5), 1, 32,
+                               RefinerTrainConfig(background_swap=1.0, photometric=1.0))
+    off = training_crops(frames, np.random.default_rng(5), 6, 32,
+                         RefinerTrainConfig(background_swap=0.0, photometric=0.0))
+    assert all(torch.equal(a, b) for a, b in zip(plain, off))
+    assert torch.equal(plain[2][:1], augmented[2])  # the first crop's frame and box
+    assert not torch.equal(plain[0][:1], augmented[0])
+    with pytest.raises(ValueError, match="background_swap"):
+        RefinerTrainConfig(background_swap=1.5)
 
 
 def test_refiner_training_lowers_the_loss() -> None:
