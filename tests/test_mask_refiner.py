@@ -21,6 +21,7 @@ from vis_node.perception.salient_config import SalientConfig
 from vis_node.perception.salient_predictor import SalientPredictor
 from vis_node.training.refiner_trainer import (
     RefinerTrainConfig,
+    cut_holes,
     degrade,
     jitter_colours,
     swap_background,
@@ -76,6 +77,28 @@ def test_degraded_masks_are_coarse_versions_of_the_truth() -> None:
         assert set(np.unique(coarse)) <= {0.0, 1.0}
 
 
+def test_holes_are_cut_inside_the_mask_only() -> None:
+    rng = np.random.default_rng(0)
+    truth = cv2.resize(_ellipse_mask().astype(np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST)
+    for _ in range(10):
+        holed = cut_holes(truth, rng)
+        assert not (holed & ~truth.astype(bool)).any()  # never grows
+        assert 0 < holed.sum() < truth.sum()
+    empty = np.zeros((64, 64), np.uint8)
+    assert not cut_holes(empty, rng).any()
+
+
+def test_degrade_with_holes_covers_less_of_the_object() -> None:
+    rng = np.random.default_rng(0)
+    truth = cv2.resize(_ellipse_mask().astype(np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST)
+
+    def covered(holes: float) -> float:
+        masks = [degrade(truth, rng, holes=holes) for _ in range(20)]
+        return float(np.mean([((m > 0) & (truth > 0)).sum() / truth.sum() for m in masks]))
+
+    assert covered(1.0) < covered(0.0) - 0.05
+
+
 def test_background_swap_keeps_the_object_and_replaces_the_rest() -> None:
     rng = np.random.default_rng(0)
     crop = np.full((32, 32, 3), (200, 60, 40), np.uint8)
@@ -111,7 +134,8 @@ def test_augmentation_changes_the_crops_not_the_targets() -> None:
     augmented = training_crops(frames, np.random.default_rng(5), 1, 32,
                                RefinerTrainConfig(background_swap=1.0, photometric=1.0))
     off = training_crops(frames, np.random.default_rng(5), 6, 32,
-                         RefinerTrainConfig(background_swap=0.0, photometric=0.0))
+                         RefinerTrainConfig(background_swap=0.0, photometric=0.0,
+                                            coarse_holes=0.0))
     assert all(torch.equal(a, b) for a, b in zip(plain, off))
     assert torch.equal(plain[2][:1], augmented[2])  # the first crop's frame and box
     assert not torch.equal(plain[0][:1], augmented[0])

@@ -5,8 +5,11 @@ random), crops each around its ground-truth object like the predictor crops a ke
 instance (tight box grown by 5-45 % per side, centre shifted by about 8 % of the
 size) and degrades the ground-truth mask the way the mask head does: the crop's mask
 is averaged down to a coarse grid (14-40 cells), blown up again and thresholded at
-0.35-0.65, then dilated or eroded by up to ``size / 24`` px. The refiner learns to
-give the object's real outline back from the image (loss: BCE + Dice).
+0.35-0.65, then dilated or eroded by up to ``size / 24`` px; with probability
+``coarse_holes`` one to three ellipses (half-axes 5-15 % of the crop) centred inside the
+object are cut out of it, like the holes the head leaves in dark or plain parts of an
+object. The refiner learns to give the object's real outline back from the image
+(loss: BCE + Dice).
 
 Eight training sequences show few backgrounds and lightings, so two augmentations make
 the crops less like the training videos: with probability ``background_swap`` the
@@ -50,6 +53,8 @@ class RefinerTrainConfig:
         Probability that a crop's object is pasted onto another frame's background.
     photometric:
         Probability of a colour jitter of a crop (0 also turns the blur off).
+    coarse_holes:
+        Probability that holes are cut into a crop's degraded mask.
     """
 
     steps: int = 1200
@@ -58,9 +63,10 @@ class RefinerTrainConfig:
     weight_decay: float = 1e-4
     background_swap: float = 0.5
     photometric: float = 0.8
+    coarse_holes: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("background_swap", "photometric"):
+        for name in ("background_swap", "photometric", "coarse_holes"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"refiner: {name}={getattr(self, name)} must lie in [0, 1]")
 
@@ -78,8 +84,9 @@ def annotated_frames(root: DavisRoot, sequences: tuple[str, ...]) -> list[tuple[
     return frames
 
 
-def degrade(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``uint8[S, S]`` ground-truth crop -> ``float32[S, S]`` coarse 0/1 mask like the head's."""
+def degrade(mask: np.ndarray, rng: np.random.Generator, holes: float = 0.0) -> np.ndarray:
+    """``uint8[S, S]`` ground-truth crop -> ``float32[S, S]`` coarse 0/1 mask like the
+    head's; with probability ``holes`` also holed (:func:`cut_holes`)."""
     size = mask.shape[0]
     grid = int(rng.choice([14, 20, 28, 40]))
     coarse = cv2.resize(mask.astype(np.float32), (grid, grid), interpolation=cv2.INTER_AREA)
@@ -89,7 +96,26 @@ def degrade(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if radius:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
         out = cv2.dilate(out, kernel) if rng.random() < 0.5 else cv2.erode(out, kernel)
+    if holes and rng.random() < holes:
+        out = cut_holes(out, rng)
     return out.astype(np.float32)
+
+
+def cut_holes(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``uint8[S, S]`` 0/1 mask with one to three filled ellipses (half-axes 5-15 % of
+    ``S``, centres at least ``S / 16`` px inside the mask) set to 0; unchanged when the
+    mask has no such interior."""
+    size = mask.shape[0]
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size // 8 + 1, size // 8 + 1))
+    inner = np.argwhere(cv2.erode(mask, kernel) > 0)
+    if not len(inner):
+        return mask
+    holed = mask.copy()
+    for _ in range(int(rng.integers(1, 4))):
+        y, x = inner[int(rng.integers(len(inner)))]
+        axes = (int(rng.uniform(0.05, 0.15) * size), int(rng.uniform(0.05, 0.15) * size))
+        cv2.ellipse(holed, (int(x), int(y)), axes, float(rng.uniform(0, 180)), 0, 360, 0, -1)
+    return holed
 
 
 def swap_background(
@@ -157,7 +183,7 @@ def training_crops(
             crop = swap_background(crop, target, frames, (2 * half_w, 2 * half_h), rng)
         crops.append(jitter_colours(crop, rng, photometric) if photometric else crop)
         targets.append(target)
-        coarse.append(degrade(target, rng))
+        coarse.append(degrade(target, rng, 0.0 if config is None else config.coarse_holes))
     return (
         torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0,
         torch.from_numpy(np.stack(coarse))[:, None],
