@@ -71,6 +71,10 @@ class RefinerTrainConfig:
                 raise ValueError(f"refiner: {name}={getattr(self, name)} must lie in [0, 1]")
 
 
+NO_AUGMENTATION = RefinerTrainConfig(background_swap=0.0, photometric=0.0, coarse_holes=0.0)
+"""Settings under which :func:`training_crops` leaves crops and coarse masks unaugmented."""
+
+
 def annotated_frames(root: DavisRoot, sequences: tuple[str, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(uint8[H, W, 3] RGB, uint8[H, W] foreground)`` of every annotated frame whose
     object covers at least 50 px."""
@@ -139,7 +143,10 @@ def swap_background(
 
 def jitter_colours(crop: np.ndarray, rng: np.random.Generator, probability: float) -> np.ndarray:
     """``uint8[S, S, 3]`` RGB crop, colour-jittered with ``probability`` and blurred with
-    probability 0.2 (see the module docstring for the ranges)."""
+    probability 0.2 (see the module docstring for the ranges).
+
+    Not :func:`vis_node.training.copy_paste.jitter_colors`: that one has no hue shift
+    and no blur, and the shipped refiners were trained with this one's draws."""
     x = crop.astype(np.float32)
     if rng.random() < probability:
         hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV).astype(np.float32)
@@ -162,8 +169,8 @@ def training_crops(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A batch: ``crops float[N, 3, S, S]`` in [0, 1], ``coarse float[N, 1, S, S]``,
     ``targets float[N, S, S]``; augmented as ``config`` says (``None``: no augmentation)."""
-    swap = 0.0 if config is None else config.background_swap
-    photometric = 0.0 if config is None else config.photometric
+    config = config or NO_AUGMENTATION
+    swap, photometric = config.background_swap, config.photometric
     crops, coarse, targets = [], [], []
     for _ in range(count):
         image, foreground = frames[int(rng.integers(len(frames)))]
@@ -183,7 +190,7 @@ def training_crops(
             crop = swap_background(crop, target, frames, (2 * half_w, 2 * half_h), rng)
         crops.append(jitter_colours(crop, rng, photometric) if photometric else crop)
         targets.append(target)
-        coarse.append(degrade(target, rng, 0.0 if config is None else config.coarse_holes))
+        coarse.append(degrade(target, rng, config.coarse_holes))
     return (
         torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255.0,
         torch.from_numpy(np.stack(coarse))[:, None],
