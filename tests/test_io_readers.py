@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from vis_node.structures.errors import InputDataError
+from vis_node.structures.frames import is_frozen
 from vis_node.io.labels import write_instance_png
 from vis_node.io.readers import DavisRoot, read_image, read_image_folder, read_video
 from vis_node.io.bag_writer import write_image_bag
@@ -43,6 +44,7 @@ def test_image_folder_sorted_lossless_and_stamped(tmp_path: Path) -> None:
     assert {f.sequence for f in frames} == {"seq"}
     for frame, image in zip(frames, images, strict=True):
         np.testing.assert_array_equal(frame.image, image)
+        assert is_frozen(frame.image)  # compared by identity downstream
 
 
 def test_image_folder_accepts_jpeg_and_bmp(tmp_path: Path) -> None:
@@ -108,6 +110,7 @@ def test_video_frames_stamps_and_colours(tmp_path: Path) -> None:
     assert [f.stamp_ns for f in frames] == [0, 100_000_000, 200_000_000, 300_000_000, 400_000_000]
     assert [f.name for f in frames] == ["00000", "00001", "00002", "00003", "00004"]
     assert frames[0].sequence == "clip"
+    assert all(is_frozen(f.image) for f in frames)
     assert frames[2].image.shape == (24, 32, 3)
     # The right half is blue-dominant (RGB order, not BGR).
     right = frames[2].image[:, 20:].reshape(-1, 3).mean(axis=0)

@@ -53,6 +53,7 @@ def test_lossless_round_trip(tmp_path: Path, fmt: str, encoding: str) -> None:
     assert {f.sequence for f in frames} == {"bag"}
     for frame, original in zip(frames, _frames(), strict=True):
         np.testing.assert_array_equal(frame.image, original.image)
+        assert not frame.image.flags.writeable
 
 
 @pytest.mark.parametrize("fmt", ["mcap", "sqlite3"])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
 from vis_node.structures.errors import InvalidDataError
+from vis_node.structures.frames import is_frozen
 from vis_node.io.image_codec import RawImage, encode
 from vis_node.ros.input_guard import (
     REJECTION_KINDS,
@@ -35,6 +37,9 @@ def _raw(**changes) -> RawImage:
 def test_good_image_decodes_to_rgb():
     image, rejection = decode_camera_image(_raw())
     assert rejection is None
+    np.testing.assert_array_equal(image, RGB)
+    image, rejection = decode_image_msg(SimpleNamespace(**vars(_raw())))
+    assert rejection is None and is_frozen(image)  # the nodes' frames are frozen
     np.testing.assert_array_equal(image, RGB)
 
 
@@ -67,7 +72,7 @@ class _Compressed:
 def test_compressed_messages_decode_or_reject():
     ok, png = cv2.imencode(".png", cv2.cvtColor(RGB, cv2.COLOR_RGB2BGR))
     image, rejection = decode_image_msg(_Compressed(png.tobytes()))
-    assert rejection is None
+    assert rejection is None and is_frozen(image)
     np.testing.assert_array_equal(image, RGB)
     image, rejection = decode_image_msg(_Compressed(b"not an image", "jpeg"))
     assert image is None and rejection.kind == "bad_buffer"

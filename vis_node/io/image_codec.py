@@ -156,6 +156,9 @@ def decode_rgb(raw: RawImage) -> np.ndarray:
         )
     channels, itemsize = _CAMERA_LAYOUTS[raw.encoding]
     row_bytes = raw.width * channels * itemsize
+    if raw.encoding == "rgb8":
+        # Already what is wanted: one copy out of the buffer (the usual camera encoding).
+        return np.array(_rows(raw, row_bytes).reshape(raw.height, raw.width, 3), order="C")
     packed = SimpleNamespace(
         height=raw.height, width=raw.width, encoding=raw.encoding,
         is_bigendian=raw.is_bigendian, step=row_bytes,

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vis_node.structures.errors import InputDataError
-from vis_node.structures.frames import Frame
+from vis_node.structures.frames import Frame, freeze
 from vis_node.io.labels import read_label_png
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
@@ -131,7 +131,7 @@ def _iterate_images(files: list[Path], fps: float, sequence: str) -> Iterator[Fr
     """Decode ``files`` lazily into frames."""
     for index, path in enumerate(files):
         yield Frame(
-            image=read_image(path),
+            image=freeze(read_image(path)),
             stamp_ns=_stamp_ns(index, fps),
             index=index,
             name=path.stem,
@@ -202,7 +202,7 @@ def _iterate_video(
                     stamp = container
             last_stamp = stamp
             yield Frame(
-                image=cv2.cvtColor(image, cv2.COLOR_BGR2RGB),
+                image=freeze(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)),
                 stamp_ns=stamp,
                 index=index,
                 name=f"{index:05d}",

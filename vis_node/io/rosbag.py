@@ -23,7 +23,7 @@ from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, TypesysError, get_typestore
 
 from vis_node.structures.errors import InputDataError
-from vis_node.structures.frames import Frame
+from vis_node.structures.frames import Frame, freeze
 from vis_node.io.image_codec import RawImage, decode
 
 GT_IDS_TOPIC = "/camera/gt/instance_ids"
@@ -207,7 +207,7 @@ def _iterate_frames(path: Path, topic: str) -> Iterator[Frame]:
             )
         if pixels.ndim == 2:
             pixels = np.repeat(pixels[:, :, None], 3, axis=2)
-        yield Frame(image=pixels, stamp_ns=stamp, index=index, name=f"{index:05d}", sequence=name)
+        yield Frame(image=freeze(pixels), stamp_ns=stamp, index=index, name=f"{index:05d}", sequence=name)
 
 
 def read_bag_labels(path: str | Path, *, topic: str) -> Iterator[tuple[int, np.ndarray]]:

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import cv2
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import Executor, SingleThreadedExecutor
@@ -44,7 +45,7 @@ from vis_node.ros.input_guard import (
     check_frame_id,
 )
 from vis_node.ros.node_params import declare, read
-from vis_node.ros.params import NodeSpec
+from vis_node.ros.params import OPENCV_THREADS, NodeSpec
 from vis_node.ros.qos import INPUT_PRESETS, OUTPUT_PRESETS
 from vis_node.ros.stamps import StampClock, StampVerdict
 from vis_node.structures.label_map import LabelMap
@@ -220,6 +221,9 @@ class VsisNode(LifecycleNode):
             self.budget = Budget.from_config(self.config)
             self.rejections.period_s = float(self.config["warn_period"])
             self.clock_events.period_s = float(self.config["warn_period"])
+            if OPENCV_THREADS.name in self.config:
+                # OpenCV reads a negative count as "its default" (0 would mean 1 as well).
+                cv2.setNumThreads(int(self.config[OPENCV_THREADS.name]) or -1)
             self.configure_node()
         except CONFIG_ERRORS as exc:
             self.get_logger().error(f"configure failed: {exc}")

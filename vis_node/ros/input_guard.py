@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from vis_node.structures.errors import InvalidDataError
+from vis_node.structures.frames import freeze
 from vis_node.io.image_codec import COLOR_ENCODINGS, ImageEncodingError, RawImage, decode_rgb
 from vis_node.io.rosbag import COMPRESSED_MSGTYPE, decode_image_message
 
@@ -211,7 +212,8 @@ def decode_image_msg(
         rejection = check_image_size(int(msg.width) * int(msg.height), max_pixels, size)
         if rejection is not None:
             return None, rejection
-        return decode_camera_image(RawImage.from_msg(msg))
+        image, rejection = decode_camera_image(RawImage.from_msg(msg))
+        return (None if image is None else freeze(image)), rejection
     header = compressed_pixels(bytes(msg.data)) if max_pixels is not None else None
     if header is not None:
         pixels, size = header
@@ -222,7 +224,8 @@ def decode_image_msg(
         pixels = decode_image_message(msg, COMPRESSED_MSGTYPE)
     except ValueError as exc:
         return None, Rejection("bad_buffer", str(exc))
-    return as_camera_rgb(pixels)
+    image, rejection = as_camera_rgb(pixels)
+    return (None if image is None else freeze(image)), rejection
 
 
 def check_frame_id(frame_id: str, expected: str) -> Rejection | None:

@@ -16,6 +16,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from vis_node.structures.frames import same_pixels, snapshot
+
 _DIS_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -46,7 +48,7 @@ class _DownscaledFlow(ABC):
     """Shared downscale -> grey -> flow -> upscale logic.
 
     The grey, downscaled versions of the last three frames converted are kept (looked
-    up by content, like :class:`LastPairFlow`), so a video's frame is converted once
+    up like :class:`LastPairFlow`'s frames), so a video's frame is converted once
     although it is the source of one flow and the target of the next (three, as the
     first pair is converted newest first).
     """
@@ -64,10 +66,7 @@ class _DownscaledFlow(ABC):
                 f"frames must be uint8[H, W, 3] RGB, got {image.dtype}{list(image.shape)}"
             )
         for frame, grey in self._greys:
-            # A sparse sample first: most frames differ there, and it costs little.
-            if frame.shape == image.shape and np.array_equal(
-                frame[::31, ::29], image[::31, ::29]
-            ) and np.array_equal(frame, image):
+            if same_pixels(image, frame):
                 return grey
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         height, width = grey.shape
@@ -79,7 +78,7 @@ class _DownscaledFlow(ABC):
             while grey.shape[1] >= 2 * size[0] and grey.shape[0] >= 2 * size[1]:
                 grey = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-        self._greys = [*self._greys[-2:], (image.copy(), grey)]
+        self._greys = [*self._greys[-2:], (snapshot(image), grey)]
         return grey
 
     @abstractmethod
@@ -359,9 +358,10 @@ class LastPairFlow:
     The online pipeline's motion gate and tracker both need the flow from frame ``t``
     to ``t - 1``; giving both one ``LastPairFlow`` computes it once per frame (at the
     estimator's reduced resolution: :meth:`reduced` returns it as computed, calling the
-    instance upscales it to frame size). Frames are compared by content
-    (``np.array_equal``, well under a millisecond at 854 x 480), so a reused or
-    overwritten buffer never returns a stale flow.
+    instance upscales it to frame size). Frames are compared by
+    :func:`~vis_node.structures.frames.same_pixels`: by identity for frozen frames (what
+    readers and decoders hand out), else by content, so a reused or overwritten buffer
+    never returns a stale flow.
 
     Parameters
     ----------
@@ -378,10 +378,10 @@ class LastPairFlow:
         :func:`reduced_flow`)."""
         if self._last is not None:
             last_source, last_target, last_flow = self._last
-            if np.array_equal(source, last_source) and np.array_equal(target, last_target):
+            if same_pixels(source, last_source) and same_pixels(target, last_target):
                 return last_flow
         flow = reduced_flow(self.flow, source, target)
-        self._last = (np.array(source, copy=True), np.array(target, copy=True), flow)
+        self._last = (snapshot(source), snapshot(target), flow)
         return flow
 
     def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:

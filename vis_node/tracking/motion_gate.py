@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from vis_node.structures.frames import snapshot
 from vis_node.structures.instances import Instances
 from vis_node.tracking.flow import DISFlow, FlowEstimator, reduced_flow, resize_masks
 from vis_node.tracking.fusion import FusionConfig, binarise_saliency, sequential_fusion
@@ -219,7 +220,7 @@ class MotionSaliencyGate:
             the selected instances; 1 where every instance passed for lack of motion
             evidence, 0 when none was selected).
         """
-        previous, self._previous = self._previous, np.array(image, copy=True)
+        previous, self._previous = self._previous, snapshot(image)
         if previous is None or previous.shape != image.shape or not len(instances):
             return instances, 1.0
         salient = self.moving_region(image, previous)

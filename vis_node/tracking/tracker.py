@@ -62,6 +62,7 @@ from vis_node.tracking.flow import (
 from vis_node.tracking.gallery import Gallery, Space
 from vis_node.tracking.scores import AssociationScore, MatchCues, RelativeReidScore
 from vis_node.tracking.tracker_config import TrackerConfig
+from vis_node.structures.frames import snapshot
 from vis_node.structures.instances import Instances, boxes_from_masks
 from vis_node.tracking.validate import validate_instances
 
@@ -336,7 +337,7 @@ class OnlineTracker:
         if not self.config.publish_tentative:
             tentative = {t.track_id for t in self._tracks if t.state is TrackState.TENTATIVE}
             track_ids[np.isin(track_ids, list(tentative))] = 0
-        self._prev_image = image.copy()
+        self._prev_image = snapshot(image)
         return _with_coasted(instances.with_track_ids(track_ids), self._coasting(), image.shape)
 
     def _duplicates(self, left: list[int], instances: Instances) -> set[int]:
