@@ -220,3 +220,31 @@ def test_vision_msgs_round_trip(ros_modules, node_pair):
     info = received[0]
     assert [(c.class_id, c.class_name) for c in info.class_map] == list(enumerate(CLASS_NAMES))
     assert info.threshold == pytest.approx(0.25)
+
+
+def test_header_stamp_is_read_from_serialised_outputs(ros_modules):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import Header
+    from vis_msgs.msg import LabelMap, SalientInstanceArray
+
+    from vis_node.ros.stamps import cdr_header_stamp_ns
+
+    header = Header(frame_id="camera")
+    header.stamp.sec, header.stamp.nanosec = 1_796_000_123, 999_999_999
+    expected = 1_796_000_123 * 1_000_000_000 + 999_999_999
+    convert, _ = ros_modules
+    messages = [
+        SalientInstanceArray(header=header, image_height=4, image_width=6),
+        convert.image_to_msg(np.zeros((4, 6), np.uint16), "mono16", header),
+        Image(header=header),
+        LabelMap(header=header, model_name="real"),
+        DiagnosticArray(header=header),
+    ]
+    for message in messages:
+        assert cdr_header_stamp_ns(serialize_message(message)) == expected
+    big_endian = b"\x00\x00\x00\x00" + (7).to_bytes(4, "big") + (5).to_bytes(4, "big")
+    assert cdr_header_stamp_ns(big_endian) == 7_000_000_005
+    with pytest.raises(ValueError, match="12 bytes"):
+        cdr_header_stamp_ns(b"\x00\x01\x00\x00")

@@ -552,6 +552,34 @@ def test_perception_threads_parameter_reaches_the_runtime(synth_root, request, m
             node.destroy_node()
 
 
+@pytest.mark.parametrize("kind", ["tracking", "semantic"])
+def test_opencv_threads_parameter_sizes_the_process_pool(kind, request):
+    require_ros()
+    import cv2
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from vis_node.ros.semantic_node import SemanticNode
+    from vis_node.ros.tracking_node import TrackingNode
+
+    node_class = TrackingNode if kind == "tracking" else SemanticNode
+    before = cv2.getNumThreads()
+    try:
+        with ros_context(domain_for(request)) as context:
+            node = node_class(context=context)
+            try:
+                assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+                assert cv2.getNumThreads() == 1  # the default: cores left to the model
+                assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+                node.set_parameters([Parameter("opencv_threads", value=2)])
+                assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+                assert cv2.getNumThreads() == 2
+            finally:
+                node.destroy_node()
+    finally:
+        cv2.setNumThreads(before)
+
+
 def ros_env(domain: int) -> dict[str, str]:
     """This process's environment (scripts/env.sh) with DDS kept on localhost."""
     env = dict(os.environ)

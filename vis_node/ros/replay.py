@@ -42,10 +42,10 @@ from vis_node.pipeline.outputs import OUTPUT_ENTRIES
 from vis_node.replay.bags import bag_sequences, check_bags, replay_frames, write_ground_truth
 from vis_node.replay.latency import PACES, LatencyLog
 from vis_node.ros import qos
-from vis_node.ros.base_node import stamp_ns
 from vis_node.ros.graph_process import graph_params, params_files, start_graph, stop_graph
 from vis_node.ros.dds_profile import use_profile
 from vis_node.ros.diagnostics import status_latencies
+from vis_node.ros.stamps import cdr_header_stamp_ns
 from vis_node.ros.convert import image_to_msg, msg_to_labels
 from vis_node.structures.errors import InputDataError
 from vis_node.structures.frames import Frame
@@ -101,10 +101,12 @@ def _typestore() -> Any:
 
 @dataclass
 class _Pending:
-    """Messages of one frame gathered until its outputs are complete."""
+    """Serialised messages of one frame gathered until its outputs are complete; they
+    are deserialised once the replay is over (:func:`frame_result`), so that converting
+    them never takes CPU from the graph being measured."""
 
     frame: Frame
-    messages: dict[str, Any] = field(default_factory=dict)
+    messages: dict[str, bytes] = field(default_factory=dict)
 
     def complete(self) -> bool:
         return all(t in self.messages for t in ("unified_instances", *LABEL_TOPICS))
@@ -146,20 +148,20 @@ class Replayer(Node):
     def _callback(self, topic: str, msg_type: Any) -> Any:
         def receive(raw: bytes, info: dict[str, Any]) -> None:
             now = info.get("received_timestamp", 0) / 1e9 or time.time()
-            msg = deserialize_message(raw, msg_type)
-            stamp = stamp_ns(msg.header)
+            stamp = cdr_header_stamp_ns(raw)
             self._writer.write(self._connections[topic], stamp or time.time_ns(), raw)
             if topic == "label_map":
+                msg = deserialize_message(raw, msg_type)
                 self.class_names = tuple(c.class_name for c in msg.classes)
                 return
             if topic == "/diagnostics":
-                self.node_latency.update(status_latencies(msg))
+                self.node_latency.update(status_latencies(deserialize_message(raw, msg_type)))
                 return
             if topic in STAGES:
                 self.latency.arrive(topic, stamp, now)
             pending = self.pending.get(stamp)
             if pending is not None and topic in ("unified_instances", *LABEL_TOPICS):
-                pending.messages.setdefault(topic, msg)
+                pending.messages.setdefault(topic, raw)
 
         return receive
 
@@ -201,9 +203,10 @@ def camera_message(frame: Frame, stamp: int) -> Image:
 
 def frame_result(pending: _Pending) -> FrameResult:
     """Rebuild the ``vsis run`` per-frame record from the graph's messages."""
-    unified = pending.messages["unified_instances"]
-    id_map = msg_to_labels(pending.messages["instance_ids"])
-    semantic = msg_to_labels(pending.messages["semantic"]).astype(np.uint8)
+    messages = {t: deserialize_message(raw, _MSG_TYPES[t]) for t, raw in pending.messages.items()}
+    unified = messages["unified_instances"]
+    id_map = msg_to_labels(messages["instance_ids"])
+    semantic = msg_to_labels(messages["semantic"]).astype(np.uint8)
     items = [i for i in unified.instances if i.track_id > 0]
     masks = np.stack([id_map == wrap_track_ids(i.track_id) for i in items]) if items else None
     height, width = id_map.shape

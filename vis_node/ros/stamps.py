@@ -13,11 +13,15 @@
 rejects repeated and late (reordered) stamps, counts frames that never arrived, and
 reports a jump (a stamp far ahead, a jump back, a sim-time reset, a looping bag) so the
 node resynchronises by itself instead of rejecting every later frame.
+
+:func:`cdr_header_stamp_ns` reads the stamp of a serialised message without
+deserialising it (the replay recorder keys every output by it).
 """
 
 from __future__ import annotations
 
 import enum
+import struct
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -315,3 +319,25 @@ class StampClock:
         self.last_ns = stamp_ns
         self._late_run = 0
         return StampCheck(verdict, delta)
+
+
+def cdr_header_stamp_ns(raw: bytes) -> int:
+    """Stamp in nanoseconds of a serialised message whose first field is a
+    ``std_msgs/Header`` (every VSIS output), read without deserialising the message.
+
+    Parameters
+    ----------
+    raw:
+        The CDR bytes as the middleware delivers them: a 4-byte encapsulation header
+        (byte 1 says little- or big-endian), then ``stamp.sec`` (int32) and
+        ``stamp.nanosec`` (uint32).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 12 bytes.
+    """
+    if len(raw) < 12:
+        raise ValueError(f"a serialised message with a header has at least 12 bytes, got {len(raw)}")
+    sec, nanosec = struct.unpack_from("<iI" if raw[1] & 1 else ">iI", raw, 4)
+    return sec * 1_000_000_000 + nanosec
