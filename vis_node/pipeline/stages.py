@@ -218,8 +218,8 @@ class TrackStage:
         gets the camera image while the model still runs): the flow :meth:`__call__`
         needs for it is then ready in the tracker's
         :class:`~vis_node.tracking.flow.LastPairFlow`, which hands it out only for the
-        same pair of frames (compared by content), so results never change. A tracker
-        without a ``LastPairFlow`` computes nothing here.
+        same pair of frames (:func:`~vis_node.structures.frames.same_pixels`), so
+        results never change. A tracker without a ``LastPairFlow`` computes nothing here.
 
         Parameters
         ----------
