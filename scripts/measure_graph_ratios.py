@@ -19,7 +19,13 @@ Reported:
   of a frame overlap the model on the next): frames delivered per second by the graph
   / frames per second of the model alone, in percent. The ``max`` replay's
   throughput is reported too (``serial_throughput_pct``): it is bounded by the
-  overhead, since no two frames are ever in the graph at once.
+  overhead, since no two frames are ever in the graph at once;
+* ``graph_extra_cpu_pct``: the CPU the three node processes spent per frame in the
+  ``stream`` replay (each node's ``cpu_ms_per_frame`` diagnostic, every thread of its
+  process), beyond the model alone's CPU per frame, in percent of the latter. On a
+  machine whose cores the model already fills, the stream throughput cannot exceed
+  about 100 / (100 + this) percent, whatever the scheduling (the replay's own CPU, as
+  camera and recorder, comes on top).
 
 ``--threads N`` gives the model N CPU threads, alone and in the graph's perception node:
 on a machine with few cores the graph's other nodes compete with the model's threads
@@ -43,14 +49,16 @@ import time
 from pathlib import Path
 
 
-def model_times(backend: object, frames: list) -> list[float]:
-    """Seconds of ``backend.predict`` on each of ``frames``, one at a time."""
+def model_times(backend: object, frames: list) -> tuple[list[float], float]:
+    """Seconds of ``backend.predict`` on each of ``frames``, one at a time, and the CPU
+    milliseconds per frame this process spent on them (every thread)."""
     times = []
+    cpu_start = time.process_time()
     for frame in frames:
         start = time.perf_counter()
         backend.predict(frame.image, frame.stamp_ns)
         times.append(time.perf_counter() - start)
-    return times
+    return times, 1000.0 * (time.process_time() - cpu_start) / len(frames)
 
 
 def model_in_graph_ms(nodes: dict[str, dict[str, float]]) -> float | None:
@@ -116,10 +124,12 @@ def main() -> int:
     stream = ReplaySettings(model=args.model, graph=args.graph, pace="stream", params=params)
     runs = []
     for index in range(args.repeat):
-        before = model_times(backend, frames)
+        before, cpu_before = model_times(backend, frames)
         report = run_replay(args.bag, out / f"run{index}", serial)
         streamed = run_replay(args.bag, out / f"run{index}-stream", stream)
-        after = model_times(backend, frames)
+        after, cpu_after = model_times(backend, frames)
+        model_cpu = (cpu_before + cpu_after) / 2.0
+        nodes_cpu = streamed.get("nodes_cpu_ms_per_frame", {})
         alone = {**summary(before + after), "before": summary(before), "after": summary(after)}
         end_to_end = report["end_to_end"]["median"]
         in_graph = model_in_graph_ms(report["nodes"])
@@ -131,6 +141,11 @@ def main() -> int:
                       "nodes": report["nodes"], "model_in_graph_mean_ms": in_graph},
             "stream": {"fps": streamed["throughput_fps"], "delivered": streamed["delivered"],
                        "end_to_end_median_ms": streamed["end_to_end"]["median"]},
+            "cpu_ms_per_frame": {"model_alone": model_cpu, "nodes_stream": nodes_cpu},
+            "graph_extra_cpu_pct": (
+                100.0 * (sum(nodes_cpu.values()) - model_cpu) / model_cpu
+                if len(nodes_cpu) == 3 else None
+            ),
             "overhead_pct": 100.0 * (end_to_end - alone["median_ms"]) / alone["median_ms"],
             "overhead_vs_model_in_graph_pct": (
                 100.0 * (report["end_to_end"]["mean"] - in_graph) / in_graph if in_graph else None
@@ -149,6 +164,7 @@ def main() -> int:
         ),
         "throughput_pct": statistics.median(r["throughput_pct"] for r in runs),
         "serial_throughput_pct": statistics.median(r["serial_throughput_pct"] for r in runs),
+        "graph_extra_cpu_pct": median_or_none([r["graph_extra_cpu_pct"] for r in runs]),
         "runs": runs,
     }
     print(json.dumps(result, indent=2))

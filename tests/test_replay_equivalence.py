@@ -92,10 +92,13 @@ def test_status_latencies_reads_each_nodes_mean_stage_times():
     from builtin_interfaces.msg import Time
 
     from vis_node.ros.diagnostics import (
-        NodeStats, stats_to_status, status_array, status_latencies,
+        NodeStats, stats_to_status, status_array, status_cpu, status_latencies,
     )
 
-    stats = NodeStats()
+    cpu = iter((2.0, 2.1, 2.3))
+    stats = NodeStats(cpu_clock=lambda: next(cpu))
+    for _ in range(3):
+        stats.frame_done()
     stats.add_latency("inference", 0.040)
     stats.add_latency("inference", 0.060)
     stats.add_latency("publish", 0.002)
@@ -104,3 +107,8 @@ def test_status_latencies_reads_each_nodes_mean_stage_times():
     status.values.append(type(status.values[0])(key="latency_bad_ms", value="n/a"))
     latencies = status_latencies(status_array(status, Time()))
     assert latencies == {"vsis_perception: perception": {"inference": 50.0, "publish": 2.0}}
+    assert status_cpu(status_array(status, Time())) == {
+        "vsis_perception: perception": pytest.approx(150.0)
+    }
+    idle = stats_to_status(NodeStats().snapshot({}), name="idle", hardware_id="", active=True)
+    assert status_cpu(status_array(idle, Time())) == {}  # nothing processed: not reported

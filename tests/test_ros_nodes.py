@@ -288,25 +288,26 @@ def test_node_stats_snapshot_and_status():
 
     from vis_node.ros.diagnostics import NodeStats, stats_to_status
 
-    now = [0.0]
-    stats = NodeStats(window=3, clock=lambda: now[0])
+    now, cpu = [0.0], [0.0]
+    stats = NodeStats(window=3, clock=lambda: now[0], cpu_clock=lambda: cpu[0])
     for latency in (0.010, 0.020, 0.030, 0.040):
         stats.add_latency("inference", latency)
-    for t in (1.0, 1.5, 2.0, 2.5):
-        now[0] = t
+    for t, c in ((1.0, 5.0), (1.5, 5.2), (2.0, 5.25), (2.5, 5.4)):
+        now[0], cpu[0] = t, c
         stats.frame_done()
     stats.add_dropped(2)
     stats.set_gauge("active_tracks", 3)
     snapshot = stats.snapshot({"bad_encoding": 1})
     assert snapshot.latency_ms["inference"] == pytest.approx((30.0, 40.0))
     assert snapshot.fps == pytest.approx(2.0)
+    assert snapshot.cpu_ms_per_frame == pytest.approx(100.0)  # last 3 frames: 0.2 s / 2
     assert (snapshot.processed, snapshot.dropped) == (4, 2)
     status = stats_to_status(snapshot, name="n: perception", hardware_id="/n", active=True)
     values = {kv.key: kv.value for kv in status.values}
     assert status.level == DiagnosticStatus.WARN
     assert values["latency_inference_ms"] == "30.00"
     assert values["latency_inference_max_ms"] == "40.00"
-    assert values["fps"] == "2.00"
+    assert values["fps"] == "2.00" and values["cpu_ms_per_frame"] == "100.00"
     assert values["frames_dropped"] == "2" and values["rejected_bad_encoding"] == "1"
     assert values["active_tracks"] == "3"
     idle = stats_to_status(NodeStats().snapshot({}), name="n", hardware_id="/n", active=False)

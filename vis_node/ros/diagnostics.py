@@ -23,6 +23,9 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 DIAGNOSTICS_TOPIC = "/diagnostics"
 """Absolute topic of every VSIS node's diagnostics (ROS convention)."""
 
+CPU_KEY = "cpu_ms_per_frame"
+"""Status value: CPU milliseconds of the node's process per processed frame."""
+
 
 @dataclass(frozen=True)
 class StatsSnapshot:
@@ -46,6 +49,9 @@ class StatsSnapshot:
         Input topic -> frames that never arrived (gaps in its stamps).
     events:
         Clock events (``clock_jump_ahead`` / ``clock_jump_back``) since start.
+    cpu_ms_per_frame:
+        CPU time of the node's whole process (every thread) per processed frame, in
+        milliseconds, over the window; 0 before two frames.
     """
 
     latency_ms: dict[str, tuple[float, float]]
@@ -56,6 +62,7 @@ class StatsSnapshot:
     gauges: dict[str, float] = field(default_factory=dict)
     missing: dict[str, int] = field(default_factory=dict)
     events: dict[str, int] = field(default_factory=dict)
+    cpu_ms_per_frame: float = 0.0
 
 
 class NodeStats:
@@ -67,16 +74,25 @@ class NodeStats:
         Number of recent samples per stage (and recent frame times) kept.
     clock:
         Monotonic time source in seconds (injectable for tests).
+    cpu_clock:
+        CPU time of the process in seconds (injectable for tests).
     """
 
-    def __init__(self, window: int = 100, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        window: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+        cpu_clock: Callable[[], float] = time.process_time,
+    ) -> None:
         if int(window) != window or window < 2:
             raise ValueError(f"window must be an integer >= 2, got {window}")
         self.window = int(window)
         self._clock = clock
+        self._cpu_clock = cpu_clock
         self._lock = threading.Lock()
         self._latency: dict[str, deque[float]] = {}
         self._frame_times: deque[float] = deque(maxlen=self.window)
+        self._frame_cpu: deque[float] = deque(maxlen=self.window)
         self.processed = 0
         self.dropped = 0
         self.gauges: dict[str, float] = {}
@@ -101,6 +117,7 @@ class NodeStats:
         with self._lock:
             self.processed += 1
             self._frame_times.append(self._clock())
+            self._frame_cpu.append(self._cpu_clock())
 
     def add_dropped(self, count: int = 1) -> None:
         """Count ``count`` dropped frames."""
@@ -136,6 +153,8 @@ class NodeStats:
             fps = 0.0
             if len(times) >= 2 and times[-1] > times[0]:
                 fps = (len(times) - 1) / (times[-1] - times[0])
+            cpu = list(self._frame_cpu)
+            cpu_ms = 1000.0 * (cpu[-1] - cpu[0]) / (len(cpu) - 1) if len(cpu) >= 2 else 0.0
             return StatsSnapshot(
                 latency_ms=latency,
                 fps=fps,
@@ -145,6 +164,7 @@ class NodeStats:
                 gauges=dict(self.gauges),
                 missing=dict(self.missing),
                 events=dict(events or {}),
+                cpu_ms_per_frame=cpu_ms,
             )
 
 
@@ -155,7 +175,7 @@ def stats_to_status(
 
     Level: ``STALE`` while the node is not active, ``WARN`` once any input was
     rejected, frames were dropped or missing, else ``OK``. Values: ``latency_<stage>_ms``
-    (mean) and ``latency_<stage>_max_ms``, ``fps``, ``frames_processed``,
+    (mean) and ``latency_<stage>_max_ms``, ``fps``, ``cpu_ms_per_frame``, ``frames_processed``,
     ``frames_dropped``, ``frames_missing`` (all topics) and ``frames_missing_<topic>``,
     ``rejected_<kind>``, each clock event and each gauge.
     """
@@ -171,7 +191,10 @@ def stats_to_status(
         )
     else:
         level, message = DiagnosticStatus.OK, "ok"
-    values = [KeyValue(key="fps", value=f"{snapshot.fps:.2f}")]
+    values = [
+        KeyValue(key="fps", value=f"{snapshot.fps:.2f}"),
+        KeyValue(key=CPU_KEY, value=f"{snapshot.cpu_ms_per_frame:.2f}"),
+    ]
     for stage, (mean, peak) in sorted(snapshot.latency_ms.items()):
         values.append(KeyValue(key=f"latency_{stage}_ms", value=f"{mean:.2f}"))
         values.append(KeyValue(key=f"latency_{stage}_max_ms", value=f"{peak:.2f}"))
@@ -208,6 +231,22 @@ def status_latencies(msg: DiagnosticArray) -> dict[str, dict[str, float]]:
                     continue
         if stages:
             result[status.name] = stages
+    return result
+
+
+def status_cpu(msg: DiagnosticArray) -> dict[str, float]:
+    """Status name -> CPU milliseconds per frame of its process (:data:`CPU_KEY`), for
+    the statuses that report it (a node that has processed at least two frames)."""
+    result: dict[str, float] = {}
+    for status in msg.status:
+        for item in status.values:
+            if item.key == CPU_KEY:
+                try:
+                    value = float(item.value)
+                except ValueError:
+                    continue
+                if value > 0.0:
+                    result[status.name] = value
     return result
 
 

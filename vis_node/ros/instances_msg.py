@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vis_msgs.msg import SalientInstance, SalientInstanceArray
 
-from vis_node.ros.convert import instance_to_msg, msg_to_mask
+from vis_node.io.labels import wrap_track_ids
+from vis_node.ros.convert import instance_to_msg, msg_to_labels, msg_to_mask
 from vis_node.ros.input_guard import Budget, Rejection
+from vis_node.structures.frames import Frame
 from vis_node.structures.instances import Instances
-from vis_node.structures.results import NO_FUSION_CONFIDENCE
+from vis_node.structures.results import NO_FUSION_CONFIDENCE, FrameResult
 
 
 def instances_to_msg(
@@ -206,3 +209,35 @@ def score_values(msg: SalientInstanceArray) -> list[list[float]]:
         ]
         for i in msg.instances
     ]
+
+
+def frame_result_from_msgs(
+    frame: Frame, unified: SalientInstanceArray, ids: Image, semantic: Image
+) -> FrameResult:
+    """The ``vsis run`` per-frame record of ``frame`` rebuilt from the semantic node's
+    outputs: its unified instances, the ``mono16`` instance-id image and the ``mono8``
+    semantic image. Masks are the id image's regions of the tracked instances."""
+    id_map = msg_to_labels(ids)
+    items = [i for i in unified.instances if i.track_id > 0]
+    masks = np.stack([id_map == wrap_track_ids(i.track_id) for i in items]) if items else None
+    height, width = id_map.shape
+    num_classes = max((len(i.class_scores) for i in items), default=1)
+    probs = np.zeros((len(items), max(num_classes, 1)), dtype=np.float32)
+    for k, item in enumerate(items):
+        if len(item.class_scores):
+            probs[k, : len(item.class_scores)] = item.class_scores
+    saliency = np.array([i.saliency_score for i in items], dtype=np.float32)
+    instances = (
+        Instances.from_masks(masks, class_probs=probs, saliency=saliency, scores=saliency)
+        if items
+        else Instances.empty(height, width)
+    ).with_track_ids(np.array([i.track_id for i in items], dtype=np.int64))
+    return FrameResult(
+        frame=frame,
+        instances=instances,
+        labels=np.array([i.class_id for i in items], dtype=np.int64),
+        confidences=np.array([i.class_score for i in items], dtype=np.float32),
+        id_map=id_map.astype(np.uint16),
+        semantic_map=msg_to_labels(semantic).astype(np.uint8),
+        frame_confidence=float(unified.frame_confidence),
+    )

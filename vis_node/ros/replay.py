@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 from ament_index_python import get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray
@@ -37,19 +36,18 @@ from std_msgs.msg import Header
 from vis_msgs.msg import LabelMap, SalientInstanceArray
 
 from vis_node import DEFAULT_MODEL
-from vis_node.io.labels import wrap_track_ids
 from vis_node.pipeline.outputs import OUTPUT_ENTRIES
 from vis_node.replay.bags import bag_sequences, check_bags, replay_frames, write_ground_truth
 from vis_node.replay.latency import PACES, LatencyLog
 from vis_node.ros import qos
 from vis_node.ros.graph_process import graph_params, params_files, start_graph, stop_graph
 from vis_node.ros.dds_profile import use_profile
-from vis_node.ros.diagnostics import status_latencies
+from vis_node.ros.diagnostics import status_cpu, status_latencies
 from vis_node.ros.stamps import cdr_header_stamp_ns
-from vis_node.ros.convert import image_to_msg, msg_to_labels
+from vis_node.ros.convert import image_to_msg
+from vis_node.ros.instances_msg import frame_result_from_msgs
 from vis_node.structures.errors import InputDataError
 from vis_node.structures.frames import Frame
-from vis_node.structures.instances import Instances
 from vis_node.structures.results import FrameResult
 
 STAGES = ("instances", "tracked_instances", "unified_instances")
@@ -126,6 +124,7 @@ class Replayer(Node):
         self.image_pub = self.create_publisher(Image, "image", qos.RELIABLE)
         self.latency = LatencyLog(stages=STAGES)
         self.node_latency: dict[str, dict[str, float]] = {}
+        self.node_cpu: dict[str, float] = {}
         self.pending: dict[int, _Pending] = {}
         self.class_names: tuple[str, ...] = ()
         self._store = _typestore()
@@ -155,7 +154,9 @@ class Replayer(Node):
                 self.class_names = tuple(c.class_name for c in msg.classes)
                 return
             if topic == "/diagnostics":
-                self.node_latency.update(status_latencies(deserialize_message(raw, msg_type)))
+                status = deserialize_message(raw, msg_type)
+                self.node_latency.update(status_latencies(status))
+                self.node_cpu.update(status_cpu(status))
                 return
             if topic in STAGES:
                 self.latency.arrive(topic, stamp, now)
@@ -204,31 +205,8 @@ def camera_message(frame: Frame, stamp: int) -> Image:
 def frame_result(pending: _Pending) -> FrameResult:
     """Rebuild the ``vsis run`` per-frame record from the graph's messages."""
     messages = {t: deserialize_message(raw, _MSG_TYPES[t]) for t, raw in pending.messages.items()}
-    unified = messages["unified_instances"]
-    id_map = msg_to_labels(messages["instance_ids"])
-    semantic = msg_to_labels(messages["semantic"]).astype(np.uint8)
-    items = [i for i in unified.instances if i.track_id > 0]
-    masks = np.stack([id_map == wrap_track_ids(i.track_id) for i in items]) if items else None
-    height, width = id_map.shape
-    num_classes = max((len(i.class_scores) for i in items), default=1)
-    probs = np.zeros((len(items), max(num_classes, 1)), dtype=np.float32)
-    for k, item in enumerate(items):
-        if len(item.class_scores):
-            probs[k, : len(item.class_scores)] = item.class_scores
-    saliency = np.array([i.saliency_score for i in items], dtype=np.float32)
-    instances = (
-        Instances.from_masks(masks, class_probs=probs, saliency=saliency, scores=saliency)
-        if items
-        else Instances.empty(height, width)
-    ).with_track_ids(np.array([i.track_id for i in items], dtype=np.int64))
-    return FrameResult(
-        frame=pending.frame,
-        instances=instances,
-        labels=np.array([i.class_id for i in items], dtype=np.int64),
-        confidences=np.array([i.class_score for i in items], dtype=np.float32),
-        id_map=id_map.astype(np.uint16),
-        semantic_map=semantic,
-        frame_confidence=float(unified.frame_confidence),
+    return frame_result_from_msgs(
+        pending.frame, messages["unified_instances"], messages["instance_ids"], messages["semantic"]
     )
 
 
@@ -297,8 +275,9 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
     -------
     dict
         The latency report (see :meth:`LatencyLog.report`) plus ``"nodes"`` (each node's
-        stage times, :func:`~vis_node.ros.diagnostics.status_latencies`) and
-        ``"frames_written"``.
+        stage times, :func:`~vis_node.ros.diagnostics.status_latencies`),
+        ``"nodes_cpu_ms_per_frame"`` (CPU of each node's process per frame,
+        :func:`~vis_node.ros.diagnostics.status_cpu`) and ``"frames_written"``.
 
     Raises
     ------
@@ -390,6 +369,7 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
         report = {
             **node.latency.report(),
             "nodes": node.node_latency,
+            "nodes_cpu_ms_per_frame": node.node_cpu,
             "frames_written": writer.frames_written,
         }
         write_json(out / "latency.json", report)
