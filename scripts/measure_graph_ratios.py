@@ -24,8 +24,9 @@ Reported:
   ``stream`` replay (each node's ``cpu_ms_per_frame`` diagnostic, every thread of its
   process), beyond the model alone's CPU per frame, in percent of the latter. On a
   machine whose cores the model already fills, the stream throughput cannot exceed
-  about 100 / (100 + this) percent, whatever the scheduling (the replay's own CPU, as
-  camera and recorder, comes on top).
+  about 100 / (100 + this) percent, whatever the scheduling. The replay's own CPU per
+  frame, as camera and recorder, comes on top and is reported beside the nodes'
+  (``cpu_ms_per_frame.replay_stream``).
 
 ``--threads N`` gives the model N CPU threads, alone and in the graph's perception node:
 on a machine with few cores the graph's other nodes compete with the model's threads
@@ -141,7 +142,8 @@ def main() -> int:
                       "nodes": report["nodes"], "model_in_graph_mean_ms": in_graph},
             "stream": {"fps": streamed["throughput_fps"], "delivered": streamed["delivered"],
                        "end_to_end_median_ms": streamed["end_to_end"]["median"]},
-            "cpu_ms_per_frame": {"model_alone": model_cpu, "nodes_stream": nodes_cpu},
+            "cpu_ms_per_frame": {"model_alone": model_cpu, "nodes_stream": nodes_cpu,
+                                 "replay_stream": streamed.get("replay_cpu_ms_per_frame")},
             "graph_extra_cpu_pct": (
                 100.0 * (sum(nodes_cpu.values()) - model_cpu) / model_cpu
                 if len(nodes_cpu) == 3 else None

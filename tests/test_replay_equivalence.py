@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from pathlib import Path
 
@@ -64,6 +65,9 @@ def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request, moti
             )
     ids = np.stack([read_label_png(run / "instances" / n)[0] for n in _pngs(run, "instances")])
     assert len(np.unique(ids)) > 2, "the shipped synth model should find several objects"
+    report = json.loads((replay / "latency.json").read_text())
+    assert report["frames_written"] == 12
+    assert report["replay_cpu_ms_per_frame"] > 0.0  # the camera side's own CPU
 
 
 def test_replay_into_a_used_folder_fails_before_the_graph_starts(tmp_path, monkeypatch):

@@ -581,6 +581,31 @@ def test_opencv_threads_parameter_sizes_the_process_pool(kind, request):
         cv2.setNumThreads(before)
 
 
+def test_standalone_executor_follows_the_executor_parameter(request):
+    """A node's own process spins on the executor its ``executor`` parameter names
+    (``events`` by default: rclpy's C++ EventsExecutor); ``vsis ros up`` runs on the
+    default in test_three_processes_track_ground_truth_ids."""
+    require_ros()
+    from rclpy.executors import SingleThreadedExecutor
+
+    from vis_node.ros.base_node import standalone_executor
+    from vis_node.ros.params import COMMON_PARAMS
+
+    assert {p.name: p.default for p in COMMON_PARAMS}["executor"] == "events"
+    with ros_context(domain_for(request)) as context:
+        single = standalone_executor("single", context)
+        events = standalone_executor("events", context)
+        try:
+            assert type(single) is SingleThreadedExecutor
+            assert type(events).__name__ == "EventsExecutor"
+            assert events.context is context
+        finally:
+            single.shutdown()
+            events.shutdown()
+        with pytest.raises(ValueError, match="executor must be one of"):
+            standalone_executor("multi", context)
+
+
 def ros_env(domain: int) -> dict[str, str]:
     """This process's environment (scripts/env.sh) with DDS kept on localhost."""
     env = dict(os.environ)

@@ -26,7 +26,9 @@ from typing import Any
 import cv2
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
 from rclpy.executors import Executor, SingleThreadedExecutor
+from rclpy.logging import get_logger
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
 from rclpy.signals import SignalHandlerOptions
@@ -45,7 +47,7 @@ from vis_node.ros.input_guard import (
     check_frame_id,
 )
 from vis_node.ros.node_params import declare, read
-from vis_node.ros.params import OPENCV_THREADS, NodeSpec
+from vis_node.ros.params import EXECUTOR_CHOICES, OPENCV_THREADS, NodeSpec
 from vis_node.ros.qos import INPUT_PRESETS, OUTPUT_PRESETS
 from vis_node.ros.stamps import StampClock, StampVerdict
 from vis_node.structures.label_map import LabelMap
@@ -330,6 +332,27 @@ def spin_until_stopped(executor: Executor) -> None:
             signal.signal(sig, handler)
 
 
+def standalone_executor(kind: str, context: Context | None = None) -> Executor:
+    """The executor of a node run as its own process: its ``executor`` parameter.
+
+    ``events`` is rclpy's EventsExecutor (``rclpy.experimental``; it calls subscription
+    callbacks with the message alone, as every VSIS node's are); where this rclpy has
+    none, the SingleThreadedExecutor stands in and a warning says so.
+    """
+    if kind not in EXECUTOR_CHOICES:
+        raise ValueError(f"executor must be one of {EXECUTOR_CHOICES}, got {kind!r}")
+    if kind == "events":
+        try:
+            from rclpy.experimental import EventsExecutor
+        except ImportError:
+            get_logger("vsis").warning(
+                "this rclpy has no EventsExecutor (Jazzy has one); using the SingleThreadedExecutor"
+            )
+        else:
+            return EventsExecutor(context=context)
+    return SingleThreadedExecutor(context=context)
+
+
 def run_standalone(node_class: type[VsisNode], args: Sequence[str] | None = None) -> int:
     """Run one node in its own process until Ctrl-C, SIGTERM or shutdown.
 
@@ -349,7 +372,7 @@ def run_standalone(node_class: type[VsisNode], args: Sequence[str] | None = None
     """
     init_ros(args)
     node = node_class()
-    executor = SingleThreadedExecutor()
+    executor = standalone_executor(str(node.get_parameter("executor").value))
     executor.add_node(node)
     if node.get_parameter("autostart").value and not autostart(node):
         node.get_logger().error("autostart failed; the node stays up, waiting for a transition")

@@ -277,7 +277,9 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
         The latency report (see :meth:`LatencyLog.report`) plus ``"nodes"`` (each node's
         stage times, :func:`~vis_node.ros.diagnostics.status_latencies`),
         ``"nodes_cpu_ms_per_frame"`` (CPU of each node's process per frame,
-        :func:`~vis_node.ros.diagnostics.status_cpu`) and ``"frames_written"``.
+        :func:`~vis_node.ros.diagnostics.status_cpu`), ``"replay_cpu_ms_per_frame"``
+        (this process's own CPU per frame while the frames were in flight: the camera
+        side, which shares the machine with the graph) and ``"frames_written"``.
 
     Raises
     ------
@@ -328,6 +330,7 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
         _spin_until(executor, lambda: False, DISCOVERY_SETTLE_S)
         writer = OutputWriter(out, node.class_names, metadata={"source": str(bag), "graph": settings.graph})
         last_stamp = 0
+        replay_cpu_s, replayed = 0.0, 0
         with tqdm(desc="vsis replay", unit="frame", total=0) as progress:
             for path in bags:
                 write_ground_truth(path, out)
@@ -336,7 +339,7 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
                 progress.set_postfix_str(path.name)
                 shift = max(0, last_stamp + 1 - frames[0].stamp_ns)
                 stamps = [f.stamp_ns + shift for f in frames]
-                start = time.monotonic()
+                start, cpu_start = time.monotonic(), time.process_time()
                 upcoming = camera_message(frames[0], stamps[0])
                 for index, (frame, stamp) in enumerate(zip(frames, stamps)):
                     message = upcoming
@@ -360,6 +363,8 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
                     lambda: all(node.pending[s].complete() for s in stamps),
                     settings.frame_timeout_s,
                 )
+                replay_cpu_s += time.process_time() - cpu_start
+                replayed += len(frames)
                 for stamp in stamps:
                     pending = node.pending.pop(stamp)
                     if pending.complete():
@@ -370,6 +375,7 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
             **node.latency.report(),
             "nodes": node.node_latency,
             "nodes_cpu_ms_per_frame": node.node_cpu,
+            "replay_cpu_ms_per_frame": 1000.0 * replay_cpu_s / max(replayed, 1),
             "frames_written": writer.frames_written,
         }
         write_json(out / "latency.json", report)
