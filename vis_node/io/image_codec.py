@@ -212,9 +212,10 @@ def encode(pixels: np.ndarray, encoding: str) -> RawImage:
             raise ValueError(f"{encoding} needs [H, W] pixels, got shape {pixels.shape}")
         dtype = np.uint8 if encoding == "mono8" else np.dtype("<u2")
         limit = 255 if encoding == "mono8" else 65535
-        if pixels.size and (pixels.min() < 0 or pixels.max() > limit):
+        fits = pixels.dtype == dtype or pixels.dtype == np.bool_  # no value out of range
+        if not fits and pixels.size and (pixels.min() < 0 or pixels.max() > limit):
             raise ValueError(f"{encoding} values must lie in 0..{limit}")
-        data = np.ascontiguousarray(pixels.astype(dtype))
+        data = np.ascontiguousarray(pixels, dtype=dtype)
     else:
         raise ValueError(
             f"cannot encode to '{encoding}'; use rgb8, bgr8, rgba8, bgra8, mono8 or mono16"

@@ -7,6 +7,7 @@ compressed RLE of the full image.
 
 from __future__ import annotations
 
+import array
 from collections.abc import Sequence
 
 import numpy as np
@@ -115,13 +116,13 @@ def instance_to_msg(
         msg.class_id = class_id
         msg.class_name = str(class_names[class_id])
         msg.class_score = float(scores[class_id])
-    msg.class_scores = scores.tolist()
+    msg.class_scores = array.array("f", scores.tobytes())  # float32[]: no per-value checks
     msg.saliency_score = float(saliency)
     x1, y1, x2, y2 = (float(v) for v in box)
     msg.bbox = BoundingBox2D(
         center_x=(x1 + x2) / 2.0, center_y=(y1 + y2) / 2.0, size_x=x2 - x1, size_y=y2 - y1
     )
-    msg.embedding = np.asarray(embedding, dtype=np.float32).tolist()
+    msg.embedding = array.array("f", np.asarray(embedding, dtype=np.float32).tobytes())
     msg.mask_encoding = MASK_ENCODINGS[mask_encoding]
     if mask_encoding == "none":
         return msg

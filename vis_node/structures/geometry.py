@@ -15,8 +15,9 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
         return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    y1, y2 = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(mask[y1:y2].any(axis=0))  # only the occupied rows
+    return (int(cols[0]), y1, int(cols[-1]) + 1, y2)
 
 
 def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
