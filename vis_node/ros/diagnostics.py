@@ -215,20 +215,28 @@ def stats_to_status(
     )
 
 
+def _numbers(status: DiagnosticStatus) -> dict[str, float]:
+    """Key -> value of a status's values that parse as numbers (the others left out)."""
+    numbers: dict[str, float] = {}
+    for item in status.values:
+        try:
+            numbers[item.key] = float(item.value)
+        except ValueError:
+            continue
+    return numbers
+
+
 def status_latencies(msg: DiagnosticArray) -> dict[str, dict[str, float]]:
     """Status name -> stage -> mean milliseconds, read back from the
     ``latency_<stage>_ms`` values :func:`stats_to_status` writes into a ``/diagnostics``
     message; the ``_max_ms`` values and unparsable ones are left out."""
     result: dict[str, dict[str, float]] = {}
     for status in msg.status:
-        stages: dict[str, float] = {}
-        for item in status.values:
-            key = item.key
-            if key.startswith("latency_") and key.endswith("_ms") and not key.endswith("_max_ms"):
-                try:
-                    stages[key[len("latency_"):-len("_ms")]] = float(item.value)
-                except ValueError:
-                    continue
+        stages = {
+            key[len("latency_"):-len("_ms")]: value
+            for key, value in _numbers(status).items()
+            if key.startswith("latency_") and key.endswith("_ms") and not key.endswith("_max_ms")
+        }
         if stages:
             result[status.name] = stages
     return result
@@ -239,14 +247,9 @@ def status_cpu(msg: DiagnosticArray) -> dict[str, float]:
     the statuses that report it (a node that has processed at least two frames)."""
     result: dict[str, float] = {}
     for status in msg.status:
-        for item in status.values:
-            if item.key == CPU_KEY:
-                try:
-                    value = float(item.value)
-                except ValueError:
-                    continue
-                if value > 0.0:
-                    result[status.name] = value
+        value = _numbers(status).get(CPU_KEY, 0.0)
+        if value > 0.0:
+            result[status.name] = value
     return result
 
 
