@@ -82,6 +82,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
+        "--refiner-from",
+        default=None,
+        metavar="MODEL",
+        help=(
+            "salient NanoDet configs: keep the mask refiner of MODEL (trained on the same "
+            "sequences) and train only the heads"
+        ),
+    )
+    parser.add_argument(
         "--device",
         default=None,
         metavar="cpu|cuda[:N]",
@@ -171,7 +180,8 @@ def run_salient(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         if args.output_dir is not None:
             config.output_dir = args.output_dir
-        path = train_salient(config, fold=args.fold, heads_from=args.heads_from)
+        path = train_salient(config, fold=args.fold, heads_from=args.heads_from,
+                             refiner_from=args.refiner_from)
     except (ValueError, InputDataError) as exc:
         print(f"vsis train: error: {exc}", file=sys.stderr)
         return 2

@@ -21,12 +21,16 @@ Config (YAML, every key checked; run from the repository root)::
     refiner: {steps: 1200, batch: 12, learning_rate: 0.002, weight_decay: 0.0001,
               background_swap: 0.5, photometric: 0.8, coarse_holes: 0.5}
                                            # trained after the heads when model.refiner_size > 0
+    composites: {count: 0, scale: [0.5, 1.0], color_jitter: 0.2}
+                                           # copy-paste frames for the mask head
+                                           # (vis_node.training.salient_composites)
 
 ``vsis train CONFIG --fold K`` trains on every sequence outside fold ``K`` and writes
 ``<output_dir>/fold-K/model.pt``; without ``--fold`` it trains on all sequences (the
 shipped model) into ``<output_dir>/all/model.pt``. Each run folder also gets
 ``history.json`` and ``curves.png``. ``--heads-from MODEL`` takes the heads from a
-checkpoint already trained on the same sequences and trains only the refiner.
+checkpoint already trained on the same sequences and trains only the refiner;
+``--refiner-from MODEL`` takes the refiner and trains only the heads.
 """
 
 from __future__ import annotations
@@ -54,11 +58,13 @@ from vis_node.perception.salient_checkpoint import load_salient_model, save_sali
 from vis_node.perception.salient_config import MODEL_TYPE, SalientConfig
 from vis_node.perception.salient_export import onnx_dense_runner
 from vis_node.perception.salient_model import SalientNanoDet, candidate_geometry
+from vis_node.perception.salient_predictor import DenseRunner
 from vis_node.training.refiner_trainer import (
     RefinerTrainConfig,
     annotated_frames,
     train_refiner,
 )
+from vis_node.training.salient_composites import CompositeConfig, composite_features
 from vis_node.training.salient_data import FrameFeatures, sequence_features
 
 LOG = logging.getLogger(__name__)
@@ -113,6 +119,7 @@ class SalientTrainConfig:
     feature_cache: str = "runs/salient-features"
     output_dir: str = "runs/real"
     refiner: RefinerTrainConfig = field(default_factory=RefinerTrainConfig)
+    composites: CompositeConfig = field(default_factory=CompositeConfig)
 
 
 def is_salient_config(values: dict[str, Any]) -> bool:
@@ -140,9 +147,15 @@ def parse_config(values: dict[str, Any]) -> SalientTrainConfig:
     if set(refiner) - refiner_known:
         raise ValueError(f"refiner: unknown keys {sorted(set(refiner) - refiner_known)}; "
                          f"known: {sorted(refiner_known)}")
+    composites = dict(values.pop("composites", {}) or {})
+    composites_known = {f.name for f in dataclasses.fields(CompositeConfig)}
+    if set(composites) - composites_known:
+        raise ValueError(f"composites: unknown keys {sorted(set(composites) - composites_known)}; "
+                         f"known: {sorted(composites_known)}")
     return SalientTrainConfig(
         data=SalientDataConfig(**data),
         refiner=RefinerTrainConfig(**refiner),
+        composites=CompositeConfig(**composites),
         model=SalientConfig.from_dict(values.pop("model", {}) or {}),
         labels={"box_cover": 0.5, "object_cover": 0.15, **labels},
         **values,
@@ -175,15 +188,18 @@ def frame_losses(
     rng: np.random.Generator,
     pos_weight: float,
     mask_rois: int,
+    *,
+    saliency: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Saliency and mask losses of one cached frame.
 
-    The saliency head sees every candidate; the mask head sees ``mask_rois`` random
-    salient candidates and one ground-truth object box, jittered.
+    The saliency head sees every candidate (unless ``saliency`` is false, as for
+    composites); the mask head sees ``mask_rois`` random salient candidates and one
+    ground-truth object box, jittered.
     """
     p3, p4, images = frame.p3.float(), frame.p4.float(), frame.images.float()
     losses: dict[str, torch.Tensor] = {}
-    if len(frame.boxes):
+    if saliency and len(frame.boxes):
         boxes = torch.from_numpy(frame.boxes)
         rois = torch.cat([torch.zeros(len(boxes), 1), boxes], dim=1)
         geometry = candidate_geometry(boxes, torch.from_numpy(frame.scores), frame.valid_hw)
@@ -205,7 +221,11 @@ def frame_losses(
 
 
 def train_salient(
-    config: SalientTrainConfig, *, fold: int | None = None, heads_from: str | Path | None = None
+    config: SalientTrainConfig,
+    *,
+    fold: int | None = None,
+    heads_from: str | Path | None = None,
+    refiner_from: str | Path | None = None,
 ) -> Path:
     """Train the heads on the config's sequences (all, or all outside ``fold``), then the
     mask refiner when ``config.model.refiner_size`` is set.
@@ -216,24 +236,40 @@ def train_salient(
         A checkpoint whose heads were trained on exactly these sequences: its heads are
         kept and only the refiner is trained (the refiner trains on the ground truth
         alone, so it does not depend on the heads).
+    refiner_from:
+        A checkpoint whose refiner was trained on exactly these sequences: it is kept and
+        only the heads are trained.
 
     Returns
     -------
     Path
         The written ``model.pt``.
+
+    Raises
+    ------
+    ValueError
+        Both checkpoints given, or one that was trained on other sequences or does not
+        fit the config.
     """
+    if heads_from is not None and refiner_from is not None:
+        raise ValueError("give --heads-from or --refiner-from, not both")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     run_dir = Path(config.output_dir) / ("all" if fold is None else f"fold-{fold}")
     run_dir.mkdir(parents=True, exist_ok=True)
     sequences = config.data.training_sequences(fold)
     model = SalientNanoDet(config.model, load_nanodet(), pretrained_refiner=True)
+    if model.refiner is not None and refiner_from is not None:
+        _take_parts(model, refiner_from, sequences, ("refiner",), "--refiner-from")
+    meta: dict[str, Any] = {}
     if heads_from is None:
         history = _train_heads(model, config, sequences, run_dir, rng)
-        frames = history.pop()["frames"]
+        meta.update(history.pop())
     else:
-        history, frames = [], _take_heads(model, heads_from, sequences)
-    if model.refiner is not None:
+        history = []
+        meta["frames"] = int(_take_parts(model, heads_from, sequences, HEADS, "--heads-from")
+                             .get("frames", 0))
+    if model.refiner is not None and refiner_from is None:
         root = DavisRoot(config.data.root)
         history += train_refiner(
             model.refiner, annotated_frames(root, sequences), config.refiner,
@@ -242,38 +278,48 @@ def train_salient(
     model.eval()
     (run_dir / "history.json").write_text(json.dumps(history))
     _plot_curves(history, run_dir / "curves.png")
-    meta = {
+    meta.update({
         "trained_on": list(sequences),
         "held_out": [] if fold is None else list(config.data.folds[fold]),
-        "frames": frames,
         "steps": config.steps,
         "seed": config.seed,
-    }
+    })
     if model.refiner is not None:
         meta["refiner_steps"] = config.refiner.steps
     return save_salient_model(model, run_dir / "model.pt", meta=meta)
 
 
-def _take_heads(model: SalientNanoDet, path: str | Path, sequences: tuple[str, ...]) -> int:
-    """Copy the heads of checkpoint ``path`` into ``model``; returns its frame count.
+HEADS = ("saliency_head", "mask_head")
+"""The parts :func:`_train_heads` trains."""
+
+
+def _take_parts(
+    model: SalientNanoDet, path: str | Path, sequences: tuple[str, ...],
+    names: tuple[str, ...], flag: str,
+) -> dict[str, Any]:
+    """Copy the parts ``names`` of checkpoint ``path`` into ``model``; returns its meta.
 
     Raises
     ------
     ValueError
-        The checkpoint was trained on other sequences, or its heads do not fit.
+        The checkpoint was trained on other sequences, or a part does not fit; the
+        message names ``flag``.
     """
     source, meta = load_salient_model(path)
     if sorted(meta.get("trained_on", [])) != sorted(sequences):
         raise ValueError(
-            f"--heads-from {path}: trained on {meta.get('trained_on')}, this run trains on "
+            f"{flag} {path}: trained on {meta.get('trained_on')}, this run trains on "
             f"{list(sequences)}; give the checkpoint of the same fold"
         )
-    for name in ("saliency_head", "mask_head"):
+    for name in names:
+        part = getattr(source, name)
+        if part is None:
+            raise ValueError(f"{flag} {path}: the checkpoint has no {name}")
         try:
-            getattr(model, name).load_state_dict(getattr(source, name).state_dict())
+            getattr(model, name).load_state_dict(part.state_dict())
         except RuntimeError as exc:
-            raise ValueError(f"--heads-from {path}: {name} does not fit this config ({exc})") from None
-    return int(meta.get("frames", 0))
+            raise ValueError(f"{flag} {path}: {name} does not fit this config ({exc})") from None
+    return meta
 
 
 def _train_heads(
@@ -284,7 +330,9 @@ def _train_heads(
     rng: np.random.Generator,
 ) -> list[dict[str, float]]:
     """Train the saliency and mask heads in place; returns the loss history followed by
-    ``{"frames": number of training frames}``."""
+    ``{"frames": number of training frames, "composites": number of composites}``
+    (composites train the mask head only, see
+    :mod:`~vis_node.training.salient_composites`)."""
     root = DavisRoot(config.data.root)
     dense = onnx_dense_runner(model, run_dir / "detector-onnx")
     frames: list[FrameFeatures] = []
@@ -299,6 +347,7 @@ def _train_heads(
     pos_weight = float(np.clip((candidates - positives) / max(positives, 1.0), 1.0, 10.0))
     LOG.info("%d frames of %s; %d of %d candidates salient", len(frames),
              ", ".join(sequences), int(positives), candidates)
+    pool = frames + _composites(dense, root, sequences, config)
     heads = [model.saliency_head, model.mask_head]
     parameters = [p for head in heads for p in head.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -311,11 +360,12 @@ def _train_heads(
     history: list[dict[str, float]] = []
     progress = tqdm(range(config.steps), desc=f"train {run_dir.name}")
     for step in progress:
-        batch = rng.choice(len(frames), size=min(config.frames_per_step, len(frames)),
+        batch = rng.choice(len(pool), size=min(config.frames_per_step, len(pool)),
                            replace=False)
         totals: dict[str, torch.Tensor] = {}
         for index in batch:
-            losses = frame_losses(model, frames[index], rng, pos_weight, config.mask_rois)
+            losses = frame_losses(model, pool[index], rng, pos_weight, config.mask_rois,
+                                  saliency=index < len(frames))
             for name, value in losses.items():
                 totals[name] = totals.get(name, 0.0) + value / len(batch)
         loss = sum(totals.values())
@@ -326,7 +376,25 @@ def _train_heads(
         record = {"step": step + 1, **{k: float(v.detach()) for k, v in totals.items()}}
         history.append(record)
         progress.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "step"})
-    return [*history, {"frames": len(frames)}]
+    return [*history, {"frames": len(frames), "composites": len(pool) - len(frames)}]
+
+
+def _composites(
+    dense: DenseRunner, root: DavisRoot, sequences: tuple[str, ...], config: SalientTrainConfig
+) -> list[FrameFeatures]:
+    """``config.composites.count`` composite frames of ``sequences`` (none when 0), drawn
+    from their own generator so that they leave the training draws of the seed alone."""
+    if not config.composites.count:
+        return []
+    frames, sequence_of = [], []
+    for index, sequence in enumerate(sequences):
+        own = annotated_frames(root, (sequence,))
+        frames += own
+        sequence_of += [index] * len(own)
+    return composite_features(
+        dense, frames, sequence_of, config.model, config.composites,
+        np.random.default_rng([config.seed, 1]), **config.labels,
+    )
 
 
 def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
