@@ -233,10 +233,10 @@ def test_shipped_real_model_on_fixed_frames(runtime: str, tmp_path: Path, monkey
     assert DEFAULT_MODEL == "real"
     predictor = make_predictor(DEFAULT_MODEL, runtime)
     expected = {
-        ("dog", 0): [("dog", (162.9, 57.6, 509.6, 303.5), 0.985, 43591)],
+        ("dog", 0): [("dog", (162.9, 57.6, 509.6, 303.5), 0.981, 43252)],
         ("motocross-jump", 10): [
-            ("person", (536.7, 33.2, 732.1, 332.3), 0.991, 57289),
-            ("motorcycle", (391.4, 222.4, 676.5, 480.0), 0.961, 64208),
+            ("person", (536.6, 33.2, 732.1, 332.3), 0.990, 47589),
+            ("motorcycle", (394.6, 139.1, 719.7, 469.4), 0.989, 74252),
         ],
     }
     for (sequence, index), instances in expected.items():
