@@ -172,7 +172,7 @@ def test_a_model_with_a_refiner_needs_its_runner() -> None:
         SalientConfig(refiner_size=60)
 
 
-def test_heads_from_a_checkpoint_of_other_sequences_is_refused(tmp_path: Path) -> None:
+def test_heads_or_refiner_from_a_checkpoint_of_other_sequences_is_refused(tmp_path: Path) -> None:
     from vis_node.perception.nanodet import NanoDetG
     from vis_node.perception.salient_checkpoint import save_salient_model
     from vis_node.perception.salient_model import SalientNanoDet
@@ -185,5 +185,9 @@ def test_heads_from_a_checkpoint_of_other_sequences_is_refused(tmp_path: Path) -
         model=dataclasses.replace(SalientConfig(), refiner_size=64),
         output_dir=str(tmp_path / "runs"),
     )
-    with pytest.raises(ValueError, match="same fold"):
+    with pytest.raises(ValueError, match="--heads-from .*same fold"):
         train_salient(config, fold=0, heads_from=path)
+    with pytest.raises(ValueError, match="--refiner-from .*same fold"):
+        train_salient(config, fold=0, refiner_from=path)
+    with pytest.raises(ValueError, match="not both"):
+        train_salient(config, fold=0, heads_from=path, refiner_from=path)

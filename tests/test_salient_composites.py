@@ -1,28 +1,15 @@
-"""Copy-paste composites of the salient heads' training, and what they train."""
+"""Copy-paste composites of the salient heads' training (what they train: test_salient_model.py)."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
-from vis_node.perception.nanodet import NanoDetG, load_nanodet
-from vis_node.perception.salient_checkpoint import save_salient_model
-from vis_node.perception.salient_config import SalientConfig
-from vis_node.perception.salient_model import SalientNanoDet
 from vis_node.training.salient_composites import CompositeConfig, composite_images
-from vis_node.training.salient_data import FrameFeatures
-from vis_node.training.salient_trainer import (
-    SalientDataConfig,
-    SalientTrainConfig,
-    frame_losses,
-    parse_config,
-    train_salient,
-)
+from vis_node.training.salient_trainer import parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,42 +75,3 @@ def test_composites_need_two_sequences_and_a_valid_config() -> None:
         parse_config(values)
     values["composites"] = {"count": 5, "scale": [0.4, 0.9]}
     assert parse_config(values).composites == CompositeConfig(count=5, scale=(0.4, 0.9))
-
-
-def test_a_composite_trains_the_mask_head_only() -> None:
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
-    foreground = np.zeros((64, 96), np.uint8)
-    foreground[16:48, 24:64] = 1
-    frame = FrameFeatures(
-        images=torch.from_numpy(rng.standard_normal((1, 3, 64, 96), np.float32)).half(),
-        p3=torch.from_numpy(rng.standard_normal((1, 128, 8, 12), np.float32)).half(),
-        p4=torch.from_numpy(rng.standard_normal((1, 128, 4, 6), np.float32)).half(),
-        boxes=np.array([[24, 16, 64, 48], [0, 0, 20, 20]], np.float32),
-        scores=np.array([0.6, 0.3], np.float32),
-        labels=np.array([1.0, 0.0], np.float32),
-        foreground=foreground,
-        objects=np.array([[24, 16, 64, 48]], np.float32),
-        valid_hw=(64.0, 96.0),
-    )
-    model = SalientNanoDet(SalientConfig(), load_nanodet()).train()
-    assert set(frame_losses(model, frame, rng, 1.0, 1)) == {"saliency", "mask"}
-    losses = frame_losses(model, frame, rng, 1.0, 1, saliency=False)
-    assert set(losses) == {"mask"}
-    losses["mask"].backward()
-    assert all(p.grad is None for p in model.saliency_head.parameters())
-    assert any(p.grad is not None for p in model.mask_head.parameters())
-
-
-def test_refiner_from_needs_a_checkpoint_of_the_same_sequences(tmp_path: Path) -> None:
-    path = save_salient_model(SalientNanoDet(SalientConfig(), NanoDetG()), tmp_path / "m.pt",
-                              meta={"trained_on": ["dog"]})
-    config = SalientTrainConfig(
-        data=SalientDataConfig(root=str(tmp_path), sequences=("dog", "cows"), folds=(("dog",),)),
-        model=dataclasses.replace(SalientConfig(), refiner_size=64),
-        output_dir=str(tmp_path / "runs"),
-    )
-    with pytest.raises(ValueError, match="not both"):
-        train_salient(config, fold=0, heads_from=path, refiner_from=path)
-    with pytest.raises(ValueError, match="--refiner-from .*same fold"):
-        train_salient(config, fold=0, refiner_from=path)

@@ -192,6 +192,17 @@ def test_heads_fit_one_frame() -> None:
     assert all(not p.requires_grad for p in model.detector.parameters())
 
 
+def test_a_composite_trains_the_mask_head_only() -> None:
+    rng = np.random.default_rng(0)
+    frame = _synthetic_frame(rng)
+    model = SalientNanoDet(SalientConfig(), load_nanodet()).train()
+    losses = frame_losses(model, frame, rng, pos_weight=1.0, mask_rois=1, saliency=False)
+    assert set(losses) == {"mask"}
+    losses["mask"].backward()
+    assert all(p.grad is None for p in model.saliency_head.parameters())
+    assert any(p.grad is not None for p in model.mask_head.parameters())
+
+
 @needs_davis
 def test_onnx_runtime_matches_eager_on_a_real_frame(tmp_path: Path) -> None:
     from vis_node.perception.salient_export import SalientOnnxPredictor, export_salient_onnx
