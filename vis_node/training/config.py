@@ -44,7 +44,7 @@ OPTIMIZERS: tuple[str, ...] = ("sgd", "adamw")
 """Optimiser names accepted by :class:`OptimizerConfig`."""
 
 
-def _strict(cls: type, values: dict[str, Any], section: str) -> dict[str, Any]:
+def strict_mapping(cls: type, values: dict[str, Any], section: str) -> dict[str, Any]:
     """Return ``values`` after checking every key is a field of dataclass ``cls``."""
     if not isinstance(values, dict):
         raise ValueError(f"{section}: expected a mapping, got {type(values).__name__}")
@@ -128,7 +128,7 @@ class SourceConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any], section: str = "data") -> SourceConfig:
         """Build from a YAML mapping; unknown keys raise ``ValueError``."""
-        return cls(**_strict(cls, values, section))
+        return cls(**strict_mapping(cls, values, section))
 
 
 @dataclass
@@ -320,7 +320,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a YAML mapping; unknown keys in any section raise ``ValueError``."""
-        values = dict(_strict(cls, values, "train config"))
+        values = dict(strict_mapping(cls, values, "train config"))
         if "model" not in values or "data" not in values:
             raise ValueError("train config: the sections model and data are required")
         values["model"] = ModelConfig.from_dict(values["model"])
@@ -330,11 +330,11 @@ class TrainConfig:
                 values[section] = SourceConfig.from_dict(values[section], section)
         if "copy_paste" in values:
             values["copy_paste"] = CopyPasteConfig(
-                **_strict(CopyPasteConfig, values["copy_paste"], "copy_paste")
+                **strict_mapping(CopyPasteConfig, values["copy_paste"], "copy_paste")
             )
         if "optimizer" in values:
             values["optimizer"] = OptimizerConfig(
-                **_strict(OptimizerConfig, values["optimizer"], "optimizer")
+                **strict_mapping(OptimizerConfig, values["optimizer"], "optimizer")
             )
         return cls(**values)
 

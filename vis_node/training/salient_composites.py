@@ -100,6 +100,7 @@ def composite_images(
     sequences = np.asarray(sequence_of)
     if len(np.unique(sequences)) < 2:
         raise ValueError("composites need the frames of at least two sequences")
+    paste = config.paste
     made = 0
     while made < config.count:
         donor_index = int(rng.integers(len(frames)))
@@ -115,8 +116,7 @@ def composite_images(
             identities=np.array([1]),
         )
         donor_image, donor_mask = frames[donor_index]
-        composite = paste_objects(base, [Donor(donor_image, donor_mask > 0, 1, 2)], rng,
-                                  config.paste)
+        composite = paste_objects(base, [Donor(donor_image, donor_mask > 0, 1, 2)], rng, paste)
         pasted = composite.masks[composite.identities == 2]
         if len(pasted):
             made += 1

@@ -59,6 +59,7 @@ from vis_node.perception.salient_config import MODEL_TYPE, SalientConfig
 from vis_node.perception.salient_export import onnx_dense_runner
 from vis_node.perception.salient_model import SalientNanoDet, candidate_geometry
 from vis_node.perception.salient_predictor import DenseRunner
+from vis_node.training.config import strict_mapping
 from vis_node.training.refiner_trainer import (
     RefinerTrainConfig,
     annotated_frames,
@@ -142,16 +143,8 @@ def parse_config(values: dict[str, Any]) -> SalientTrainConfig:
     labels = dict(values.pop("labels", {}))
     if set(labels) - {"box_cover", "object_cover"}:
         raise ValueError(f"labels: unknown keys {sorted(set(labels))}")
-    refiner = dict(values.pop("refiner", {}) or {})
-    refiner_known = {f.name for f in dataclasses.fields(RefinerTrainConfig)}
-    if set(refiner) - refiner_known:
-        raise ValueError(f"refiner: unknown keys {sorted(set(refiner) - refiner_known)}; "
-                         f"known: {sorted(refiner_known)}")
-    composites = dict(values.pop("composites", {}) or {})
-    composites_known = {f.name for f in dataclasses.fields(CompositeConfig)}
-    if set(composites) - composites_known:
-        raise ValueError(f"composites: unknown keys {sorted(set(composites) - composites_known)}; "
-                         f"known: {sorted(composites_known)}")
+    refiner = strict_mapping(RefinerTrainConfig, values.pop("refiner", {}) or {}, "refiner")
+    composites = strict_mapping(CompositeConfig, values.pop("composites", {}) or {}, "composites")
     return SalientTrainConfig(
         data=SalientDataConfig(**data),
         refiner=RefinerTrainConfig(**refiner),
