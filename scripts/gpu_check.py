@@ -5,12 +5,15 @@ the TensorRT provider; see docs/GPU.md), from the repository root::
 
     . scripts/env.sh && python scripts/gpu_check.py --out gpu_check.json
 
-It measures, on synthetic 320x240 frames with the default shipped model (``synth``):
+It measures, on synthetic 320x240 frames with the shipped model ``synth``, or with
+``--images DIR --model real`` on the frames of an image folder (DAVIS-2016's 854x480
+JPEGs, say; a GPU machine without ``../shared`` gets a few copied along):
 
 * ms per frame (median of ``--iterations`` frames, pre/post-processing included) of
   eager PyTorch on the GPU, ONNX Runtime's CUDA provider, and ONNX Runtime's TensorRT
   provider in FP16 and INT8 (calibrated on ``calibration/synth``), and each one's
-  speed ratio against eager PyTorch on the same GPU;
+  speed ratio against eager PyTorch on the same GPU (and ONNX Runtime on the
+  machine's CPU, the parity reference, timed the same way);
 * each GPU runtime's agreement with the CPU outputs (ONNX Runtime on the CPU):
   matched instances, mask IoU, score and box differences
   (:func:`vis_node.perception.compare.compare_predictions`);
@@ -75,6 +78,21 @@ def synth_frames(count: int) -> list:
     return list(generate_video(4242, SynthConfig(width=320, height=240, frames=count)).frames)
 
 
+def folder_frames(folder: Path, count: int) -> list:
+    """The first ``count`` frames (``uint8[H, W, 3]`` RGB) of an image folder."""
+    from vis_node.io.readers import list_images, read_image
+
+    return [read_image(path) for path in list_images(folder)[:count]]
+
+
+def _providers(predictor: object) -> list[str] | None:
+    """The ONNX Runtime providers a predictor's sessions run on (``None``: not ONNX)."""
+    sessions = [getattr(predictor, "_dense_session", None),
+                *getattr(predictor, "_sessions", {}).values()]
+    providers = [p for s in sessions if s is not None for p in s.get_providers()]
+    return sorted(set(providers)) or None
+
+
 def runtimes(model: str, frames: list, iterations: int, cache: Path) -> dict[str, Any]:
     """Latency of every GPU runtime, ratio to eager PyTorch, parity with the CPU."""
     import onnxruntime as ort
@@ -88,6 +106,7 @@ def runtimes(model: str, frames: list, iterations: int, cache: Path) -> dict[str
     os.environ["VSIS_CACHE_DIR"] = str(cache)
     reference = make_predictor(model, "onnx", device="cpu")
     predictors = {
+        "onnx_cpu": lambda: reference,
         "torch_cuda": lambda: make_predictor(model, "torch", device="cuda"),
         "onnx_cuda": lambda: make_predictor(model, "onnx", device="cuda"),
     }
@@ -116,10 +135,9 @@ def runtimes(model: str, frames: list, iterations: int, cache: Path) -> dict[str
             stats = measure_latency(
                 lambda p=predictor: p(frames[0]), warmup=10, iterations=iterations
             )
-            session = getattr(predictor, "_dense_session", None)
             rows[name] = {
                 "runtime_class": type(predictor).__name__,
-                "providers": session.get_providers() if session is not None else None,
+                "providers": _providers(predictor),
                 "load_s": round(load_s, 1),
                 "median_ms": round(stats.median_ms, 3),
                 "p90_ms": round(stats.p90_ms, 3),
@@ -201,16 +219,26 @@ def main() -> int:
     parser.add_argument("--model", default="synth", help="shipped model (default synth)")
     parser.add_argument("--iterations", type=int, default=100, help="timed frames per runtime")
     parser.add_argument("--frames", type=int, default=16, help="frames of the parity check")
+    parser.add_argument("--images", type=Path, default=None,
+                        help="image folder whose frames are timed and compared "
+                             "(default: a synthetic 320x240 video)")
+    parser.add_argument("--skip-training", action="store_true",
+                        help="only the environment and the runtimes")
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"model": args.model}
     work = Path(tempfile.mkdtemp(prefix="vsis-gpu-check-"))
     _section(results, args.out, "environment", environment)
-    frames = synth_frames(args.frames)
+    if args.images is None:
+        frames = synth_frames(args.frames)
+    else:
+        frames = folder_frames(args.images, args.frames)
+        results["images"] = {"folder": str(args.images), "size": list(frames[0].shape[:2])}
     _section(results, args.out, "runtimes",
              lambda: runtimes(args.model, frames, args.iterations, work / "cache"))
-    _section(results, args.out, "ddp_two_process_gloo", ddp_equivalence)
-    _section(results, args.out, "training_gpu", lambda: training(work / "train"))
+    if not args.skip_training:
+        _section(results, args.out, "ddp_two_process_gloo", ddp_equivalence)
+        _section(results, args.out, "training_gpu", lambda: training(work / "train"))
     print(f"wrote {args.out}")
     return 0
 

@@ -140,3 +140,21 @@ def test_checks_inputs() -> None:
         propose_reduce(frames, instances, _TrueMotion(0), max_gap=-1)
     assert propose_reduce(frames, instances, _TrueMotion(0)) == []
     assert propose_reduce([], [], _TrueMotion(0)) == []
+
+
+def test_the_best_sequence_stays_when_every_score_is_below_the_threshold() -> None:
+    count = 4
+    weak, weaker = _disc(10, 16), _disc(30, 16)
+    instances = [
+        _detections([(weak, [0.2, 0.1]), (weaker, [0.05, 0.15])], 2) for _ in range(count)
+    ]
+    frames, flow = _frames(count), _TrueMotion(0)
+    tracks = propose_reduce(frames, instances, flow, key_frames=1, score_threshold=0.3)
+    assert len(tracks) == 1 and tracks[0].score == pytest.approx(0.2)
+    np.testing.assert_array_equal(tracks[0].masks, np.stack([weak] * count))
+    # one sequence reaching the threshold: only it is kept, as before
+    tracks = propose_reduce(frames, instances, flow, key_frames=1, score_threshold=0.18)
+    assert len(tracks) == 1 and tracks[0].score == pytest.approx(0.2)
+    assert propose_reduce(
+        frames, [Instances.empty(HEIGHT, WIDTH, 2)] * count, flow, score_threshold=0.3
+    ) == []

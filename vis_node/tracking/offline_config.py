@@ -33,9 +33,10 @@ class OfflineConfig:
         propose-reduce: key frames whose instances seed sequence proposals.
     min_sequence_score:
         propose-reduce: smallest sequence score (Eq. 2 on objectness times class
-        probability) kept; 0.3 with sequence_nms_iou 0.3 brought the synth model's
-        track count to the true object count on three synthetic 320 x 240 videos
-        (0.5 / 0.5 kept part and drift duplicates).
+        probability) kept; the best sequence stays when none reaches it, so a video
+        with detections is never emptied. 0.3 with sequence_nms_iou 0.3 brought the
+        synth model's track count to the true object count on three synthetic
+        320 x 240 videos (0.5 / 0.5 kept part and drift duplicates).
     sequence_nms_iou:
         propose-reduce: sequence mask IoU (Eq. 3) above which the lower-scoring of
         two sequences of one category is suppressed.

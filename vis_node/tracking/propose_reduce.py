@@ -176,9 +176,13 @@ def propose_reduce(
        detection supports it, so it adds nothing to the sequence score). A direction
        stops when the mask vanishes or after ``max_gap`` frames in a row without
        support.
-    3. Sequences scored below ``score_threshold`` (Eq. 2) are dropped; the rest are
-       reduced by :func:`sequence_nms` (Eq. 3 IoU) separately per category, so
-       sequences of different categories never suppress each other.
+    3. Sequences scored below ``score_threshold`` (Eq. 2) are dropped, except that
+       the best-scoring one stays when all would go: a video whose frames hold
+       detections never comes out empty (with the ``real`` model the threshold emptied
+       whole held-out sequences, e.g. an airborne motorbike whose class probability
+       stays low). The rest are reduced by :func:`sequence_nms` (Eq. 3 IoU)
+       separately per category, so sequences of different categories never suppress
+       each other.
 
     Parameters
     ----------
@@ -198,7 +202,7 @@ def propose_reduce(
         Sequence IoU above which the lower-scoring sequence of a category is
         suppressed.
     score_threshold:
-        Smallest sequence score kept.
+        Smallest sequence score kept (the best sequence is kept whatever its score).
     max_gap:
         Most consecutive frames a mask is carried by flow alone (>= 0).
 
@@ -237,6 +241,7 @@ def propose_reduce(
 
     areas = [np.count_nonzero(i.masks, axis=(1, 2)) for i in per_frame_instances]
     proposals: list[tuple[np.ndarray, np.ndarray]] = []
+    best_dropped: tuple[float, np.ndarray, np.ndarray] | None = None
     for key in key_frame_indices(count, key_frames).tolist():
         seeds = per_frame_instances[key]
         for seed in np.flatnonzero(seeds.masks.any(axis=(1, 2))).tolist():
@@ -262,8 +267,13 @@ def propose_reduce(
                             break
                     masks[t] = mask
                     t += step
-            if sequence_score(scores) >= score_threshold:
+            score = sequence_score(scores)
+            if score >= score_threshold:
                 proposals.append((masks, scores))
+            elif best_dropped is None or score > best_dropped[0]:
+                best_dropped = (score, masks, scores)
+    if not proposals and best_dropped is not None:
+        proposals.append(best_dropped[1:])
     categories = np.array([int(s.sum(axis=0).argmax()) for _, s in proposals], dtype=np.int64)
     kept: list[int] = []
     for category in np.unique(categories).tolist():
