@@ -141,7 +141,9 @@ def runtimes(model: str, frames: list, iterations: int, cache: Path) -> dict[str
                 "load_s": round(load_s, 1),
                 "median_ms": round(stats.median_ms, 3),
                 "p90_ms": round(stats.p90_ms, 3),
-                "vs_cpu": compare_predictions(reference, predictor, frames),
+                # the reference row is the CPU itself: nothing to compare
+                "vs_cpu": None if predictor is reference
+                else compare_predictions(reference, predictor, frames),
             }
         except Exception as exc:
             rows[name] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -64,12 +64,13 @@ class MaskRefiner(nn.Module):
         features = mobilenet_v2().features
         if pretrained:
             features.load_state_dict(load_mobilenet_v2_features_state())
+        deep = deepest_stride == 16
         self.stride2, self.stride4, self.stride8 = features[0:2], features[2:4], features[4:7]
-        self.stride16 = features[7:14] if deepest_stride == 16 else None
-        self.decode16 = _block(96 + 1, 64) if deepest_stride == 16 else None
+        self.stride16 = features[7:14] if deep else None
+        self.decode16 = _block(96 + 1, 64) if deep else None
         for parameter in self.stem_parameters():
             parameter.requires_grad_(False)
-        self.decode8 = _block(32 + 1 + (64 if deepest_stride == 16 else 0), 64)
+        self.decode8 = _block(32 + 1 + (64 if deep else 0), 64)
         self.decode4 = _block(64 + 24 + 1, 48)
         self.decode2 = _block(48 + 16 + 1, 32)
         self.decode1 = nn.Sequential(

@@ -202,7 +202,7 @@ def propose_reduce(
         Sequence IoU above which the lower-scoring sequence of a category is
         suppressed.
     score_threshold:
-        Smallest sequence score kept (the best sequence is kept whatever its score).
+        Smallest sequence score kept (the best sequence stays when none reaches it).
     max_gap:
         Most consecutive frames a mask is carried by flow alone (>= 0).
 
