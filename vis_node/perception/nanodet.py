@@ -284,11 +284,11 @@ def _letterbox(image: np.ndarray, size: int, square: bool) -> tuple[np.ndarray, 
         pad_h = pad_w = size
     else:
         pad_h, pad_w = (-(-side // _SIZE_MULTIPLE) * _SIZE_MULTIPLE for side in (new_h, new_w))
-    bgr = resized[..., ::-1].astype(np.float32)
     normalised = np.zeros((1, 3, pad_h, pad_w), dtype=np.float32)  # 0 = the mean colour
-    normalised[0, :, :new_h, :new_w] = (
-        (bgr - np.asarray(NANODET_MEAN_BGR, np.float32)) / np.asarray(NANODET_STD_BGR, np.float32)
-    ).transpose(2, 0, 1)
+    for channel, (mean, std) in enumerate(zip(NANODET_MEAN_BGR, NANODET_STD_BGR)):
+        plane = normalised[0, channel, :new_h, :new_w]  # written in place: no RGB->BGR copy
+        np.subtract(resized[:, :, 2 - channel], np.float32(mean), out=plane, dtype=np.float32)
+        np.divide(plane, np.float32(std), out=plane)
     return normalised, scale
 
 

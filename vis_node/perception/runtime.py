@@ -45,6 +45,7 @@ from vis_node.perception.onnx_runtime import (
 from vis_node.perception.predictor import Predictor
 from vis_node.perception.salient_checkpoint import is_salient_payload, salient_model_from_payload
 from vis_node.perception.salient_export import (
+    SALIENT_EXPORT_FORMAT,
     SalientOnnxPredictor,
     export_salient_onnx,
     is_salient_export,
@@ -297,7 +298,7 @@ def _salient_onnx_predictor(network: SalientNanoDet, request: RuntimeRequest) ->
     fingerprint = salient_fingerprint(network)
     return cached_slot(
         cache_dir() / "onnx" / f"{fingerprint[:16]}-salient",
-        f"{fingerprint}-salient",
+        f"{fingerprint}-{SALIENT_EXPORT_FORMAT}",
         lambda folder: export_salient_onnx(network, folder),
         lambda folder: SalientOnnxPredictor(
             folder, providers=providers, threads=request.threads

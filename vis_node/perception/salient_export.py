@@ -36,6 +36,10 @@ from vis_node.perception.salient_predictor import DenseRunner, SalientPredictor
 
 OPSET = 17
 MANIFEST_FILE = "export.json"
+SALIENT_EXPORT_FORMAT = "vsis-salient-onnx/2"
+"""Version of the graphs' layout, part of the export cache key: 2 aligns the heads'
+P3 / P4 crops by matrix products (:mod:`vis_node.perception.roi_align`) instead of
+ONNX ``RoiAlign``; an export of version 1 is rebuilt on its next load."""
 GRAPHS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "dense": (("images",), ("p3", "p4", "class_probs", "box_dists")),
     "saliency": (("p3", "p4", "rois", "geometry"), ("saliency_logits",)),
@@ -113,7 +117,7 @@ def export_salient_onnx(model: SalientNanoDet, folder: str | Path) -> Path:
     for name, (module, args, axes) in examples.items():
         _export_graph(name, module, args, axes, folder)
     manifest = {
-        "format": "vsis-onnx/1",
+        "format": SALIENT_EXPORT_FORMAT,
         "type": MODEL_TYPE,
         "config": model.config.to_dict(),
         "fingerprint": salient_fingerprint(model),

@@ -30,12 +30,16 @@ from torchvision.ops import roi_align
 
 from vis_node.perception.mask_refiner import MaskRefiner
 from vis_node.perception.nanodet import NanoDetG
+from vis_node.perception.roi_align import RoiGrid, roi_grid, weighted_pool
+from vis_node.perception.roi_align import roi_align as align_on_grid
 from vis_node.perception.roi_masking import expand_boxes
 from vis_node.perception.salient_config import GEOMETRY_FEATURES, SalientConfig
 from vis_node.perception.seg_branch import MaxPool3x3, ResidualBlock
 
 P3_STRIDE = 8
 P4_STRIDE = 16
+SAMPLING = 2
+"""RoIAlign samples per bin along each axis (``sampling_ratio``)."""
 
 
 def ternary_grid(size: int, context_ratio: float) -> torch.Tensor:
@@ -110,8 +114,16 @@ def _window_rois(rois: torch.Tensor, context_ratio: float) -> torch.Tensor:
 def _crop(features: torch.Tensor, rois: torch.Tensor, size: int, stride: int) -> torch.Tensor:
     """RoIAlign of ``float[B, C, h, w]`` (stride in input px) -> ``float[K, C, size, size]``."""
     return roi_align(
-        features, rois, size, spatial_scale=1.0 / stride, sampling_ratio=2, aligned=True
+        features, rois, size, spatial_scale=1.0 / stride, sampling_ratio=SAMPLING, aligned=True
     )
+
+
+def _grid(features: torch.Tensor, windows: torch.Tensor, size: int, stride: int) -> RoiGrid:
+    """Separable RoIAlign weights (:mod:`vis_node.perception.roi_align`) of ``windows``
+    over one image's ``float[1, C, h, w]`` map, as :func:`_crop` samples them."""
+    if features.shape[0] != 1:
+        raise ValueError(f"the heads take the features of one image, got {features.shape[0]}")
+    return roi_grid(windows, size, 1.0 / stride, SAMPLING, features)
 
 
 class SaliencyHead(nn.Module):
@@ -151,9 +163,10 @@ class SaliencyHead(nn.Module):
         Parameters
         ----------
         p3, p4:
-            ``float[B, C, H/8, W/8]`` and ``float[B, C, H/16, W/16]`` detector features.
+            ``float[1, C, H/8, W/8]`` and ``float[1, C, H/16, W/16]`` detector features
+            of one image.
         rois:
-            ``float[K, 5]`` rows ``image index, x1, y1, x2, y2`` in input pixels.
+            ``float[K, 5]`` rows ``0, x1, y1, x2, y2`` in input pixels.
         geometry:
             ``float[K, GEOMETRY_FEATURES]`` from :func:`candidate_geometry`.
 
@@ -165,9 +178,9 @@ class SaliencyHead(nn.Module):
         windows = _window_rois(rois, self.context_ratio)
         pooled = []
         for features, stride in ((p3, P3_STRIDE), (p4, P4_STRIDE)):
-            crop = _crop(features, windows, self.grid, stride)
-            pooled.append((crop * self.inside).sum(dim=(2, 3)) / self.inside.sum())
-            pooled.append((crop * self.ring).sum(dim=(2, 3)) / self.ring.sum())
+            grid = _grid(features, windows, self.grid, stride)
+            pooled.append(weighted_pool(features, grid, self.inside / self.inside.sum()))
+            pooled.append(weighted_pool(features, grid, self.ring / self.ring.sum()))
         return self.mlp(torch.cat([*pooled, geometry], dim=1))[:, 0]
 
 
@@ -225,11 +238,12 @@ class MaskHead(nn.Module):
         Parameters
         ----------
         p3, p4:
-            ``float[B, C, H/8, W/8]`` and ``float[B, C, H/16, W/16]`` detector features.
+            ``float[1, C, H/8, W/8]`` and ``float[1, C, H/16, W/16]`` detector features
+            of one image.
         images:
-            ``float[B, 3, H, W]`` the normalised network input.
+            ``float[1, 3, H, W]`` the normalised network input.
         rois:
-            ``float[K, 5]`` rows ``image index, x1, y1, x2, y2`` in input pixels.
+            ``float[K, 5]`` rows ``0, x1, y1, x2, y2`` in input pixels.
 
         Returns
         -------
@@ -240,15 +254,30 @@ class MaskHead(nn.Module):
             ``float[K, C]`` L2-normalised P3 features averaged under the predicted mask.
         """
         windows = _window_rois(rois, self.context_ratio)
-        crop3 = _crop(p3, windows, self.roi_size, P3_STRIDE)
-        crop4 = _crop(p4, windows, self.roi_size, P4_STRIDE)
+        grid3 = _grid(p3, windows, self.roi_size, P3_STRIDE)
+        grid4 = _grid(p4, windows, self.roi_size, P4_STRIDE)
         pixels = _crop(images, windows, self.mask_size, 1)
-        branch = self.branch(self.reduce(torch.cat([crop3, crop4], dim=1)) * self.ternary)
+        branch = self.branch(self._reduced_crops(p3, p4, grid3, grid4) * self.ternary)
         upsampled = F.interpolate(branch, scale_factor=2.0, mode="bilinear", align_corners=False)
         mask_logits = self.fuse(torch.cat([upsampled, self.guide(pixels)], dim=1))[:, 0]
-        weights = F.avg_pool2d(torch.sigmoid(mask_logits)[:, None], 2)
-        embedding = (crop3 * weights).sum(dim=(2, 3)) / weights.sum(dim=(2, 3)).clamp(min=1e-6)
+        weights = F.avg_pool2d(torch.sigmoid(mask_logits)[:, None], 2)[:, 0]
+        embedding = weighted_pool(p3, grid3, weights) / weights.sum(dim=(1, 2))[:, None].clamp(
+            min=1e-6
+        )
         return mask_logits, F.normalize(embedding, dim=1)
+
+    def _reduced_crops(
+        self, p3: torch.Tensor, p4: torch.Tensor, grid3: RoiGrid, grid4: RoiGrid
+    ) -> torch.Tensor:
+        """``self.reduce`` of the windows' P3 and P4 crops, ``float[K, head_channels, R,
+        R]``. Its 1 x 1 convolution is linear, as RoIAlign is, so it runs on the whole
+        maps first and only ``head_channels`` channels are aligned instead of 2 x 128."""
+        conv, activation = self.reduce[0], self.reduce[1]
+        split = p3.shape[1]
+        crops = align_on_grid(F.conv2d(p3, conv.weight[:, :split]), grid3) + align_on_grid(
+            F.conv2d(p4, conv.weight[:, split:]), grid4
+        )
+        return activation(crops + conv.bias[None, :, None, None])
 
 
 class SalientNanoDet(nn.Module):

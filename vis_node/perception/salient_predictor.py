@@ -95,12 +95,11 @@ def select_candidates(
         Thresholds.
     """
     probs = torch.from_numpy(np.asarray(class_probs, np.float32))
-    centers, strides = cell_centers(*input_hw)
-    boxes = decode_boxes(torch.from_numpy(np.asarray(box_dists, np.float32))[None], centers,
-                         strides)[0]
     scores, labels = probs.max(dim=1)
     keep = torch.nonzero(scores >= config.candidate_threshold)[:, 0]
-    boxes = boxes[keep]
+    centers, strides = cell_centers(*input_hw)
+    dists = torch.from_numpy(np.asarray(box_dists, np.float32))[keep]  # only cells kept
+    boxes = decode_boxes(dists[None], centers[keep], strides[keep])[0]
     boxes[:, 0::2] = boxes[:, 0::2].clamp(0.0, float(valid_hw[1]))
     boxes[:, 1::2] = boxes[:, 1::2].clamp(0.0, float(valid_hw[0]))
     sizes = boxes[:, 2:] - boxes[:, :2]
