@@ -145,8 +145,10 @@ class SaliencyHead(nn.Module):
         self.grid = config.saliency_grid
         self.context_ratio = config.context_ratio
         ternary = ternary_grid(config.saliency_grid, config.context_ratio)
-        self.register_buffer("inside", (ternary > 0).float(), persistent=False)
-        self.register_buffer("ring", (ternary < 0).float(), persistent=False)
+        inside, ring = (ternary > 0).float(), (ternary < 0).float()
+        # weights of the means over the box and over the ring around it
+        self.register_buffer("inside_mean", inside / inside.sum(), persistent=False)
+        self.register_buffer("ring_mean", ring / ring.sum(), persistent=False)
         self.mlp = nn.Sequential(
             nn.Linear(4 * feature_channels + GEOMETRY_FEATURES, 128),
             nn.ReLU(inplace=True),
@@ -179,8 +181,8 @@ class SaliencyHead(nn.Module):
         pooled = []
         for features, stride in ((p3, P3_STRIDE), (p4, P4_STRIDE)):
             grid = _grid(features, windows, self.grid, stride)
-            pooled.append(weighted_pool(features, grid, self.inside / self.inside.sum()))
-            pooled.append(weighted_pool(features, grid, self.ring / self.ring.sum()))
+            pooled.append(weighted_pool(features, grid, self.inside_mean))
+            pooled.append(weighted_pool(features, grid, self.ring_mean))
         return self.mlp(torch.cat([*pooled, geometry], dim=1))[:, 0]
 
 

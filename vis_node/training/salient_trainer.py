@@ -57,7 +57,7 @@ from vis_node.perception.roi_masking import expand_boxes
 from vis_node.perception.salient_checkpoint import load_salient_model, save_salient_model
 from vis_node.perception.salient_config import MODEL_TYPE, SalientConfig
 from vis_node.perception.salient_export import onnx_dense_runner
-from vis_node.perception.salient_model import SalientNanoDet, candidate_geometry
+from vis_node.perception.salient_model import SAMPLING, SalientNanoDet, candidate_geometry
 from vis_node.perception.salient_predictor import DenseRunner
 from vis_node.training.config import strict_mapping
 from vis_node.training.refiner_trainer import (
@@ -165,7 +165,7 @@ def _mask_targets(frame: FrameFeatures, rois: torch.Tensor, model: SalientNanoDe
     head = model.mask_head
     windows = torch.cat([rois[:, :1], expand_boxes(rois[:, 1:], head.context_ratio)], dim=1)
     foreground = torch.from_numpy(frame.foreground).float()[None, None]
-    sampled = roi_align(foreground, windows, head.mask_size, 1.0, 2, True)[:, 0]
+    sampled = roi_align(foreground, windows, head.mask_size, 1.0, SAMPLING, True)[:, 0]
     return (sampled >= 0.5).float()
 
 
