@@ -54,7 +54,8 @@ class MaskRefiner(nn.Module):
         carries the weights itself, so loading one needs no pretrained file.
     deepest_stride:
         One of :data:`REFINER_STRIDES`: 16 adds MobileNetV2 features 7-13 (96 channels)
-        and a decoder stage over them, on 12 x 12 cells of a 192 px crop.
+        and a decoder stage over them at 1/16 of the crop side (12 x 12 cells of the
+        shipped 192 px crop).
     """
 
     def __init__(self, *, pretrained: bool = False, deepest_stride: int = 8) -> None:
