@@ -7,6 +7,7 @@ import torch
 from torchvision.models.detection._utils import BoxCoder
 
 from vis_node.perception.postprocess import (
+    box_masks_in_frame,
     paste_masks_in_frame,
     paste_masks_in_image,
     select_proposals,
@@ -157,3 +158,14 @@ def test_frame_paste_scales_box_and_grid_to_the_frame() -> None:
     assert not outside.any()
     assert paste_masks_in_frame(np.zeros((0, 4, 4), np.float32), np.zeros((0, 4)),
                                 np.zeros((0, 4)), 32, (8, 8), 0.5).shape == (0, 8, 8)
+
+
+def test_box_masks_cover_the_pixels_a_paste_computes() -> None:
+    # The same scaled box as above: frame columns 12..35 and rows 16..31.
+    boxes = np.array([[4.0, 8.0, 12.0, 16.0], [40.0, 40.0, 50.0, 50.0]], np.float32)
+    masks = box_masks_in_frame(boxes, 32, (64, 96))
+    rows, cols = np.nonzero(masks[0])
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (16, 31, 12, 35)
+    assert masks[0].sum() == 16 * 24 and not masks[1].any()  # the second lies outside
+    pasted = paste_masks_in_frame(np.ones((2, 4, 4), np.float32), boxes, boxes, 32, (64, 96), 0.5)
+    np.testing.assert_array_equal(masks, pasted)

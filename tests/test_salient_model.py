@@ -18,8 +18,10 @@ from vis_node.perception.salient_model import (
     class_distribution,
     ternary_grid,
 )
+from vis_node.perception import salient_predictor
 from vis_node.perception.salient_predictor import (
     Candidates,
+    SalientPredictor,
     SalientTorchPredictor,
     drop_parts,
     fused_class_probs,
@@ -104,6 +106,44 @@ def test_salient_candidates_fall_back_to_one_confident_detection() -> None:
     assert salient_candidates(np.zeros(0), np.zeros(0), config).tolist() == []
     disabled = SalientConfig(saliency_threshold=0.5, fallback_score=1.0)
     assert salient_candidates(np.array([0.1, 0.3, 0.2]), scores, disabled).tolist() == []
+
+
+@pytest.mark.parametrize("box_mask", [True, False])
+def test_a_fallback_detection_is_masked_by_its_box(
+    monkeypatch: pytest.MonkeyPatch, box_mask: bool
+) -> None:
+    # One detection (a 0.6 "car") that the saliency head rejects and the mask head
+    # leaves empty, as on a held-out car in smoke; a 208 x 416 frame is its own input.
+    probs = np.zeros((1, 80), np.float32)
+    probs[0, 2] = 0.6
+    candidates = Candidates(
+        boxes=np.array([[104.0, 52.0, 208.0, 156.0]], np.float32),
+        scores=probs.max(1),
+        class_probs=probs,
+    )
+    monkeypatch.setattr(salient_predictor, "select_candidates", lambda *_: candidates)
+    config = SalientConfig(fallback_box_mask=box_mask)
+    empty = np.zeros((1, 1), np.float32)
+
+    def mask_head(*inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        count = len(inputs[3])
+        size = config.mask_size
+        return np.full((count, size, size), -8.0, np.float32), np.ones((count, 4), np.float32)
+
+    predictor = SalientPredictor(
+        config, lambda _: (empty, empty, empty, empty),
+        lambda *_: np.array([-4.0], np.float32), mask_head,
+    )
+    instances = predictor(np.zeros((208, 416, 3), np.uint8))
+    if not box_mask:
+        assert len(instances) == 0  # the mask head's empty mask: nothing to report
+        return
+    assert len(instances) == 1
+    rows, cols = np.nonzero(instances.masks[0])
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (52, 155, 104, 207)
+    assert instances.masks[0].sum() == 104 * 104
+    np.testing.assert_allclose(instances.boxes[0], [104.0, 52.0, 208.0, 156.0])
+    assert config.class_names[int(instances.class_probs[0].argmax())] == "car"
 
 
 def test_saliency_labels_reject_parts_and_background() -> None:

@@ -158,21 +158,13 @@ def paste_masks_in_frame(
     masks = np.zeros((count, height, width), dtype=bool)
     if count == 0:
         return masks
-    input_h, input_w = (
-        (float(input_size), float(input_size))
-        if np.isscalar(input_size)
-        else (float(input_size[0]), float(input_size[1]))
-    )
-    sx, sy = width / input_w, height / input_h
+    sx, sy = _frame_scale(input_size, frame_size)
     cells = probs.shape[-1]
     for k in range(count):
-        bx1, by1, bx2, by2 = (float(v) for v in boxes[k])
-        x_lo = max(int(np.ceil(bx1 * sx - 0.5)), 0)
-        x_hi = min(int(np.floor(bx2 * sx - 0.5)), width - 1)
-        y_lo = max(int(np.ceil(by1 * sy - 0.5)), 0)
-        y_hi = min(int(np.floor(by2 * sy - 0.5)), height - 1)
-        if x_hi < x_lo or y_hi < y_lo:
+        region_box = _frame_pixels(boxes[k], sx, sy, frame_size)
+        if region_box is None:
             continue
+        x_lo, y_lo, x_hi, y_hi = region_box
         wx1, wy1, wx2, wy2 = (float(v) for v in windows[k])
         cell_w, cell_h = (wx2 - wx1) / cells, (wy2 - wy1) / cells
         # Inverse map: region pixel (i, j) -> crop-grid coordinates (cell centres at c).
@@ -191,3 +183,59 @@ def paste_masks_in_frame(
         )
         masks[k, y_lo : y_hi + 1, x_lo : x_hi + 1] = region >= threshold
     return masks
+
+
+def box_masks_in_frame(
+    boxes: np.ndarray, input_size: int | tuple[float, float], frame_size: tuple[int, int]
+) -> np.ndarray:
+    """Frame-resolution masks filling boxes given in input pixels.
+
+    Parameters
+    ----------
+    boxes:
+        ``float32[N, 4]`` x1y1x2y2 in input pixels.
+    input_size, frame_size:
+        As :func:`paste_masks_in_frame`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``bool[N, H, W]``: the frame pixels whose centre lies in each box (the pixels
+        :func:`paste_masks_in_frame` computes for it).
+    """
+    height, width = frame_size
+    masks = np.zeros((len(boxes), height, width), dtype=bool)
+    sx, sy = _frame_scale(input_size, frame_size)
+    for k, box in enumerate(boxes):
+        region_box = _frame_pixels(box, sx, sy, frame_size)
+        if region_box is not None:
+            x_lo, y_lo, x_hi, y_hi = region_box
+            masks[k, y_lo : y_hi + 1, x_lo : x_hi + 1] = True
+    return masks
+
+
+def _frame_scale(
+    input_size: int | tuple[float, float], frame_size: tuple[int, int]
+) -> tuple[float, float]:
+    """Frame pixels per input pixel ``(sx, sy)`` (``input_size`` as :func:`paste_masks_in_frame`)."""
+    input_h, input_w = (
+        (float(input_size), float(input_size))
+        if np.isscalar(input_size)
+        else (float(input_size[0]), float(input_size[1]))
+    )
+    return frame_size[1] / input_w, frame_size[0] / input_h
+
+
+def _frame_pixels(
+    box: np.ndarray, sx: float, sy: float, frame_size: tuple[int, int]
+) -> tuple[int, int, int, int] | None:
+    """Inclusive ``x_lo, y_lo, x_hi, y_hi`` of the frame pixels whose centre lies in
+    ``box`` (x1y1x2y2, input pixels), or ``None`` when there is none."""
+    bx1, by1, bx2, by2 = (float(v) for v in box)
+    x_lo = max(int(np.ceil(bx1 * sx - 0.5)), 0)
+    x_hi = min(int(np.floor(bx2 * sx - 0.5)), frame_size[1] - 1)
+    y_lo = max(int(np.ceil(by1 * sy - 0.5)), 0)
+    y_hi = min(int(np.floor(by2 * sy - 0.5)), frame_size[0] - 1)
+    if x_hi < x_lo or y_hi < y_lo:
+        return None
+    return x_lo, y_lo, x_hi, y_hi

@@ -71,6 +71,11 @@ class SalientConfig:
         with a confidently detected object is never left empty because the saliency
         head, trained on large foreground objects, under-rates a small or distant
         one); 1.0 disables the fallback.
+    fallback_box_mask:
+        A fallback detection's coarse mask is its box, shaped by the refiner, instead of
+        the mask head's: the mask head learnt to leave the detections the saliency head
+        rejects empty, so it shares the rejection the fallback overrides (on a held-out
+        car in smoke it paints a few pixels of a box that holds 70 % of the car).
     mask_threshold:
         Mask probability from which a pixel belongs to an instance (coarse and refined).
     refiner_size:
@@ -111,6 +116,7 @@ class SalientConfig:
     guide_channels: int = 8
     saliency_threshold: float = 0.5
     fallback_score: float = 0.3
+    fallback_box_mask: bool = True
     mask_threshold: float = 0.5
     refiner_size: int = 0
     refiner_margin: float = 0.15

@@ -7,8 +7,9 @@ frame -> :func:`~vis_node.perception.nanodet.letterbox` (aspect kept) -> **dense
 graph (NanoDet-g: P3, P4, class probabilities, box distributions) ->
 :func:`select_candidates` (decode, class-aware NMS) -> **saliency** graph on every
 candidate -> **mask** graph on the salient ones -> masks pasted into the frame inside
-each window, parts of a stronger instance dropped (:func:`drop_parts`), labels from
-the detector (:func:`~vis_node.perception.salient_model.class_distribution`).
+each window (a fallback detection's mask is its box), parts of a stronger instance
+dropped (:func:`drop_parts`), refined at full resolution, labels from the detector
+(:func:`~vis_node.perception.salient_model.class_distribution`).
 
 :class:`SalientPredictor` holds everything but the graph runners, so eager PyTorch and
 ONNX Runtime pre- and post-process identically.
@@ -26,7 +27,7 @@ from torchvision.ops import batched_nms, box_iou
 
 from vis_node.perception.mask_refiner import RefineRunner, refine_masks
 from vis_node.perception.nanodet import cell_centers, decode_boxes, letterbox
-from vis_node.perception.postprocess import paste_masks_in_frame
+from vis_node.perception.postprocess import box_masks_in_frame, paste_masks_in_frame
 from vis_node.perception.roi_masking import expand_boxes
 from vis_node.perception.salient_config import SalientConfig
 from vis_node.perception.salient_model import (
@@ -264,10 +265,13 @@ class SalientPredictor:
         windows = expand_boxes(
             torch.from_numpy(candidates.boxes[salient]), cfg.context_ratio
         ).numpy()
-        probs = 1.0 / (1.0 + np.exp(-np.asarray(mask_logits, np.float32)))
-        masks = paste_masks_in_frame(
-            probs, windows, windows, valid_hw, (height, width), cfg.mask_threshold
-        )
+        if cfg.fallback_box_mask and saliency[salient].max() < cfg.saliency_threshold:
+            masks = box_masks_in_frame(candidates.boxes[salient], valid_hw, (height, width))
+        else:
+            probs = 1.0 / (1.0 + np.exp(-np.asarray(mask_logits, np.float32)))
+            masks = paste_masks_in_frame(
+                probs, windows, windows, valid_hw, (height, width), cfg.mask_threshold
+            )
         order = np.argsort(-saliency[salient], kind="stable")
         kept = drop_parts(masks, order, cfg.duplicate_overlap)[: cfg.max_instances]
         if len(kept) == 0:
