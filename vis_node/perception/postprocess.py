@@ -217,7 +217,8 @@ def box_masks_in_frame(
 def _frame_scale(
     input_size: int | tuple[float, float], frame_size: tuple[int, int]
 ) -> tuple[float, float]:
-    """Frame pixels per input pixel ``(sx, sy)`` (``input_size`` as :func:`paste_masks_in_frame`)."""
+    """Frame pixels per input pixel, ``(sx, sy)``; ``input_size`` as in
+    :func:`paste_masks_in_frame`."""
     input_h, input_w = (
         (float(input_size), float(input_size))
         if np.isscalar(input_size)
