@@ -262,12 +262,12 @@ class SalientPredictor:
         if len(salient) == 0:
             return Instances.empty(height, width, cfg.num_classes)
         mask_logits, embeddings = self._mask(p3, p4, inputs, rois[salient])
-        windows = expand_boxes(
-            torch.from_numpy(candidates.boxes[salient]), cfg.context_ratio
-        ).numpy()
         if cfg.fallback_box_mask and saliency[salient].max() < cfg.saliency_threshold:
             masks = box_masks_in_frame(candidates.boxes[salient], valid_hw, (height, width))
         else:
+            windows = expand_boxes(
+                torch.from_numpy(candidates.boxes[salient]), cfg.context_ratio
+            ).numpy()
             probs = 1.0 / (1.0 + np.exp(-np.asarray(mask_logits, np.float32)))
             masks = paste_masks_in_frame(
                 probs, windows, windows, valid_hw, (height, width), cfg.mask_threshold
@@ -278,10 +278,11 @@ class SalientPredictor:
             return Instances.empty(height, width, cfg.num_classes)
         index = salient[kept]
         masks = masks[kept]
+        boxes = candidates.boxes[index] / scale
         if self._refine is not None:
             masks = refine_masks(
                 self._refine, image, masks, size=cfg.refiner_size, margin=cfg.refiner_margin,
-                threshold=cfg.mask_threshold, boxes=candidates.boxes[index] / scale,
+                threshold=cfg.mask_threshold, boxes=boxes,
             )
         classes = class_distribution(
             torch.from_numpy(fused_class_probs(candidates, index, cfg.candidate_nms_iou)),
@@ -291,7 +292,7 @@ class SalientPredictor:
         scores = saliency[index].astype(np.float32)
         return Instances(
             masks=masks,
-            boxes=candidates.boxes[index] / scale,
+            boxes=boxes,
             class_probs=classes,
             saliency=scores,
             embeddings=np.asarray(embeddings, np.float32)[kept],
