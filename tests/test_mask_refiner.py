@@ -88,6 +88,32 @@ def test_the_crop_also_holds_the_detection_box() -> None:
     assert cols.max() > 160  # past the box's right side (the resampled crop's edge blurs)
 
 
+def test_the_mirrored_pass_is_mirrored_back_and_averaged() -> None:
+    # A refiner that paints the left 3/4 of whatever crop it sees: the mirrored crop's
+    # map, mirrored back, covers the right 3/4, so the average reaches the threshold on
+    # the middle half only; the batch holds each crop twice, the mirrored one flipped.
+    image = np.zeros((120, 200, 3), np.uint8)
+    image[:, :100] = 255
+    mask = np.zeros((1, 120, 200), bool)
+    mask[0, 40:80, 40:160] = True
+    seen: list[np.ndarray] = []
+
+    def left(crops: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+        """Refined = the left three quarters of each crop."""
+        seen.append(crops)
+        logits = np.full(coarse[:, 0].shape, -20.0, np.float32)
+        logits[:, :, : 3 * logits.shape[2] // 4] = 20.0
+        return logits
+
+    plain = refine_masks(left, image, mask, size=32, margin=0.0, threshold=0.75)
+    both = refine_masks(left, image, mask, size=32, margin=0.0, threshold=0.75, flip=True)
+    assert len(seen[0]) == 1 and len(seen[1]) == 2
+    np.testing.assert_array_equal(seen[1][1], seen[1][0][..., ::-1])
+    plain_cols, both_cols = np.flatnonzero(plain[0].any(0)), np.flatnonzero(both[0].any(0))
+    assert plain_cols.min() == 40 and 125 <= plain_cols.max() <= 133
+    assert 66 <= both_cols.min() <= 74 and 125 <= both_cols.max() <= 133
+
+
 def test_degraded_masks_are_coarse_versions_of_the_truth() -> None:
     rng = np.random.default_rng(0)
     truth = cv2.resize(_ellipse_mask().astype(np.uint8), (64, 64), interpolation=cv2.INTER_NEAREST)

@@ -189,6 +189,7 @@ def refine_masks(
     margin: float,
     threshold: float,
     boxes: np.ndarray | None = None,
+    flip: bool = False,
 ) -> np.ndarray:
     """Refine each instance mask in its own crop of the full-resolution frame.
 
@@ -210,6 +211,9 @@ def refine_masks(
         ``float[K, 4]`` x1y1x2y2 frame px, each instance's detection box, or ``None``.
         A crop spans the mask's tight box united with the detection box, so parts the
         coarse mask missed (a wheel, a leg) are inside the crop the refiner sees.
+    flip:
+        Also refine each crop mirrored left-right (one batch of ``2 K`` crops) and
+        average the two probability maps, the mirrored one mirrored back.
 
     Returns
     -------
@@ -231,11 +235,15 @@ def refine_masks(
         crop_to_square(masks[k].astype(np.float32), crop_boxes[k], size, cv2.INTER_LINEAR)
         for k in todo
     ])
-    logits = refine(
-        np.ascontiguousarray(crops.transpose(0, 3, 1, 2), np.float32) / 255.0,
-        coarse[:, None].astype(np.float32),
-    )
+    crops = np.ascontiguousarray(crops.transpose(0, 3, 1, 2), np.float32) / 255.0
+    coarse = coarse[:, None].astype(np.float32)
+    if flip:
+        crops = np.concatenate([crops, crops[..., ::-1]])
+        coarse = np.concatenate([coarse, coarse[..., ::-1]])
+    logits = refine(np.ascontiguousarray(crops), np.ascontiguousarray(coarse))
     probs = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float32)))
+    if flip:
+        probs = (probs[: len(todo)] + probs[len(todo):, :, ::-1]) / 2.0
     refined = masks.copy()
     for k, prob in zip(todo, probs):
         pasted = paste_from_square(prob, crop_boxes[k], masks.shape[1:], threshold)

@@ -85,6 +85,9 @@ class SalientConfig:
     refiner_margin:
         The refiner's crop is an instance mask's tight box grown by this fraction of its
         size on every side.
+    refiner_flip:
+        Test-time mirroring: the refiner also sees each crop mirrored left-right and
+        its two probability maps are averaged (a second refiner pass per instance).
     refiner_stride:
         Deepest stride of the refiner's frozen ImageNet stem: 8 (MobileNetV2 features
         0-6) or 16 (also features 7-13, whose decoder stage sees the whole crop);
@@ -120,6 +123,7 @@ class SalientConfig:
     mask_threshold: float = 0.5
     refiner_size: int = 0
     refiner_margin: float = 0.15
+    refiner_flip: bool = True
     refiner_stride: int = 8
     duplicate_overlap: float = 0.7
     max_instances: int = 10
