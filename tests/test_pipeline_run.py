@@ -291,6 +291,31 @@ def test_vsis_run_motion_gate(tiny_model, image_folder, tmp_path, flags, gated):
     assert len(list((out / "instances" / "clip").glob("*.png"))) == 5
 
 
+@pytest.mark.parametrize(
+    ("flags", "flip"), [([], None), (["--no-refiner-flip"], False), (["--refiner-flip"], True)]
+)
+def test_vsis_run_refiner_flip_reaches_the_backend(
+    tiny_model, image_folder, tmp_path, monkeypatch, flags, flip
+):
+    """The flag reaches the model loader; a model without a refiner runs as before."""
+    import vis_node.pipeline.backends as backends
+
+    calls: list[dict] = []
+    load = backends.load_backend
+
+    def recording(spec, **kwargs):
+        calls.append(kwargs)
+        return load(spec, **kwargs)
+
+    monkeypatch.setattr(backends, "load_backend", recording)
+    checkpoint = save_model(tiny_model, tmp_path / "tiny" / "model.pt")
+    code = main(["run", str(image_folder), "--out", str(tmp_path / "out"), "--model",
+                 str(checkpoint), "--no-overlay", *flags])
+    assert code == 0
+    assert [c["refiner_flip"] for c in calls] == [flip]
+    assert len(list((tmp_path / "out" / "instances" / "clip").glob("*.png"))) == 5
+
+
 def test_vsis_run_offline_propose_reduce(tiny_model, clip, image_folder, tmp_path):
     checkpoint = save_model(tiny_model, tmp_path / "tiny" / "model.pt")
     out = tmp_path / "out"

@@ -520,7 +520,7 @@ def test_lifecycle_failures_keep_the_node_alive(tmp_path, synth_root, request):
             node.destroy_node()
 
 
-def test_perception_threads_parameter_reaches_the_runtime(synth_root, request, monkeypatch):
+def test_perception_runtime_parameters_reach_the_runtime(synth_root, request, monkeypatch):
     require_ros()
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
@@ -540,12 +540,13 @@ def test_perception_threads_parameter_reaches_the_runtime(synth_root, request, m
             context=context,
             parameter_overrides=[
                 Parameter("model", value=f"gt:{synth_root}"), Parameter("threads", value=1),
+                Parameter("refiner_flip", value=False),
             ],
         )
         try:
             assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
             assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-            assert [c["threads"] for c in calls] == [1]
+            assert [(c["threads"], c["refiner_flip"]) for c in calls] == [(1, False)]
             node.set_parameters([Parameter("threads", value=-1)])
             assert node.get_parameter("threads").value == 1  # out of range: refused
             assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +53,7 @@ from vis_node.perception.salient_export import (
     salient_fingerprint,
 )
 from vis_node.perception.salient_model import SalientNanoDet
-from vis_node.perception.salient_predictor import SalientTorchPredictor
+from vis_node.perception.salient_predictor import SalientPredictor, SalientTorchPredictor
 from vis_node.registry import RUNTIMES
 
 LOG = logging.getLogger(__name__)
@@ -185,6 +186,7 @@ def make_predictor(
     device: str = AUTO_DEVICE,
     precision: str = "fp16",
     engine_cache: Path | None = None,
+    refiner_flip: bool | None = None,
 ) -> Predictor:
     """Load a model for a runtime (the builder of ``runtime`` in :data:`RUNTIMES`).
 
@@ -203,6 +205,10 @@ def make_predictor(
         TensorRT engine precision, one of :data:`TENSORRT_PRECISIONS`.
     engine_cache:
         Folder of the TensorRT engine slots (default ``<cache>/engines``).
+    refiner_flip:
+        Replaces the model's ``refiner_flip`` (the mask refiner's mirrored second pass,
+        :class:`~vis_node.perception.salient_config.SalientConfig`); ``None`` keeps the
+        model's. Models without a mask refiner ignore it.
 
     Raises
     ------
@@ -219,7 +225,10 @@ def make_predictor(
     request = RuntimeRequest(
         model, runtime_device(runtime, device), threads, precision, engine_cache
     )
-    return build(request)
+    predictor = build(request)
+    if refiner_flip is not None and isinstance(predictor, SalientPredictor):
+        predictor.config = dataclasses.replace(predictor.config, refiner_flip=refiner_flip)
+    return predictor
 
 
 def onnx_runtime(request: RuntimeRequest) -> Predictor:

@@ -87,14 +87,14 @@ def backend_of(predictor: Callable[[np.ndarray], Instances], name: str = "") -> 
 
 def load_backend(
     spec: str, *, runtime: str = RUNTIMES.default, device: str = "cpu", threads: int = 0,
-    precision: str = "fp16", gt_sequence: str = "", gt_fps: float = DEFAULT_FPS,
-    gt_seed: int = 0,
+    precision: str = "fp16", refiner_flip: bool | None = None, gt_sequence: str = "",
+    gt_fps: float = DEFAULT_FPS, gt_seed: int = 0,
 ) -> Backend:
     """Load the backend named by ``spec`` (see the module docstring).
 
-    ``runtime``, ``device``, ``threads`` and ``precision`` apply to networks (as in
-    :func:`~vis_node.perception.runtime.make_predictor`), the ``gt_*`` settings to the
-    oracle.
+    ``runtime``, ``device``, ``threads``, ``precision`` and ``refiner_flip`` apply to
+    networks (as in :func:`~vis_node.perception.runtime.make_predictor`), the ``gt_*``
+    settings to the oracle.
 
     Raises
     ------
@@ -111,5 +111,8 @@ def load_backend(
     from vis_node.perception.checkpoint import model_name
     from vis_node.perception.runtime import make_predictor
 
-    predictor = make_predictor(spec, runtime, device=device, threads=threads, precision=precision)
+    predictor = make_predictor(
+        spec, runtime, device=device, threads=threads, precision=precision,
+        refiner_flip=refiner_flip,
+    )
     return backend_of(predictor, model_name(spec))

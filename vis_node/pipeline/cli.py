@@ -102,6 +102,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="tensorrt only: engine precision (int8 needs a table: see docs/GPU.md)",
     )
     parser.add_argument(
+        "--refiner-flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=(
+            "models with a mask refiner: also refine each instance mirrored and average "
+            "(default: the model's setting, on for real); --no-refiner-flip halves the "
+            "refiner's cost per instance"
+        ),
+    )
+    parser.add_argument(
         "--device",
         default="auto",
         metavar="auto|cpu|cuda[:N]",
@@ -158,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             device=args.device,
             precision=args.precision,
+            refiner_flip=args.refiner_flip,
             gt_fps=args.fps,
         )
         instance_filter.allowed_ids(LabelMap(backend.class_names, backend.name))

@@ -83,6 +83,7 @@ class PerceptionNode(VsisNode):
             runtime=self.config["runtime"],
             device=self.config["device"],
             threads=int(self.config["threads"]),
+            refiner_flip=bool(self.config["refiner_flip"]),
             gt_sequence=self.config["gt_sequence"],
             gt_fps=self.config["gt_fps"],
             gt_seed=self.config["gt_seed"],
