@@ -540,7 +540,7 @@ def test_perception_runtime_parameters_reach_the_runtime(synth_root, request, mo
             context=context,
             parameter_overrides=[
                 Parameter("model", value=f"gt:{synth_root}"), Parameter("threads", value=1),
-                Parameter("refiner_flip", value=False),
+                Parameter("refiner_flip", value="off"),
             ],
         )
         try:

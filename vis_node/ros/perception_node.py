@@ -36,7 +36,7 @@ from vis_node.ros.base_node import VsisNode, run_standalone, stamp_ns
 from vis_node.ros.convert import label_map_to_msg
 from vis_node.ros.input_guard import decode_image_msg
 from vis_node.ros.instances_msg import instances_to_msg
-from vis_node.ros.params import PERCEPTION
+from vis_node.ros.params import PERCEPTION, REFINER_FLIP_CHOICES
 from vis_node.ros.qos import LATCHED
 from vis_node.ros.stamps import LatestSlot
 from vis_node.ros.transport import image_subscription
@@ -83,7 +83,7 @@ class PerceptionNode(VsisNode):
             runtime=self.config["runtime"],
             device=self.config["device"],
             threads=int(self.config["threads"]),
-            refiner_flip=bool(self.config["refiner_flip"]),
+            refiner_flip=REFINER_FLIP_CHOICES[self.config["refiner_flip"]],
             gt_sequence=self.config["gt_sequence"],
             gt_fps=self.config["gt_fps"],
             gt_seed=self.config["gt_seed"],
