@@ -15,9 +15,9 @@ start.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
