@@ -240,7 +240,7 @@ def refine_masks(
     if flip:
         crops = np.concatenate([crops, crops[..., ::-1]])
         coarse = np.concatenate([coarse, coarse[..., ::-1]])
-    logits = refine(np.ascontiguousarray(crops), np.ascontiguousarray(coarse))
+    logits = refine(crops, coarse)
     probs = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float32)))
     if flip:
         probs = (probs[: len(todo)] + probs[len(todo):, :, ::-1]) / 2.0
