@@ -1,6 +1,7 @@
 """Leave-sequences-out evaluation of a salient NanoDet training config.
 
-``python -m vis_node.training.cross_validate CONFIG OUT [--skip-training]`` trains one
+``python -m vis_node.training.cross_validate CONFIG OUT [--skip-training] [--run-args
+"--no-refiner-flip"]`` trains one
 model per fold of the config (``vsis train CONFIG --fold K``), runs each held-out
 sequence through the whole ``vsis run`` pipeline with the model that never saw it,
 scores it with ``vsis eval --protocol davis2016``, and writes ``OUT/cv.json`` and
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -94,14 +96,21 @@ def semantic_accuracy(run: Path, gt: Path, sequence: str) -> float:
 
 
 def score_sequences(
-    model: Path, root: Path, sequences: tuple[str, ...], out: Path
+    model: Path,
+    root: Path,
+    sequences: tuple[str, ...],
+    out: Path,
+    run_args: tuple[str, ...] = (),
 ) -> dict[str, dict[str, float]]:
-    """``vsis run`` + ``vsis eval --protocol davis2016`` of ``model`` on ``sequences``."""
+    """``vsis run`` + ``vsis eval --protocol davis2016`` of ``model`` on ``sequences``.
+
+    ``run_args`` are further ``vsis run`` flags (a runtime setting scored held out).
+    """
     data = subset_root(root, sequences, out / "data")
     run = out / "run"
     vsis = [sys.executable, "-m", "vis_node.cli"]
-    subprocess.run([*vsis, "run", str(data), "--out", str(run), "--model", str(model)],
-                   check=True)
+    subprocess.run([*vsis, "run", str(data), "--out", str(run), "--model", str(model),
+                    *run_args], check=True)
     report = out / "report.json"
     subprocess.run([*vsis, "eval", "--pred", str(run / "instances"), "--gt",
                     str(data / "Annotations" / "480p"), "--protocol", "davis2016",
@@ -152,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="score only these folds (default all); cv.json then holds them only")
     parser.add_argument("--fit", action="store_true",
                         help="also score each fold model on its own training sequences")
+    parser.add_argument("--run-args", default="",
+                        help="further vsis run flags, one shell-quoted string "
+                             "(e.g. \"--no-refiner-flip\")")
     args = parser.parse_args(argv)
+    run_args = tuple(shlex.split(args.run_args))
     config = load_config(args.config)
     root = Path(config.data.root)
     held_out: dict[str, dict[str, float]] = {}
@@ -164,10 +177,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_training or not model.is_file():
             subprocess.run([sys.executable, "-m", "vis_node.cli", "train", args.config,
                             "--fold", str(fold)], check=True)
-        held_out.update(score_sequences(model, root, sequences, args.out / f"fold-{fold}"))
+        held_out.update(
+            score_sequences(model, root, sequences, args.out / f"fold-{fold}", run_args)
+        )
         if args.fit:
             fit[fold] = score_sequences(model, root, config.data.training_sequences(fold),
-                                        args.out / f"fold-{fold}-fit")
+                                        args.out / f"fold-{fold}-fit", run_args)
     held_out = {s: held_out[s] for s in config.data.sequences if s in held_out}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cv.json").write_text(json.dumps({"held_out": held_out, "fit": fit}, indent=1))
