@@ -1,7 +1,7 @@
 """Leave-sequences-out evaluation of a salient NanoDet training config.
 
-``python -m vis_node.training.cross_validate CONFIG OUT [--skip-training] [--run-args
-"--no-refiner-flip"]`` trains one
+``python -m vis_node.training.cross_validate CONFIG OUT [--skip-training]
+[--run-args="--no-refiner-flip"]`` trains one
 model per fold of the config (``vsis train CONFIG --fold K``), runs each held-out
 sequence through the whole ``vsis run`` pipeline with the model that never saw it,
 scores it with ``vsis eval --protocol davis2016``, and writes ``OUT/cv.json`` and
@@ -162,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit", action="store_true",
                         help="also score each fold model on its own training sequences")
     parser.add_argument("--run-args", default="",
-                        help="further vsis run flags, one shell-quoted string "
-                             "(e.g. \"--no-refiner-flip\")")
+                        help="further vsis run flags, one shell-quoted string joined by '=' "
+                             "(e.g. --run-args=\"--no-refiner-flip\")")
     args = parser.parse_args(argv)
     run_args = tuple(shlex.split(args.run_args))
     config = load_config(args.config)
