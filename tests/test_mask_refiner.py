@@ -228,7 +228,8 @@ def test_heads_or_refiner_from_a_checkpoint_of_other_sequences_is_refused(tmp_pa
     from vis_node.perception.nanodet import NanoDetG
     from vis_node.perception.salient_checkpoint import save_salient_model
     from vis_node.perception.salient_model import SalientNanoDet
-    from vis_node.training.salient_trainer import SalientDataConfig, SalientTrainConfig, train_salient
+    from vis_node.training.salient_train_config import SalientDataConfig, SalientTrainConfig
+    from vis_node.training.salient_trainer import train_salient
 
     path = save_salient_model(SalientNanoDet(SalientConfig(), NanoDetG()), tmp_path / "m.pt",
                               meta={"trained_on": ["dog"]})

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from vis_node.training.salient_composites import CompositeConfig, composite_images
-from vis_node.training.salient_trainer import parse_config
+from vis_node.training.salient_train_config import parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 

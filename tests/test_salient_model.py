@@ -28,7 +28,8 @@ from vis_node.perception.salient_predictor import (
     salient_candidates,
 )
 from vis_node.training.salient_data import FrameFeatures, object_boxes, saliency_labels
-from vis_node.training.salient_trainer import frame_losses, load_config, parse_config
+from vis_node.training.salient_train_config import load_config, parse_config
+from vis_node.training.salient_trainer import frame_losses
 
 REPO = Path(__file__).resolve().parents[1]
 DAVIS = shared_data_dir() / "davis2016"

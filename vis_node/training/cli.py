@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from vis_node.training.config import load_train_config
-    from vis_node.training.salient_trainer import is_salient_config
+    from vis_node.training.salient_train_config import is_salient_config
     from vis_node.training.trainer import train
 
     try:
@@ -174,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
 def run_salient(args: argparse.Namespace) -> int:
     """``vsis train`` for a ``type: salient-nanodet`` config; returns the exit code."""
     from vis_node.structures.errors import InputDataError
-    from vis_node.training.salient_trainer import load_config, train_salient
+    from vis_node.training.salient_train_config import load_config
+    from vis_node.training.salient_trainer import train_salient
 
     try:
         config = load_config(args.config)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from vis_node.io.labels import read_label_png, read_semantic_png
-from vis_node.training.salient_trainer import load_config
+from vis_node.training.salient_train_config import load_config
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "blackswan": ("bird",),
