@@ -18,7 +18,7 @@ Config (YAML, every key checked; run from the repository root)::
     seed: 0
     feature_cache: runs/salient-features
     output_dir: runs/real
-    refiner: {steps: 1200, batch: 12, learning_rate: 0.002, weight_decay: 0.0001,
+    refiner: {steps: 2400, batch: 12, learning_rate: 0.002, weight_decay: 0.0001,
               background_swap: 0.5, photometric: 0.8, coarse_holes: 0.5}
                                            # trained after the heads when model.refiner_size > 0
     composites: {count: 0, scale: [0.5, 1.0], color_jitter: 0.2}
