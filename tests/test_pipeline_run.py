@@ -292,17 +292,12 @@ def test_vsis_run_motion_gate(tiny_model, image_folder, tmp_path, flags, gated):
 
 
 @pytest.mark.parametrize(
-    ("flags", "flip", "passes"),
-    [
-        ([], None, None),
-        (["--no-refiner-flip"], False, None),
-        (["--refiner-flip", "--refiner-passes", "2"], True, 2),
-    ],
+    ("flags", "flip"), [([], None), (["--no-refiner-flip"], False), (["--refiner-flip"], True)]
 )
-def test_vsis_run_refiner_settings_reach_the_backend(
-    tiny_model, image_folder, tmp_path, monkeypatch, flags, flip, passes
+def test_vsis_run_refiner_flip_reaches_the_backend(
+    tiny_model, image_folder, tmp_path, monkeypatch, flags, flip
 ):
-    """The flags reach the model loader; a model without a refiner runs as before."""
+    """The flag reaches the model loader; a model without a refiner runs as before."""
     import vis_node.pipeline.backends as backends
 
     calls: list[dict] = []
@@ -317,16 +312,8 @@ def test_vsis_run_refiner_settings_reach_the_backend(
     code = main(["run", str(image_folder), "--out", str(tmp_path / "out"), "--model",
                  str(checkpoint), "--no-overlay", *flags])
     assert code == 0
-    assert [(c["refiner_flip"], c["refiner_passes"]) for c in calls] == [(flip, passes)]
+    assert [c["refiner_flip"] for c in calls] == [flip]
     assert len(list((tmp_path / "out" / "instances" / "clip").glob("*.png"))) == 5
-
-
-def test_vsis_run_rejects_zero_refiner_passes(image_folder, tmp_path, capsys):
-    """A refiner setting out of range is a clear command-line error, not a traceback."""
-    code = main(["run", str(image_folder), "--out", str(tmp_path / "out"), "--model", "real",
-                 "--no-overlay", "--refiner-passes", "0"])
-    assert code == 2
-    assert "refiner_passes=0" in capsys.readouterr().err
 
 
 def test_vsis_run_offline_propose_reduce(tiny_model, clip, image_folder, tmp_path):

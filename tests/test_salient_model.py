@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from conftest import shared_data_dir
@@ -146,53 +145,6 @@ def test_a_fallback_detection_is_masked_by_its_box(
     assert instances.masks[0].sum() == 104 * 104
     np.testing.assert_allclose(instances.boxes[0], [104.0, 52.0, 208.0, 156.0])
     assert config.class_names[int(instances.class_probs[0].argmax())] == "car"
-
-
-@pytest.mark.parametrize("passes", [1, 2])
-def test_each_refiner_pass_reads_the_mask_of_the_one_before(
-    monkeypatch: pytest.MonkeyPatch, passes: int
-) -> None:
-    # The fallback box mask of the test above, refined by a stub that erodes whatever
-    # coarse mask it is given by 4 crop pixels: a second pass erodes the first's output.
-    probs = np.zeros((1, 80), np.float32)
-    probs[0, 2] = 0.6
-    candidates = Candidates(
-        boxes=np.array([[104.0, 52.0, 208.0, 156.0]], np.float32),
-        scores=probs.max(1),
-        class_probs=probs,
-    )
-    monkeypatch.setattr(salient_predictor, "select_candidates", lambda *_: candidates)
-    config = SalientConfig(refiner_size=32, refiner_margin=0.0, refiner_flip=False,
-                           refiner_passes=passes)
-    empty = np.zeros((1, 1), np.float32)
-    coarse_seen: list[float] = []
-
-    def erode(crops: np.ndarray, coarse: np.ndarray) -> np.ndarray:
-        coarse_seen.append(float(coarse.mean()))
-        inner = cv2.erode((coarse[0, 0] > 0.5).astype(np.uint8), np.ones((9, 9), np.uint8),
-                          borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        return np.where(inner[None] > 0, 20.0, -20.0).astype(np.float32)
-
-    def mask_head(*inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        count = len(inputs[3])
-        size = config.mask_size
-        return np.full((count, size, size), -8.0, np.float32), np.ones((count, 4), np.float32)
-
-    predictor = SalientPredictor(
-        config, lambda _: (empty, empty, empty, empty),
-        lambda *_: np.array([-4.0], np.float32), mask_head, erode,
-    )
-    instances = predictor(np.zeros((208, 416, 3), np.uint8))
-    assert len(coarse_seen) == passes
-    assert coarse_seen[0] == pytest.approx(1.0, abs=1e-3)  # the box fills its own crop
-    rows, cols = np.nonzero(instances.masks[0])
-    side = 104 - 2 * passes * 4 * 104 // 32  # 4 crop px = 13 frame px per side and pass
-    assert abs((rows.max() - rows.min() + 1) - side) <= 2
-    assert abs((cols.max() - cols.min() + 1) - side) <= 2
-    if passes == 2:
-        # The same window (it holds the detection box), now holding the first pass's
-        # mask: 24 x 24 of the 32 x 32 crop.
-        assert coarse_seen[1] == pytest.approx((24 / 32) ** 2, abs=0.02)
 
 
 def test_saliency_labels_reject_parts_and_background() -> None:

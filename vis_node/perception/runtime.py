@@ -187,7 +187,6 @@ def make_predictor(
     precision: str = "fp16",
     engine_cache: Path | None = None,
     refiner_flip: bool | None = None,
-    refiner_passes: int | None = None,
 ) -> Predictor:
     """Load a model for a runtime (the builder of ``runtime`` in :data:`RUNTIMES`).
 
@@ -210,10 +209,6 @@ def make_predictor(
         Replaces the model's ``refiner_flip`` (the mask refiner's mirrored second pass,
         :class:`~vis_node.perception.salient_config.SalientConfig`); ``None`` keeps the
         model's. Models without a mask refiner ignore it.
-    refiner_passes:
-        Replaces the model's ``refiner_passes`` (refiner runs per instance, each on the
-        mask of the one before); ``None`` keeps the model's. Ignored like
-        ``refiner_flip``.
 
     Raises
     ------
@@ -231,10 +226,8 @@ def make_predictor(
         model, runtime_device(runtime, device), threads, precision, engine_cache
     )
     predictor = build(request)
-    settings = {"refiner_flip": refiner_flip, "refiner_passes": refiner_passes}
-    settings = {name: value for name, value in settings.items() if value is not None}
-    if settings and isinstance(predictor, SalientPredictor):
-        predictor.config = dataclasses.replace(predictor.config, **settings)
+    if refiner_flip is not None and isinstance(predictor, SalientPredictor):
+        predictor.config = dataclasses.replace(predictor.config, refiner_flip=refiner_flip)
     return predictor
 
 

@@ -88,10 +88,6 @@ class SalientConfig:
     refiner_flip:
         Test-time mirroring: the refiner also sees each crop mirrored left-right and
         its two probability maps are averaged (a second refiner pass per instance).
-    refiner_passes:
-        Times the refiner runs on each instance, each pass reading the mask the one
-        before gave (its crop recomputed around that mask and the detection box); each
-        pass costs as much as the first.
     refiner_stride:
         Deepest stride of the refiner's frozen ImageNet stem: 8 (MobileNetV2 features
         0-6) or 16 (also features 7-13, whose decoder stage sees the whole crop);
@@ -128,7 +124,6 @@ class SalientConfig:
     refiner_size: int = 0
     refiner_margin: float = 0.15
     refiner_flip: bool = True
-    refiner_passes: int = 1
     refiner_stride: int = 8
     duplicate_overlap: float = 0.7
     max_instances: int = 10
@@ -151,8 +146,6 @@ class SalientConfig:
                 f"refiner_size={self.refiner_size}: 0 or a positive multiple of "
                 f"refiner_stride={self.refiner_stride}"
             )
-        if int(self.refiner_passes) != self.refiner_passes or self.refiner_passes < 1:
-            raise ValueError(f"refiner_passes={self.refiner_passes}: an integer >= 1")
         if self.refiner_margin < 0:
             raise ValueError(f"refiner_margin={self.refiner_margin}: must not be negative")
         if self.class_sharpness <= 0:

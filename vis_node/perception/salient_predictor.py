@@ -279,7 +279,7 @@ class SalientPredictor:
         index = salient[kept]
         masks = masks[kept]
         boxes = candidates.boxes[index] / scale
-        for _ in range(cfg.refiner_passes if self._refine is not None else 0):
+        if self._refine is not None:
             masks = refine_masks(
                 self._refine, image, masks, size=cfg.refiner_size, margin=cfg.refiner_margin,
                 threshold=cfg.mask_threshold, boxes=boxes, flip=cfg.refiner_flip,

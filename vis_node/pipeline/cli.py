@@ -112,17 +112,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--refiner-passes",
-        type=int,
-        default=None,
-        metavar="N",
-        help=(
-            "models with a mask refiner: refine each instance N times, each pass on the "
-            "mask of the one before (default: the model's setting); each pass costs as "
-            "much as the first"
-        ),
-    )
-    parser.add_argument(
         "--device",
         default="auto",
         metavar="auto|cpu|cuda[:N]",
@@ -180,7 +169,6 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             precision=args.precision,
             refiner_flip=args.refiner_flip,
-            refiner_passes=args.refiner_passes,
             gt_fps=args.fps,
         )
         instance_filter.allowed_ids(LabelMap(backend.class_names, backend.name))

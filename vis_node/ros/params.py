@@ -244,13 +244,6 @@ PERCEPTION = NodeSpec(
             choices=tuple(REFINER_FLIP_CHOICES),
         ),
         Param(
-            "refiner_passes", 0,
-            "Models with a mask refiner: refiner runs per instance, each on the mask of the "
-            "one before, each as costly as the first (0 = the model's own setting). Models "
-            "without a refiner ignore it.",
-            low=0, high=8,
-        ),
-        Param(
             "mask_encoding",
             "cropped",
             "Per-instance mask in the output: 'cropped' mono8, 'rle' or 'none'.",

@@ -84,7 +84,6 @@ class PerceptionNode(VsisNode):
             device=self.config["device"],
             threads=int(self.config["threads"]),
             refiner_flip=REFINER_FLIP_CHOICES[self.config["refiner_flip"]],
-            refiner_passes=int(self.config["refiner_passes"]) or None,
             gt_sequence=self.config["gt_sequence"],
             gt_fps=self.config["gt_fps"],
             gt_seed=self.config["gt_seed"],
