@@ -665,6 +665,41 @@ def test_three_processes_track_ground_truth_ids(synth_root, tmp_path, request):
         assert f"[{name}]: inactive" in output, output[-2000:]
 
 
+@pytest.mark.parametrize("kind", ["events", "single"])
+def test_a_stop_signal_lets_the_running_callback_finish(request, kind):
+    """Ctrl-C while a callback runs ends the spin after it, without aborting it."""
+    require_ros()
+    from rclpy.node import Node
+
+    from vis_node.ros.base_node import spin_until_stopped, standalone_executor
+
+    with ros_context(domain_for(request)) as context:
+        node = Node("vsis_signal_probe", context=context)
+        calls: list[str] = []
+
+        def slow() -> None:
+            calls.append("start")
+            if len(calls) == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # arrives while this callback runs
+            time.sleep(0.3)
+            calls.append("end")
+
+        node.create_timer(0.05, slow)
+        executor = standalone_executor(kind, context)
+        executor.add_node(node)
+        # A spin that never sees the signal would run forever: end it after 10 s.
+        guard = threading.Timer(10.0, context.shutdown)
+        guard.start()
+        try:
+            spin_until_stopped(executor, poll_s=0.05)
+        finally:
+            guard.cancel()
+            executor.shutdown()
+            node.destroy_node()
+        assert calls == ["start", "end"]
+        assert context.ok()  # stopped by the signal, not by the guard
+
+
 def test_standalone_node_with_missing_model_stays_up_inactive(tmp_path, request):
     """Autostart with a missing model logs why and keeps running (no crash loop)."""
     require_ros()

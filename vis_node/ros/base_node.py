@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -315,18 +316,22 @@ def init_ros(args: Sequence[str] | None) -> None:
     )
 
 
-def spin_until_stopped(executor: Executor) -> None:
-    """Spin until Ctrl-C (SIGINT), SIGTERM or context shutdown; the context stays valid."""
+def spin_until_stopped(executor: Executor, poll_s: float = 0.2) -> None:
+    """Spin until Ctrl-C (SIGINT), SIGTERM or context shutdown; the context stays valid.
+
+    The signal only sets a flag that the loop reads between callbacks (at most
+    ``poll_s`` seconds later): raising from the handler would abort whichever callback
+    was running, and the executor would log that as a fatal callback exception.
+    """
+    stop = threading.Event()
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+        stop.set()
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while executor.context.ok():
-            executor.spin_once(timeout_sec=0.2)
-    except KeyboardInterrupt:
-        pass
+        while executor.context.ok() and not stop.is_set():
+            executor.spin_once(timeout_sec=poll_s)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
