@@ -19,6 +19,7 @@ from vis_node.perception.checkpoint import save_model
 from vis_node.perception.config import ModelConfig
 from vis_node.perception.model import build_model
 from vis_node.perception.predictor import TorchPredictor
+from vis_node.pipeline.backends import Backend
 from vis_node.pipeline.offline import OfflinePipeline
 from vis_node.pipeline.online import OnlinePipeline
 from vis_node.pipeline.stages import foreground_probs, label_maps
@@ -383,3 +384,38 @@ def test_the_flow_is_computed_while_the_model_runs():
     assert sorted(second) == ["flow vsis-flow", "predict end", "predict start"]
     assert second.index("flow vsis-flow") < second.index("predict end")
     assert len(results[1].instances) == 1
+
+
+
+class _RiderInTheAir:
+    """One square, named ``person`` on the first 4 frames, then ``object`` (the model
+    cannot name it upside down)."""
+
+    class_names = ("background", "object", "person")
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, image: np.ndarray) -> Instances:
+        probs = [0.0, 0.2, 0.8] if self.calls < 4 else [0.0, 0.9, 0.1]
+        self.calls += 1
+        masks = np.zeros((1, *image.shape[:2]), bool)
+        masks[0, 4:20, 4:20] = True
+        return Instances(masks, np.array([[4, 4, 20, 20]], np.float32),
+                         np.array([probs], np.float32), np.ones(1, np.float32))
+
+
+def test_online_and_offline_runs_keep_a_named_class_over_object() -> None:
+    from vis_node.tracking.fusion import FusionConfig
+
+    clip = [Frame(np.zeros((32, 32, 3), np.uint8), k * 1_000_000, k, f"{k:05d}", "seq")
+            for k in range(16)]
+    online = OnlinePipeline.build(_RiderInTheAir(), fusion_config=FusionConfig(motion_gate=False))
+    assert online.unify.unifier.fallback_class == 1  # from the backend's label map
+    assert [int(online.step(frame).labels[0]) for frame in clip] == [2] * 16
+    offline = OfflinePipeline(_RiderInTheAir(), fallback_class=1).run(clip)
+    assert {int(r.labels[0]) for r in offline} == {2}
+    agnostic = OfflinePipeline(_RiderInTheAir()).run(clip)  # without: "object" outweighs
+    assert {int(r.labels[0]) for r in agnostic} == {1}
+    gt = OnlinePipeline.build(Backend("gt", ("background", "object"), lambda image, stamp: None))
+    assert gt.unify.unifier.fallback_class is None  # "object" is a class-agnostic map's one label

@@ -222,6 +222,8 @@ def test_label_map_comes_from_the_loaded_model(graph, model, davis2016_root, syn
     info = listener.received["label_info"][0]
     assert tuple(c.class_name for c in info.class_map) == names
     assert tracking.label_map.names == names and semantic.label_map.names == names
+    # The unifier's fallback class ("object" next to the COCO names) is that map's too.
+    assert semantic._unify.unifier.fallback_class == (1 if model == "real" else None)
 
     if model == "synth":
         frames = ground_truth(synth_root)[0][:3]

@@ -45,3 +45,16 @@ def test_structures_import_nothing_above_them():
                 assert node.module.startswith("vis_node.structures"), f"{path.name}: {node.module}"
             if isinstance(node, ast.Import):
                 assert not any(a.name.startswith("vis_node") for a in node.names), path.name
+
+
+@pytest.mark.parametrize(
+    "names,fallback",
+    [
+        (["background", "object", "person", "dog"], 1),  # the real model's layout
+        (["background", "person", "object"], 2),
+        (["background", "object"], None),  # class-agnostic: "object" is the one label
+        (["background", "person", "dog"], None),
+    ],
+)
+def test_fallback_class_is_the_object_class_next_to_named_ones(names, fallback):
+    assert LabelMap(names, "m").fallback_class == fallback

@@ -109,3 +109,47 @@ def test_offline_sum_versus_vote() -> None:
 def test_unifier_validates(kwargs: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         OnlineUnifier(**kwargs)
+
+
+# Columns: background, object (the fallback), person, bird.
+PERSON = [0.0, 0.2, 0.8, 0.0]
+UNNAMED = [0.0, 0.9, 0.1, 0.0]  # the detector cannot name it (e.g. a rider upside down)
+
+
+def _online_labels(unifier: OnlineUnifier, rows: list[list[float]]) -> list[int]:
+    return [int(unifier.update(np.array([3]), np.array([row]))[0][0]) for row in rows]
+
+
+def test_the_fallback_class_never_replaces_a_named_label() -> None:
+    rows = [PERSON] * 5 + [UNNAMED] * 20
+    assert _online_labels(OnlineUnifier(), rows)[-1] == 1  # without: "object" takes over
+    published = _online_labels(OnlineUnifier(fallback_class=1), rows)
+    assert published == [2] * 25
+    # A named class may still replace a named class.
+    bird = [0.0, 0.0, 0.1, 0.9]
+    later = _online_labels(OnlineUnifier(fallback_class=1), rows + [bird] * 40)
+    assert later[-1] == 3
+
+
+def test_a_named_class_replaces_the_fallback_class() -> None:
+    published = _online_labels(OnlineUnifier(fallback_class=1), [UNNAMED] * 3 + [PERSON] * 10)
+    assert published[0] == 1 and published[-1] == 2
+
+
+def test_offline_fallback_class_only_when_nothing_was_named() -> None:
+    frames = [(np.array([5, 6]), np.array([PERSON, UNNAMED]))]
+    frames += [(np.array([5, 6]), np.array([UNNAMED, UNNAMED]))] * 4
+    for rule in ("sum", "vote"):
+        assert unify_offline(frames, rule)[5][0] == 1
+        unified = unify_offline(frames, rule, fallback_class=1)
+        assert unified[5] == (2, pytest.approx((0.8 + 4 * 0.1) / 5))
+        assert unified[6] == (1, pytest.approx(0.9))  # never named: stays "object"
+
+
+def test_a_fallback_class_outside_the_probabilities_is_refused() -> None:
+    with pytest.raises(ValueError, match="fallback_class"):
+        OnlineUnifier(fallback_class=0)
+    with pytest.raises(ValueError, match="label map"):
+        OnlineUnifier(fallback_class=4).update(np.array([1]), np.array([PERSON]))
+    with pytest.raises(ValueError, match="label map"):
+        unify_offline([(np.array([1]), np.array([PERSON]))], fallback_class=7)

@@ -19,12 +19,13 @@ from vis_node.io.labels import read_label_png, read_semantic_png
 from vis_node.io.readers import DEFAULT_FPS, DavisRoot
 from vis_node.structures.errors import InputDataError
 from vis_node.structures.instances import Instances
+from vis_node.structures.label_map import FALLBACK_CLASS
 from vis_node.synth.generator import CATEGORIES
 
 GT_PREFIX = "gt:"
 """Prefix of the ``model`` parameter that selects the ground-truth oracle."""
 
-CLASS_AGNOSTIC_NAMES: tuple[str, ...] = ("background", "object")
+CLASS_AGNOSTIC_NAMES: tuple[str, ...] = ("background", FALLBACK_CLASS)
 """Oracle label map of a root without ``Semantics/`` (e.g. DAVIS-2016)."""
 
 SYNTH_NAMES: tuple[str, ...] = ("background", *CATEGORIES)

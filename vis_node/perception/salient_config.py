@@ -15,11 +15,12 @@ from typing import Any
 
 from vis_node.perception.mask_refiner import REFINER_STRIDES
 from vis_node.perception.nanodet import COCO_CLASSES, NANODET_INPUT_SIZE
+from vis_node.structures.label_map import FALLBACK_CLASS
 
 MODEL_TYPE = "salient-nanodet"
 """``type`` of this model in shipped checkpoints and ONNX export manifests."""
 
-OBJECT_CLASS = "object"
+OBJECT_CLASS = FALLBACK_CLASS
 """Label of a salient object whose class the detector does not know (class id 1)."""
 
 SALIENT_CLASS_NAMES: tuple[str, ...] = ("background", OBJECT_CLASS, *COCO_CLASSES)

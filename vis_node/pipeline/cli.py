@@ -212,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
                     tracker_factory=lambda flow=flow: OnlineTracker(tracker_config, flow=flow),
                     config=offline_config,
                     fusion=fusion_config,
+                    fallback_class=LabelMap(backend.class_names, backend.name).fallback_class,
                 )
             # Tracks cannot survive a change of frame size: like the tracking node, start
             # new tracks (with ids after the earlier ones) and say so.

@@ -144,6 +144,10 @@ class OfflinePipeline:
         Method and its settings; default :class:`OfflineConfig`.
     fusion:
         SISO fusion settings of the propagation; default :class:`FusionConfig`.
+    fallback_class:
+        Class id of the model's ``object`` class, which SISO's unification gives a track
+        only when no named class led any of its frames
+        (:func:`~vis_node.tracking.unification.unify_offline`); ``None``: none.
 
     Raises
     ------
@@ -159,6 +163,7 @@ class OfflinePipeline:
         tracker_factory: Callable[[], OnlineTracker] | None = None,
         config: OfflineConfig | None = None,
         fusion: FusionConfig | None = None,
+        fallback_class: int | None = None,
     ) -> None:
         self.config = config if config is not None else OfflineConfig()
         self.fusion = fusion if fusion is not None else FusionConfig()
@@ -166,6 +171,7 @@ class OfflinePipeline:
         self.predictor = predictor
         self.flow: FlowEstimator = flow if flow is not None else DISFlow()
         self.tracker_factory = tracker_factory or (lambda: OnlineTracker(flow=self.flow))
+        self.fallback_class = fallback_class
 
     def run(
         self, frames: Sequence[Frame], progress: Callable[[], None] | None = None
@@ -244,6 +250,7 @@ def run_siso(
     unified = unify_offline(
         ((t.track_ids, foreground_probs(t.class_probs)) for t in tracked),
         pipeline.config.unification_rule,
+        pipeline.fallback_class,
     )
     results = []
     for frame, instances, ms in zip(frames, tracked, predict_ms):

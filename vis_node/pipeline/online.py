@@ -111,10 +111,11 @@ class OnlinePipeline:
             gate = GateStage(
                 MotionSaliencyGate(flow=estimator, theta=fusion.theta, beta2=fusion.beta2)
             )
+        detect = DetectStage(backend, instance_filter)
         return cls(
-            DetectStage(backend, instance_filter),
+            detect,
             TrackStage(OnlineTracker(config, flow=estimator)),
-            UnifyStage(OnlineUnifier(unifier)),
+            UnifyStage(OnlineUnifier(unifier, fallback_class=detect.label_map.fallback_class)),
             gate,
         )
 

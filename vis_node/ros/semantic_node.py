@@ -116,7 +116,10 @@ class SemanticNode(VsisNode):
             self.get_logger().info(VISION_MSGS_MISSING)
 
     def _new_stage(self) -> UnifyStage:
-        return UnifyStage(OnlineUnifier(from_values(UnifierConfig, self.config)))
+        fallback = None if self.label_map is None else self.label_map.fallback_class
+        return UnifyStage(
+            OnlineUnifier(from_values(UnifierConfig, self.config), fallback_class=fallback)
+        )
 
     def activate_node(self) -> None:
         self._matcher.clear()
@@ -156,9 +159,8 @@ class SemanticNode(VsisNode):
         label_map = self.receive_label_map(msg, self.label_map)
         if label_map is None:
             return
-        if self.label_map is not None:
-            self._unify = self._new_stage()
         self.label_map = label_map
+        self._unify = self._new_stage()  # the class history and fallback belong to a model
         if self.active:
             self._publish_label_info(msg.header)
 

@@ -10,6 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+FALLBACK_CLASS = "object"
+"""Name of the class a model gives a salient object it cannot name (the absence of a
+recognised class, not a class of its own)."""
+
 
 @dataclass(frozen=True)
 class LabelMap:
@@ -47,6 +51,17 @@ class LabelMap:
     def __len__(self) -> int:
         """Number of classes ``C`` (background included)."""
         return len(self.names)
+
+    @property
+    def fallback_class(self) -> int | None:
+        """Class id of :data:`FALLBACK_CLASS` when the map also has named classes.
+
+        ``None`` for a map without it, or whose only class it is (a class-agnostic map,
+        where it is the one label there is).
+        """
+        if FALLBACK_CLASS not in self.names[1:] or len(self.names) < 3:
+            return None
+        return self.names.index(FALLBACK_CLASS, 1)
 
     def to_dict(self) -> dict[str, Any]:
         """``{"model_name": str, "names": [str, ...]}`` (JSON / YAML friendly)."""

@@ -5,6 +5,13 @@
   ``patience`` consecutive updates (hysteresis).
 * Offline: SISO 4.4.3 (argmax of the class scores summed over the video) or the
   majority vote of per-frame labels (MaskTrack R-CNN).
+
+Both take an optional *fallback class* (the label map's ``object``,
+:attr:`~vis_node.structures.label_map.LabelMap.fallback_class`): it says the model could
+not name the object on a frame, which is no evidence against a class it named on
+others. So the fallback never replaces a recognised label: a rider named ``person``
+while upright stays a person while upside down in the air. It is a track's label only
+until (online) or unless (offline) a recognised class leads.
 """
 
 from __future__ import annotations
@@ -56,6 +63,25 @@ class UnifierConfig:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value}")
 
 
+def _checked_fallback(fallback_class: int | None) -> int | None:
+    """``fallback_class`` as an ``int``, or ``None``; raises ``ValueError`` below 1."""
+    if fallback_class is None:
+        return None
+    if int(fallback_class) != fallback_class or fallback_class < 1:
+        raise ValueError(f"fallback_class must be a class id >= 1 or None, got {fallback_class}")
+    return int(fallback_class)
+
+
+def _check_fallback_column(fallback_class: int | None, classes: int) -> None:
+    """Raise ``ValueError`` when class probabilities of ``classes`` columns lack the
+    fallback class's column (a label map of another model)."""
+    if fallback_class is not None and fallback_class >= classes:
+        raise ValueError(
+            f"fallback class {fallback_class} is not among the {classes} classes of the "
+            "probabilities; build the unifier from the loaded model's label map"
+        )
+
+
 @dataclass
 class _TrackClasses:
     total: np.ndarray
@@ -74,6 +100,9 @@ class OnlineUnifier:
     config:
         Settings; default :class:`UnifierConfig` (``max_idle`` bounds the state by the
         live and remembered tracks).
+    fallback_class:
+        Class id that never replaces another published label (the module docstring
+        says why); ``None``: every class competes alike.
     **overrides:
         :class:`UnifierConfig` fields replacing those of ``config``.
 
@@ -93,7 +122,12 @@ class OnlineUnifier:
     ([1], [0.8])
     """
 
-    def __init__(self, config: UnifierConfig | None = None, **overrides: float) -> None:
+    def __init__(
+        self,
+        config: UnifierConfig | None = None,
+        fallback_class: int | None = None,
+        **overrides: float,
+    ) -> None:
         names = {f.name for f in dataclasses.fields(UnifierConfig)}
         unknown = sorted(set(overrides) - names)
         if unknown:
@@ -103,6 +137,7 @@ class OnlineUnifier:
         self.patience = int(self.config.patience)
         self.max_idle = int(self.config.max_idle)
         self.max_tracks = int(self.config.max_tracks)
+        self.fallback_class = _checked_fallback(fallback_class)
         self.reset()
 
     def reset(self) -> None:
@@ -139,6 +174,7 @@ class OnlineUnifier:
             raise ValueError(
                 f"class_probs must be [N={track_ids.shape[0]}, C], got {class_probs.shape}"
             )
+        _check_fallback_column(self.fallback_class, class_probs.shape[1])
         self._frame += 1
         labels = np.zeros(track_ids.shape[0], dtype=np.int64)
         confidence = np.zeros(track_ids.shape[0], dtype=np.float32)
@@ -179,7 +215,7 @@ class OnlineUnifier:
         state.total += probs
         state.count += 1
         mean = state.total / state.count
-        leader = int(np.argmax(mean))
+        leader = int(np.argmax(self._contenders(mean, state.label)))
         if leader != state.label and mean[leader] - mean[state.label] >= self.margin:
             state.streak = state.streak + 1 if leader == state.challenger else 1
             state.challenger = leader
@@ -192,8 +228,21 @@ class OnlineUnifier:
         return state
 
 
+    def _contenders(self, mean: np.ndarray, label: int) -> np.ndarray:
+        """``mean`` with the fallback class out of the running when ``label`` is
+        recognised (another class than the fallback)."""
+        fallback = self.fallback_class
+        if fallback is None or label == fallback:
+            return mean
+        contenders = mean.copy()
+        contenders[fallback] = -np.inf
+        return contenders
+
+
 def unify_offline(
-    frames: Iterable[tuple[np.ndarray, np.ndarray]], rule: str = UNIFICATION_RULES[0]
+    frames: Iterable[tuple[np.ndarray, np.ndarray]],
+    rule: str = UNIFICATION_RULES[0],
+    fallback_class: int | None = None,
 ) -> dict[int, tuple[int, float]]:
     """One label per track over a whole video.
 
@@ -205,6 +254,9 @@ def unify_offline(
         ``"sum"``: argmax of the class probabilities summed over the video (SISO
         4.4.3). ``"vote"``: the most frequent per-frame argmax label (MaskTrack R-CNN);
         ties go to the class with the larger summed probability.
+    fallback_class:
+        Class id that is a track's label only when no other class led any of its
+        frames (the module docstring says why); ``None``: every class competes alike.
 
     Returns
     -------
@@ -214,6 +266,7 @@ def unify_offline(
     """
     if rule not in UNIFICATION_RULES:
         raise ValueError(f"rule must be one of {UNIFICATION_RULES}, got {rule!r}")
+    fallback_class = _checked_fallback(fallback_class)
     totals: dict[int, np.ndarray] = {}
     votes: dict[int, np.ndarray] = {}
     counts: dict[int, int] = {}
@@ -226,16 +279,24 @@ def unify_offline(
                 totals[track_id] = np.zeros_like(probs)
                 votes[track_id] = np.zeros_like(probs)
                 counts[track_id] = 0
+            _check_fallback_column(fallback_class, probs.shape[0])
             totals[track_id] += probs
             votes[track_id][int(np.argmax(probs))] += 1
             counts[track_id] += 1
     result: dict[int, tuple[int, float]] = {}
     for track_id, total in totals.items():
+        tally = votes[track_id]
+        if fallback_class is not None:
+            recognised = np.delete(np.arange(total.shape[0]), fallback_class)
+            if tally[recognised].any():
+                total = total.copy()
+                total[fallback_class] = -np.inf
+                tally = tally.copy()
+                tally[fallback_class] = 0
         if rule == "sum":
             label = int(np.argmax(total))
         else:
-            tally = votes[track_id]
             tied = np.flatnonzero(tally == tally.max())
             label = int(tied[np.argmax(total[tied])])
-        result[track_id] = (label, float(total[label] / counts[track_id]))
+        result[track_id] = (label, float(totals[track_id][label] / counts[track_id]))
     return result
