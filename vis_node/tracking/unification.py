@@ -227,7 +227,6 @@ class OnlineUnifier:
             state.streak = 0
         return state
 
-
     def _contenders(self, mean: np.ndarray, label: int) -> np.ndarray:
         """``mean`` with the fallback class out of the running when ``label`` is
         recognised (another class than the fallback)."""
