@@ -277,11 +277,12 @@ def test_vsis_run_offline_mode(tiny_model, image_folder, tmp_path):
 
 @pytest.mark.parametrize(
     ("flags", "gated"),
-    [([], True), (["--no-motion-gate"], False), (["--mode", "offline"], False)],
-    ids=["default", "off", "offline"],
+    [([], True), (["--no-motion-gate"], False), (["--mode", "offline"], True),
+     (["--mode", "offline", "--no-motion-gate"], False)],
+    ids=["default", "off", "offline", "offline-off"],
 )
 def test_vsis_run_motion_gate(tiny_model, image_folder, tmp_path, flags, gated):
-    """On by default in online mode; ``--no-motion-gate`` and offline mode run without."""
+    """On by default in both modes; ``--no-motion-gate`` runs without."""
     checkpoint = save_model(tiny_model, tmp_path / "tiny" / "model.pt")
     out = tmp_path / "out"
     code = main(["run", str(image_folder), "--out", str(out), "--model", str(checkpoint),
@@ -419,3 +420,43 @@ def test_online_and_offline_runs_keep_a_named_class_over_object() -> None:
     assert {int(r.labels[0]) for r in agnostic} == {1}
     gt = OnlinePipeline.build(Backend("gt", ("background", "object"), lambda image, stamp: None))
     assert gt.unify.unifier.fallback_class is None  # "object" is a class-agnostic map's one label
+
+
+class _StillAndMoving:
+    """Two squares on every frame: one the flow stub moves, one that stays still."""
+
+    class_names = ("background", "a")
+
+    def __call__(self, image: np.ndarray) -> Instances:
+        masks = np.zeros((2, *image.shape[:2]), bool)
+        masks[0, 40:55, 5:20] = True  # still
+        masks[1, 10:30, 40:60] = True  # moving
+        return Instances(masks, np.array([[5, 40, 20, 55], [40, 10, 60, 30]], np.float32),
+                         np.array([[0.1, 0.9]] * 2, np.float32), np.ones(2, np.float32))
+
+
+@pytest.mark.parametrize("method", ["siso", "propose-reduce"])
+def test_offline_pipeline_gates_the_detections_like_online(method: str) -> None:
+    from vis_node.tracking.fusion import FusionConfig
+    from vis_node.tracking.offline_config import OfflineConfig
+
+    moving = _StillAndMoving()(np.zeros((60, 80, 3), np.uint8)).masks[1]
+
+    def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        field = np.zeros((*source.shape[:2], 2), np.float32)
+        field[moving, 0] = 6.0
+        return field
+
+    clip = [Frame(np.zeros((60, 80, 3), np.uint8), k * 1_000_000, k, f"{k:05d}", "seq")
+            for k in range(5)]
+    config = OfflineConfig(offline_method=method)
+    still_pixels = {}
+    for gate in (True, False):
+        results = OfflinePipeline(
+            _StillAndMoving(), flow=flow, config=config, fusion=FusionConfig(motion_gate=gate)
+        ).run(clip)
+        assert all(r.id_map[moving].all() for r in results)  # the mover is always there
+        still_pixels[gate] = [int((r.id_map[40:55, 5:20] > 0).sum()) for r in results]
+    assert still_pixels[False] == [225] * 5
+    # Gated: only where there is no motion evidence yet (the first frame) can it pass.
+    assert still_pixels[True][1:] == [0] * 4

@@ -33,7 +33,7 @@ SETTINGS: tuple[tuple[type, str, tuple[str, ...]], ...] = (
     (TrackerConfig, "tracker (online mode; offline: numbers the propagated instances)", ()),
     (UnifierConfig, "label unification (online mode; max_idle follows --max-lost-age)",
      ("max_idle",)),
-    (FusionConfig, "SISO fusion (online: the motion gate; offline: siso propagation)", ()),
+    (FusionConfig, "SISO fusion (the motion gate; offline: also siso propagation)", ()),
     (OfflineConfig, "offline mode", ()),
 )
 """Settings dataclasses whose fields are flags of ``vsis run``: (class, help group title,
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
                     "model": str(args.model),
                     "runtime": args.runtime,
                     "mode": args.mode,
-                    "motion_gate": fusion_config.motion_gate and args.mode == "online",
+                    "motion_gate": fusion_config.motion_gate,
                     **(
                         {"offline_method": offline_config.offline_method}
                         if args.mode == "offline" else {}

@@ -4,7 +4,9 @@ The methods are named in :data:`vis_node.registry.OFFLINE_METHODS` (:func:`run_s
 :func:`run_propose_reduce`). Per sequence, with ``offline_method="siso"`` (default,
 :class:`~vis_node.tracking.offline_config.OfflineConfig`):
 
-1. the predictor runs on every frame;
+1. the predictor runs on every frame, and with ``FusionConfig.motion_gate`` (on by
+   default, as online) a :class:`~vis_node.tracking.motion_gate.MotionSaliencyGate`
+   keeps the instances covering what moves, exactly as the online gate stage;
 2. a salient-region mask is made per frame (:func:`salient_regions`: the union of
    the frame's instance masks and its binarised motion saliency);
 3. :func:`~vis_node.tracking.offline.recurrent_propagation` (SISO 4.3) moves confident
@@ -14,7 +16,7 @@ The methods are named in :data:`vis_node.registry.OFFLINE_METHODS` (:func:`run_s
    ids, and :func:`~vis_node.tracking.unification.unify_offline` one label per track
    over the whole sequence.
 
-With ``offline_method="propose-reduce"``, step 1 is followed by
+With ``offline_method="propose-reduce"``, step 1 (gate included) is followed by
 :func:`~vis_node.tracking.propose_reduce.propose_reduce` on the detections, whose class
 scores are objectness times :func:`~vis_node.pipeline.online.foreground_probs` (so the
 sequence score of Eq. 2 counts how confidently and how often the segmenter saw the
@@ -36,7 +38,7 @@ from vis_node.registry import OFFLINE_METHODS
 from vis_node.structures.results import FrameResult
 from vis_node.tracking.flow import DISFlow, FlowEstimator
 from vis_node.tracking.fusion import FusionConfig, binarise_saliency
-from vis_node.tracking.motion_gate import motion_saliency
+from vis_node.tracking.motion_gate import MotionSaliencyGate, motion_saliency
 from vis_node.tracking.offline import recurrent_propagation
 from vis_node.tracking.propose_reduce import SequenceTrack, propose_reduce
 from vis_node.tracking.offline_config import OfflineConfig
@@ -143,7 +145,8 @@ class OfflinePipeline:
     config:
         Method and its settings; default :class:`OfflineConfig`.
     fusion:
-        SISO fusion settings of the propagation; default :class:`FusionConfig`.
+        SISO fusion settings of the motion gate (applied to every frame's detections
+        when ``motion_gate`` is on) and of the propagation; default :class:`FusionConfig`.
     fallback_class:
         Class id of the model's ``object`` class, which SISO's unification gives a track
         only when no named class led any of its frames
@@ -188,7 +191,7 @@ class OfflinePipeline:
         Returns
         -------
         list of FrameResult
-            One per frame; timings ``predict`` (per frame) and ``propagate``,
+            One per frame; timings ``predict`` (per frame, the gate included) and ``propagate``,
             ``track``, ``unify`` (sequence totals divided by the frame count), in ms;
             ``"propose-reduce"`` has ``predict`` and ``propose_reduce`` instead.
 
@@ -200,10 +203,17 @@ class OfflinePipeline:
         if not frames:
             return []
         images = [f.image for f in frames]
+        gate = (
+            MotionSaliencyGate(self.flow, self.fusion.theta, self.fusion.beta2)
+            if self.fusion.motion_gate else None
+        )
         detections, predict_ms = [], []
         for image in images:
             start = time.perf_counter()
-            detections.append(self.predictor(image))
+            instances = self.predictor(image)
+            if gate is not None:
+                instances, _ = gate(instances, image)
+            detections.append(instances)
             predict_ms.append((time.perf_counter() - start) * 1000.0)
             if progress is not None:
                 progress()
