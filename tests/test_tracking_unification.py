@@ -131,33 +131,19 @@ def test_the_fallback_class_never_replaces_a_named_label() -> None:
     assert later[-1] == 3
 
 
-def test_an_unconfirmed_named_label_can_still_give_way_to_the_fallback() -> None:
-    # Named on the first frame only (a stray guess on an object the model does not know):
-    # fewer than ``patience`` frames, so "object" takes over by the usual hysteresis.
-    published = _online_labels(OnlineUnifier(fallback_class=1), [PERSON] + [UNNAMED] * 10)
-    assert published[0] == 2 and published[-1] == 1
-    confirmed = _online_labels(OnlineUnifier(fallback_class=1), [PERSON] * 3 + [UNNAMED] * 30)
-    assert confirmed == [2] * 33
-
-
 def test_a_named_class_replaces_the_fallback_class() -> None:
     published = _online_labels(OnlineUnifier(fallback_class=1), [UNNAMED] * 3 + [PERSON] * 10)
     assert published[0] == 1 and published[-1] == 2
 
 
-def test_offline_fallback_class_only_when_nothing_was_confirmed() -> None:
-    # Track 5 is named on 3 frames (patience), track 7 on 1, track 6 never.
-    frames = [(np.array([5, 6, 7]), np.array([PERSON, UNNAMED, PERSON]))]
-    frames += [(np.array([5, 6, 7]), np.array([PERSON, UNNAMED, UNNAMED]))] * 2
-    frames += [(np.array([5, 6, 7]), np.array([UNNAMED, UNNAMED, UNNAMED]))] * 6
+def test_offline_fallback_class_only_when_nothing_was_named() -> None:
+    frames = [(np.array([5, 6]), np.array([PERSON, UNNAMED]))]
+    frames += [(np.array([5, 6]), np.array([UNNAMED, UNNAMED]))] * 4
     for rule in ("sum", "vote"):
         assert unify_offline(frames, rule)[5][0] == 1
         unified = unify_offline(frames, rule, fallback_class=1)
-        assert unified[5] == (2, pytest.approx((3 * 0.8 + 6 * 0.1) / 9))
+        assert unified[5] == (2, pytest.approx((0.8 + 4 * 0.1) / 5))
         assert unified[6] == (1, pytest.approx(0.9))  # never named: stays "object"
-        assert unified[7][0] == 1  # named once: not confirmed
-    with pytest.raises(ValueError, match="patience"):
-        unify_offline(frames, fallback_class=1, patience=0)
 
 
 def test_a_fallback_class_outside_the_probabilities_is_refused() -> None:

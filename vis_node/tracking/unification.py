@@ -9,11 +9,9 @@
 Both take an optional *fallback class* (the label map's ``object``,
 :attr:`~vis_node.structures.label_map.LabelMap.fallback_class`): it says the model could
 not name the object on a frame, which is no evidence against a class it named on
-others. So the fallback never replaces a *confirmed* label, one that was the per-frame
-leader on at least ``patience`` frames (:class:`UnifierConfig`): a rider named
-``person`` while upright stays a person while upside down in the air. A label named on
-fewer frames (a stray first-frame guess on an object the model does not know) can
-still give way to the fallback as before.
+others. So the fallback never replaces a recognised label: a rider named ``person``
+while upright stays a person while upside down in the air. It is a track's label only
+until (online) or unless (offline) a recognised class leads.
 """
 
 from __future__ import annotations
@@ -43,8 +41,7 @@ class UnifierConfig:
         label before it can take over.
     patience:
         Consecutive frames the challenger must lead by the margin before the published
-        label switches; also the frames a named label must have led before the
-        model's ``object`` class can no longer replace it.
+        label switches.
     max_idle:
         Frames a track may go unseen before its class history is forgotten; match the
         tracker's max_lost_age (a track the tracker forgot never comes back).
@@ -88,7 +85,6 @@ def _check_fallback_column(fallback_class: int | None, classes: int) -> None:
 @dataclass
 class _TrackClasses:
     total: np.ndarray
-    votes: np.ndarray
     count: int
     label: int
     challenger: int
@@ -105,8 +101,8 @@ class OnlineUnifier:
         Settings; default :class:`UnifierConfig` (``max_idle`` bounds the state by the
         live and remembered tracks).
     fallback_class:
-        Class id that never replaces a published label confirmed on ``patience``
-        frames (the module docstring says why); ``None``: every class competes alike.
+        Class id that never replaces another published label (the module docstring
+        says why); ``None``: every class competes alike.
     **overrides:
         :class:`UnifierConfig` fields replacing those of ``config``.
 
@@ -205,9 +201,7 @@ class OnlineUnifier:
         state = self._tracks.get(track_id)
         if state is None:
             leader = int(np.argmax(probs))
-            votes = np.zeros(probs.shape[0], np.int64)
-            votes[leader] = 1
-            state = _TrackClasses(probs.copy(), votes, 1, leader, leader, 0, self._frame)
+            state = _TrackClasses(probs.copy(), 1, leader, leader, 0, self._frame)
             self._tracks[track_id] = state
             while len(self._tracks) > self.max_tracks:
                 self._tracks.popitem(last=False)
@@ -219,10 +213,9 @@ class OnlineUnifier:
         self._tracks.move_to_end(track_id)
         state.last_update = self._frame
         state.total += probs
-        state.votes[int(np.argmax(probs))] += 1
         state.count += 1
         mean = state.total / state.count
-        leader = int(np.argmax(self._contenders(mean, state)))
+        leader = int(np.argmax(self._contenders(mean, state.label)))
         if leader != state.label and mean[leader] - mean[state.label] >= self.margin:
             state.streak = state.streak + 1 if leader == state.challenger else 1
             state.challenger = leader
@@ -234,11 +227,11 @@ class OnlineUnifier:
             state.streak = 0
         return state
 
-    def _contenders(self, mean: np.ndarray, state: _TrackClasses) -> np.ndarray:
-        """``mean`` with the fallback class out of the running when the track's label
-        is another class, confirmed as the per-frame leader on ``patience`` frames."""
+    def _contenders(self, mean: np.ndarray, label: int) -> np.ndarray:
+        """``mean`` with the fallback class out of the running when ``label`` is
+        recognised (another class than the fallback)."""
         fallback = self.fallback_class
-        if fallback is None or state.label == fallback or state.votes[state.label] < self.patience:
+        if fallback is None or label == fallback:
             return mean
         contenders = mean.copy()
         contenders[fallback] = -np.inf
@@ -249,7 +242,6 @@ def unify_offline(
     frames: Iterable[tuple[np.ndarray, np.ndarray]],
     rule: str = UNIFICATION_RULES[0],
     fallback_class: int | None = None,
-    patience: int = UnifierConfig.patience,
 ) -> dict[int, tuple[int, float]]:
     """One label per track over a whole video.
 
@@ -262,10 +254,8 @@ def unify_offline(
         4.4.3). ``"vote"``: the most frequent per-frame argmax label (MaskTrack R-CNN);
         ties go to the class with the larger summed probability.
     fallback_class:
-        Class id that is a track's label only when no other class led ``patience`` of
-        its frames (the module docstring says why); ``None``: every class competes alike.
-    patience:
-        Frames a class must lead to count as confirmed against ``fallback_class``.
+        Class id that is a track's label only when no other class led any of its
+        frames (the module docstring says why); ``None``: every class competes alike.
 
     Returns
     -------
@@ -276,8 +266,6 @@ def unify_offline(
     if rule not in UNIFICATION_RULES:
         raise ValueError(f"rule must be one of {UNIFICATION_RULES}, got {rule!r}")
     fallback_class = _checked_fallback(fallback_class)
-    if patience < 1:
-        raise ValueError(f"patience must be >= 1, got {patience}")
     totals: dict[int, np.ndarray] = {}
     votes: dict[int, np.ndarray] = {}
     counts: dict[int, int] = {}
@@ -299,7 +287,7 @@ def unify_offline(
         tally = votes[track_id]
         if fallback_class is not None:
             recognised = np.delete(np.arange(total.shape[0]), fallback_class)
-            if tally[recognised].max() >= patience:
+            if tally[recognised].any():
                 total = total.copy()
                 total[fallback_class] = -np.inf
                 tally = tally.copy()
