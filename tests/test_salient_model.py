@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from vis_node.perception.nanodet import load_nanodet
-from vis_node.perception.salient_config import OBJECT_CLASS, SalientConfig
+from vis_node.perception.salient_config import SalientConfig
 from vis_node.perception.salient_model import (
     SalientNanoDet,
     candidate_geometry,
@@ -30,6 +30,7 @@ from vis_node.perception.salient_predictor import (
 from vis_node.training.salient_data import FrameFeatures, object_boxes, saliency_labels
 from vis_node.training.salient_train_config import load_config, parse_config
 from vis_node.training.salient_trainer import frame_losses
+from vis_node.structures.label_map import FALLBACK_CLASS
 
 REPO = Path(__file__).resolve().parents[1]
 DAVIS = shared_data_dir() / "davis2016"
@@ -67,7 +68,7 @@ def test_class_distribution_names_unknown_objects() -> None:
     dist = class_distribution(probs, 0.3, 4.0)
     names = SalientConfig().class_names
     assert names[int(dist[0].argmax())] == "dog"
-    assert names[int(dist[1].argmax())] == OBJECT_CLASS
+    assert names[int(dist[1].argmax())] == FALLBACK_CLASS
     assert float(dist[0, names.index("dog")]) > 0.9  # a clear vote, not a flat spread
     np.testing.assert_allclose(dist.sum(1).numpy(), 1.0, rtol=1e-6)
     assert float(dist[:, 0].max()) == 0.0

@@ -20,12 +20,9 @@ from vis_node.structures.label_map import FALLBACK_CLASS
 MODEL_TYPE = "salient-nanodet"
 """``type`` of this model in shipped checkpoints and ONNX export manifests."""
 
-OBJECT_CLASS = FALLBACK_CLASS
-"""Label of a salient object whose class the detector does not know (class id 1)."""
-
-SALIENT_CLASS_NAMES: tuple[str, ...] = ("background", OBJECT_CLASS, *COCO_CLASSES)
-"""Class id -> name: 0 background, 1 unknown object, 2.. the 80 COCO classes in
-NanoDet's order."""
+SALIENT_CLASS_NAMES: tuple[str, ...] = ("background", FALLBACK_CLASS, *COCO_CLASSES)
+"""Class id -> name: 0 background, 1 ``object`` (a salient object whose class the
+detector does not know), 2.. the 80 COCO classes in NanoDet's order."""
 
 GEOMETRY_FEATURES = 9
 """Per-candidate scalars fed to the saliency head next to its pooled features (see

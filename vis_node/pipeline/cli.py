@@ -171,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
             refiner_flip=args.refiner_flip,
             gt_fps=args.fps,
         )
-        instance_filter.allowed_ids(LabelMap(backend.class_names, backend.name))
+        label_map = LabelMap(backend.class_names, backend.name)
+        instance_filter.allowed_ids(label_map)
     except (TensorRTUnavailableError, ValueError) as exc:
         print(f"vsis run: error: {exc}", file=sys.stderr)
         return 2
@@ -212,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
                     tracker_factory=lambda flow=flow: OnlineTracker(tracker_config, flow=flow),
                     config=offline_config,
                     fusion=fusion_config,
-                    fallback_class=LabelMap(backend.class_names, backend.name).fallback_class,
+                    fallback_class=label_map.fallback_class,
                 )
             # Tracks cannot survive a change of frame size: like the tracking node, start
             # new tracks (with ids after the earlier ones) and say so.

@@ -278,7 +278,7 @@ def unify_offline(
                 totals[track_id] = np.zeros_like(probs)
                 votes[track_id] = np.zeros_like(probs)
                 counts[track_id] = 0
-            _check_fallback_column(fallback_class, probs.shape[0])
+                _check_fallback_column(fallback_class, probs.shape[0])
             totals[track_id] += probs
             votes[track_id][int(np.argmax(probs))] += 1
             counts[track_id] += 1
