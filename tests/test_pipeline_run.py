@@ -460,3 +460,26 @@ def test_offline_pipeline_gates_the_detections_like_online(method: str) -> None:
     assert still_pixels[False] == [225] * 5
     # Gated: only where there is no motion evidence yet (the first frame) can it pass.
     assert still_pixels[True][1:] == [0] * 4
+
+
+@pytest.mark.parametrize("method", ["siso", "propose-reduce"])
+def test_offline_pipeline_computes_each_frame_pairs_flow_once(method: str) -> None:
+    """Gate, salient regions, propagation, tracker and Propose-Reduce share one flow
+    table per sequence: each ordered pair of neighbouring frames is computed once."""
+    from vis_node.tracking.offline_config import OfflineConfig
+
+    clip = [Frame(np.full((60, 80, 3), k, np.uint8), k * 1_000_000, k, f"{k:05d}", "seq")
+            for k in range(5)]
+    pairs: list[tuple[int, int]] = []
+
+    def flow(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        pairs.append((int(source[0, 0, 0]), int(target[0, 0, 0])))
+        return np.zeros((*source.shape[:2], 2), np.float32)
+
+    results = OfflinePipeline(
+        _StillAndMoving(), flow=flow, config=OfflineConfig(offline_method=method)
+    ).run(clip)
+    assert len(results) == 5
+    assert len(pairs) == len(set(pairs)), sorted(pairs)
+    assert set(pairs) <= {(k, k + step) for k in range(5) for step in (-1, 1)}
+    assert (1, 0) in pairs  # the gate's and the tracker's direction is among them

@@ -10,6 +10,7 @@ from vis_node.tracking.embedding import ColourHistogramEmbedder
 from vis_node.tracking.flow import (
     DISFlow,
     FarnebackFlow,
+    FlowTable,
     LastPairFlow,
     reduced_flow,
     resize_masks,
@@ -125,6 +126,30 @@ def test_last_pair_flow_computes_each_pair_once() -> None:
     shared(b.copy(), a)  # another pair: computed
     shared(b, a)
     assert len(calls) == 2
+
+
+def test_flow_table_computes_each_ordered_pair_of_its_frames_once() -> None:
+    calls: list[tuple[int, int]] = []
+
+    def counting(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+        calls.append((int(source[0, 0, 0]), int(target[0, 0, 0])))
+        return np.full((2, 3, 2), float(source[0, 0, 0]) - float(target[0, 0, 0]), np.float32)
+
+    frames = [np.full((4, 6, 3), k, np.uint8) for k in range(3)]
+    table = FlowTable(counting, frames)
+    forward = table.reduced(frames[1], frames[0])
+    assert table.reduced(frames[1], frames[0]) is forward
+    assert table(frames[1], frames[0]).shape == (4, 6, 2)  # upscaled to frame size
+    np.testing.assert_allclose(table(frames[1], frames[0]), 2.0)  # 1 px on the 3-wide grid
+    backward = table.reduced(frames[0], frames[1])  # the other direction is another pair
+    np.testing.assert_allclose(backward, -1.0)
+    table.reduced(frames[2], frames[1])
+    assert calls == [(1, 0), (0, 1), (2, 1)] and table.computed == 3
+    # Another array with the same pixels is not one of the table's frames: computed
+    # each time and not kept.
+    table.reduced(frames[1].copy(), frames[0])
+    table.reduced(frames[1].copy(), frames[0])
+    assert len(calls) == 5 and table.computed == 3
 
 
 def test_resize_and_upscale_masks() -> None:

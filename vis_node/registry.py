@@ -158,5 +158,5 @@ OFFLINE_METHODS = Registry("offline method", (
           "key-frame sequence proposals + category-aware sequence NMS"),
 ))
 """Whole-sequence methods of :class:`~vis_node.pipeline.offline.OfflinePipeline`; a
-builder takes the pipeline, the frames, their detections and the per-frame prediction
-milliseconds and returns the frame results."""
+builder takes the pipeline, the frames, their detections, the per-frame prediction
+milliseconds and the sequence's flow table, and returns the frame results."""

@@ -139,8 +139,6 @@ def run(args: argparse.Namespace) -> int:
     from vis_node.pipeline.online import OnlinePipeline
     from vis_node.pipeline.outputs import OUTPUT_ENTRIES, OutputWriter
     from vis_node.structures.errors import InputDataError
-    from vis_node.tracking.flow import DISFlow
-    from vis_node.tracking.tracker import OnlineTracker
 
     if args.fps <= 0 or args.threads < 0:
         print("vsis run: error: --fps must be positive and --threads >= 0", file=sys.stderr)
@@ -206,11 +204,9 @@ def run(args: argparse.Namespace) -> int:
                     unifier_config=unifier_config, fusion_config=fusion_config,
                 )
             else:
-                flow = DISFlow()
                 pipeline = OfflinePipeline(
                     filter_predictor(backend.predictor, instance_filter, str(args.model)),
-                    flow=flow,
-                    tracker_factory=lambda flow=flow: OnlineTracker(tracker_config, flow=flow),
+                    tracker_config=tracker_config,
                     config=offline_config,
                     fusion=fusion_config,
                     fallback_class=label_map.fallback_class,

@@ -16,6 +16,9 @@ The methods are named in :data:`vis_node.registry.OFFLINE_METHODS` (:func:`run_s
    ids, and :func:`~vis_node.tracking.unification.unify_offline` one label per track
    over the whole sequence.
 
+Every step uses one :class:`~vis_node.tracking.flow.FlowTable` per sequence, so the
+flow of a frame pair is computed once, however many steps need it.
+
 With ``offline_method="propose-reduce"``, step 1 (gate included) is followed by
 :func:`~vis_node.tracking.propose_reduce.propose_reduce` on the detections, whose class
 scores are objectness times :func:`~vis_node.pipeline.online.foreground_probs` (so the
@@ -31,18 +34,19 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from vis_node.structures.frames import Frame
+from vis_node.structures.frames import Frame, freeze, is_frozen
 from vis_node.perception.predictor import Predictor
 from vis_node.pipeline.stages import foreground_probs, label_maps
 from vis_node.registry import OFFLINE_METHODS
 from vis_node.structures.results import FrameResult
-from vis_node.tracking.flow import DISFlow, FlowEstimator
+from vis_node.tracking.flow import DISFlow, FlowEstimator, FlowTable
 from vis_node.tracking.fusion import FusionConfig, binarise_saliency
 from vis_node.tracking.motion_gate import MotionSaliencyGate, motion_saliency
 from vis_node.tracking.offline import recurrent_propagation
 from vis_node.tracking.propose_reduce import SequenceTrack, propose_reduce
 from vis_node.tracking.offline_config import OfflineConfig
 from vis_node.tracking.tracker import OnlineTracker
+from vis_node.tracking.tracker_config import TrackerConfig
 from vis_node.structures.instances import Instances, boxes_from_masks
 from vis_node.tracking.unification import unify_offline
 
@@ -137,11 +141,12 @@ class OfflinePipeline:
     predictor:
         Turns an RGB frame into instances.
     flow:
-        Optical flow for motion saliency and propagation; default
-        :class:`~vis_node.tracking.flow.DISFlow`.
-    tracker_factory:
-        Makes the tracker that numbers the propagated instances; default
-        ``OnlineTracker(flow=flow)``.
+        Optical flow of every step (gate, motion saliency, propagation, tracker);
+        default :class:`~vis_node.tracking.flow.DISFlow`. Each sequence wraps it in a
+        :class:`~vis_node.tracking.flow.FlowTable`.
+    tracker_config:
+        Settings of the tracker that numbers SISO's propagated instances; default
+        :class:`TrackerConfig`'s.
     config:
         Method and its settings; default :class:`OfflineConfig`.
     fusion:
@@ -163,7 +168,7 @@ class OfflinePipeline:
         predictor: Predictor,
         *,
         flow: FlowEstimator | None = None,
-        tracker_factory: Callable[[], OnlineTracker] | None = None,
+        tracker_config: TrackerConfig | None = None,
         config: OfflineConfig | None = None,
         fusion: FusionConfig | None = None,
         fallback_class: int | None = None,
@@ -173,7 +178,7 @@ class OfflinePipeline:
         self._method = OFFLINE_METHODS.get(self.config.offline_method)
         self.predictor = predictor
         self.flow: FlowEstimator = flow if flow is not None else DISFlow()
-        self.tracker_factory = tracker_factory or (lambda: OnlineTracker(flow=self.flow))
+        self.tracker_config = tracker_config if tracker_config is not None else TrackerConfig()
         self.fallback_class = fallback_class
 
     def run(
@@ -202,9 +207,17 @@ class OfflinePipeline:
         """
         if not frames:
             return []
+        # The flow table knows frames by identity, and the gate keeps a snapshot of the
+        # previous frame, which is the frame itself only when it is frozen: freeze a
+        # private copy of any frame that is not (readers' frames already are).
+        frames = [
+            f if is_frozen(f.image) else dataclasses.replace(f, image=freeze(np.array(f.image)))
+            for f in frames
+        ]
         images = [f.image for f in frames]
+        flow = FlowTable(self.flow, images)
         gate = (
-            MotionSaliencyGate(self.flow, self.fusion.theta, self.fusion.beta2)
+            MotionSaliencyGate(flow, self.fusion.theta, self.fusion.beta2)
             if self.fusion.motion_gate else None
         )
         detections, predict_ms = [], []
@@ -217,7 +230,7 @@ class OfflinePipeline:
             predict_ms.append((time.perf_counter() - start) * 1000.0)
             if progress is not None:
                 progress()
-        return self._method(self, frames, detections, predict_ms)
+        return self._method(self, frames, detections, predict_ms, flow)
 
 
 def run_siso(
@@ -225,15 +238,18 @@ def run_siso(
     frames: Sequence[Frame],
     detections: list[Instances],
     predict_ms: list[float],
+    flow: FlowEstimator,
 ) -> list[FrameResult]:
     """SISO offline method: recurrent propagation, tracking, offline unification.
 
     Parameters
     ----------
     pipeline:
-        Supplies the flow, tracker, rule and propagation settings.
+        Supplies the tracker, rule and propagation settings.
     frames, detections, predict_ms:
         One sequence's frames, their detections and prediction times (ms).
+    flow:
+        The sequence's optical flow (:class:`~vis_node.tracking.flow.FlowTable`).
 
     Returns
     -------
@@ -243,14 +259,14 @@ def run_siso(
     images = [f.image for f in frames]
     count = len(frames)
     start = time.perf_counter()
-    salient = salient_regions(images, detections, pipeline.flow)
+    salient = salient_regions(images, detections, flow)
     propagated = recurrent_propagation(
-        images, detections, salient, pipeline.flow, pipeline.fusion.theta,
+        images, detections, salient, flow, pipeline.fusion.theta,
         pipeline.fusion.beta2, pipeline.config.max_sweeps,
     )
     propagate_ms = (time.perf_counter() - start) * 1000.0 / count
     start = time.perf_counter()
-    tracker = pipeline.tracker_factory()
+    tracker = OnlineTracker(pipeline.tracker_config, flow=flow)
     tracked = []
     for image, confident in zip(images, propagated.confident):
         instances = tracker.update(confident, image)
@@ -285,15 +301,18 @@ def run_propose_reduce(
     frames: Sequence[Frame],
     detections: list[Instances],
     predict_ms: list[float],
+    flow: FlowEstimator,
 ) -> list[FrameResult]:
     """Propose-Reduce offline method: frame results of :func:`propose_reduce` tracks.
 
     Parameters
     ----------
     pipeline:
-        Supplies the flow and the sequence-proposal settings.
+        Supplies the sequence-proposal settings.
     frames, detections, predict_ms:
         One sequence's frames, their detections and prediction times (ms).
+    flow:
+        The sequence's optical flow (:class:`~vis_node.tracking.flow.FlowTable`).
 
     Returns
     -------
@@ -308,7 +327,7 @@ def run_propose_reduce(
     tracks = propose_reduce(
         [f.image for f in frames],
         foreground,
-        pipeline.flow,
+        flow,
         key_frames=pipeline.config.key_frames,
         nms_iou=pipeline.config.sequence_nms_iou,
         score_threshold=pipeline.config.min_sequence_score,
