@@ -52,6 +52,24 @@ def test_recurrent_propagation_recovers_a_missed_instance() -> None:
     assert len(result.mean_confidence) == 3  # one improving sweep, one to confirm
 
 
+def test_recurrent_propagation_computes_only_the_flows_it_uses_once() -> None:
+    """Flows are computed when a frame first sends to a neighbour, not for every pair
+    up front (each full-resolution flow kept for a whole video costs memory)."""
+    frames, instances, salient = _scene()
+    pairs: list[tuple[int, int]] = []
+
+    class _Counting(_TrueMotion):
+        def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+            pairs.append((int(source[0, 0, 0]), int(target[0, 0, 0])))
+            return super().__call__(source, target)
+
+    result = recurrent_propagation(frames, instances, salient, _Counting())
+    assert len(result.confident[2]) == 1
+    # Only frame 2 missed its instance: the one neighbour that sent first filled it, and
+    # afterwards no frame is more confident than a neighbour.
+    assert pairs in ([(2, 1)], [(2, 3)])
+
+
 def test_recurrent_propagation_checks_lengths() -> None:
     frames, instances, salient = _scene()
     with pytest.raises(ValueError, match="as many"):

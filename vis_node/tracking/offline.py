@@ -17,7 +17,7 @@ import numpy as np
 
 from vis_node.structures.geometry import boxes_from_masks
 from vis_node.structures.instances import Instances
-from vis_node.tracking.flow import FlowEstimator, warp_masks
+from vis_node.tracking.flow import FlowEstimator, FlowTable, warp_masks
 from vis_node.tracking.fusion import FusionConfig, fuse_instances
 from vis_node.tracking.offline_config import OfflineConfig
 
@@ -94,7 +94,8 @@ def recurrent_propagation(
     salient:
         ``T`` salient-region masks ``bool[H, W]``.
     flow:
-        Optical-flow estimator; ``2 (T - 1)`` flows are computed once.
+        Optical-flow estimator; the flow of each neighbouring pair that propagation uses
+        is computed once, when first needed.
     theta, beta2:
         Algorithm 1 parameters (:class:`~vis_node.tracking.fusion.FusionConfig`).
     max_sweeps:
@@ -114,11 +115,10 @@ def recurrent_propagation(
         )
     if max_sweeps < 1:
         raise ValueError(f"max_sweeps must be >= 1, got {max_sweeps}")
-    # warp_from[(s, t)]: flow on frame t's grid pointing into frame s (backward warping).
-    warp_from = {}
-    for t in range(count - 1):
-        warp_from[(t, t + 1)] = flow(frames[t + 1], frames[t])
-        warp_from[(t + 1, t)] = flow(frames[t], frames[t + 1])
+    # Each pair's flow is computed on first use and kept on the estimator's reduced grid
+    # (upscaled for each warp): full-resolution flows of every pair would take about
+    # 6.6 MB per 854 x 480 frame.
+    pairs = FlowTable(flow, frames)
     current = list(instances)
     fused = [fuse_instances(inst, sal, theta, beta2) for inst, sal in zip(current, salient)]
     confident = [c for c, _, _ in fused]
@@ -131,7 +131,7 @@ def recurrent_propagation(
                 if not 0 <= target < count or confidence[source] <= confidence[target]:
                     continue
                 sent = current[source].select(selected[source])
-                moved = warp_masks(sent.masks, warp_from[(source, target)])
+                moved = warp_masks(sent.masks, pairs(frames[target], frames[source]))
                 present = moved.any(axis=(1, 2))
                 if not present.any():
                     continue
