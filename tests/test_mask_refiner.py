@@ -170,6 +170,27 @@ def test_colour_jitter_changes_colours_not_geometry() -> None:
         assert np.argmax(np.abs(np.diff(profile))) in (14, 15, 16)
 
 
+def test_colour_jitter_turns_the_hue_as_far_as_asked() -> None:
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 220
+
+    def hue_shifts(hue: float) -> list[float]:
+        rng = np.random.default_rng(1)
+        shifts = []
+        for _ in range(40):
+            out = jitter_colours(red, rng, 1.0, hue)
+            h = float(cv2.cvtColor(out[:1, :1], cv2.COLOR_RGB2HSV)[0, 0, 0])
+            shifts.append(min(h, 180.0 - h))  # distance from red on the 180-unit circle
+        return shifts
+
+    assert max(hue_shifts(0.0)) <= 1.0
+    assert max(hue_shifts(RefinerTrainConfig.hue)) <= RefinerTrainConfig.hue + 1.0
+    wide = hue_shifts(90.0)
+    assert max(wide) > 45.0 and max(wide) <= 91.0
+    with pytest.raises(ValueError, match="hue"):
+        RefinerTrainConfig(hue=120.0)
+
+
 def test_augmentation_changes_the_crops_not_the_targets() -> None:
     rng = np.random.default_rng(2)
     frames = []

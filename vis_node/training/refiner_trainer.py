@@ -15,9 +15,9 @@ Eight training sequences show few backgrounds and lightings, so two augmentation
 the crops less like the training videos: with probability ``background_swap`` the
 object is blended (edge softened by a 0.6-1.5 px Gaussian) onto a same-sized region of
 another training frame, whose own object, if any, stays as an unmarked distractor; with
-probability ``photometric`` hue (+-9 of 180), saturation (x0.7-1.3), contrast
-(x0.7-1.3) and brightness (+-25 of 255) are jittered, and one crop in five is blurred
-(sigma 0.5-1.2 px).
+probability ``photometric`` hue (+-``hue``, 9 of 180 by default), saturation
+(x0.7-1.3), contrast (x0.7-1.3) and brightness (+-25 of 255) are jittered, and one crop
+in five is blurred (sigma 0.5-1.2 px).
 """
 
 from __future__ import annotations
@@ -55,6 +55,10 @@ class RefinerTrainConfig:
         Probability of a colour jitter of a crop (0 also turns the blur off).
     coarse_holes:
         Probability that holes are cut into a crop's degraded mask.
+    hue:
+        Largest hue shift of the colour jitter, in OpenCV's hue units (0-180 for a full
+        turn); the whole crop turns together, so the object's contrast with its
+        surroundings stays.
     """
 
     steps: int = 1200
@@ -64,11 +68,14 @@ class RefinerTrainConfig:
     background_swap: float = 0.5
     photometric: float = 0.8
     coarse_holes: float = 0.5
+    hue: float = 9.0
 
     def __post_init__(self) -> None:
         for name in ("background_swap", "photometric", "coarse_holes"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"refiner: {name}={getattr(self, name)} must lie in [0, 1]")
+        if not 0.0 <= self.hue <= 90.0:
+            raise ValueError(f"refiner: hue={self.hue} must lie in [0, 90] (OpenCV hue units)")
 
 
 NO_AUGMENTATION = RefinerTrainConfig(background_swap=0.0, photometric=0.0, coarse_holes=0.0)
@@ -141,16 +148,20 @@ def swap_background(
     return (alpha * crop + (1 - alpha) * back).astype(np.uint8)
 
 
-def jitter_colours(crop: np.ndarray, rng: np.random.Generator, probability: float) -> np.ndarray:
-    """``uint8[S, S, 3]`` RGB crop, colour-jittered with ``probability`` and blurred with
-    probability 0.2 (see the module docstring for the ranges).
+def jitter_colours(
+    crop: np.ndarray, rng: np.random.Generator, probability: float,
+    hue: float = RefinerTrainConfig.hue,
+) -> np.ndarray:
+    """``uint8[S, S, 3]`` RGB crop, colour-jittered with ``probability`` (hue shifted by
+    up to ``hue`` of 180) and blurred with probability 0.2 (see the module docstring for
+    the other ranges).
 
     Not :func:`vis_node.training.copy_paste.jitter_colors`: that one has no hue shift
     and no blur, and the shipped refiners were trained with this one's draws."""
     x = crop.astype(np.float32)
     if rng.random() < probability:
         hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV).astype(np.float32)
-        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-9, 9)) % 180
+        hsv[..., 0] = (hsv[..., 0] + rng.uniform(-hue, hue)) % 180
         hsv[..., 1] *= rng.uniform(0.7, 1.3)
         hsv = np.clip(hsv, 0, [179, 255, 255]).astype(np.uint8)
         x = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).astype(np.float32)
@@ -188,7 +199,7 @@ def training_crops(
         target = crop_to_square(np.ascontiguousarray(foreground), box, size, cv2.INTER_NEAREST)
         if swap and rng.random() < swap:
             crop = swap_background(crop, target, frames, (2 * half_w, 2 * half_h), rng)
-        crops.append(jitter_colours(crop, rng, photometric) if photometric else crop)
+        crops.append(jitter_colours(crop, rng, photometric, config.hue) if photometric else crop)
         targets.append(target)
         coarse.append(degrade(target, rng, config.coarse_holes))
     return (
