@@ -412,6 +412,8 @@ class FlowTable:
 
     def __init__(self, flow: FlowEstimator, frames: Sequence[np.ndarray]) -> None:
         self.flow = flow
+        # Holding the frames keeps their ids unique to them while the table lives, so
+        # an id found in the index is that very frame.
         self._frames = list(frames)
         self._index = {id(frame): k for k, frame in enumerate(self._frames)}
         self._flows: dict[tuple[int, int], np.ndarray] = {}
@@ -421,15 +423,10 @@ class FlowTable:
         """Number of frame pairs whose flow has been computed and kept."""
         return len(self._flows)
 
-    def _position(self, image: np.ndarray) -> int | None:
-        """Index of ``image`` among the table's frames (the same array), else ``None``."""
-        k = self._index.get(id(image))
-        return k if k is not None and self._frames[k] is image else None
-
     def reduced(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
         """Flow from ``source`` to ``target`` at the estimator's resolution (see
         :func:`reduced_flow`)."""
-        key = (self._position(source), self._position(target))
+        key = (self._index.get(id(source)), self._index.get(id(target)))
         if key[0] is None or key[1] is None:
             return reduced_flow(self.flow, source, target)
         if key not in self._flows:
