@@ -10,13 +10,13 @@ from vis_node.tracking.embedding import ColourHistogramEmbedder
 from vis_node.tracking.flow import (
     DISFlow,
     FarnebackFlow,
-    FlowTable,
     LastPairFlow,
     reduced_flow,
     resize_masks,
     upscale_mask,
     warp_masks,
 )
+from vis_node.tracking.flow_table import FlowTable
 from vis_node.structures.geometry import mask_box
 from vis_node.structures.instances import Instances, boxes_from_masks
 

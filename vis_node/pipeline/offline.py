@@ -16,7 +16,7 @@ The methods are named in :data:`vis_node.registry.OFFLINE_METHODS` (:func:`run_s
    ids, and :func:`~vis_node.tracking.unification.unify_offline` one label per track
    over the whole sequence.
 
-Every step uses one :class:`~vis_node.tracking.flow.FlowTable` per sequence, so the
+Every step uses one :class:`~vis_node.tracking.flow_table.FlowTable` per sequence, so the
 flow of a frame pair is computed once, however many steps need it.
 
 With ``offline_method="propose-reduce"``, step 1 (gate included) is followed by
@@ -39,7 +39,8 @@ from vis_node.perception.predictor import Predictor
 from vis_node.pipeline.stages import foreground_probs, label_maps
 from vis_node.registry import OFFLINE_METHODS
 from vis_node.structures.results import FrameResult
-from vis_node.tracking.flow import DISFlow, FlowEstimator, FlowTable
+from vis_node.tracking.flow import DISFlow, FlowEstimator
+from vis_node.tracking.flow_table import FlowTable
 from vis_node.tracking.fusion import FusionConfig, binarise_saliency
 from vis_node.tracking.motion_gate import MotionSaliencyGate, motion_saliency
 from vis_node.tracking.offline import recurrent_propagation
@@ -143,7 +144,7 @@ class OfflinePipeline:
     flow:
         Optical flow of every step (gate, motion saliency, propagation, tracker);
         default :class:`~vis_node.tracking.flow.DISFlow`. Each sequence wraps it in a
-        :class:`~vis_node.tracking.flow.FlowTable`.
+        :class:`~vis_node.tracking.flow_table.FlowTable`.
     tracker_config:
         Settings of the tracker that numbers SISO's propagated instances; default
         :class:`TrackerConfig`'s.
@@ -249,7 +250,7 @@ def run_siso(
     frames, detections, predict_ms:
         One sequence's frames, their detections and prediction times (ms).
     flow:
-        The sequence's optical flow (:class:`~vis_node.tracking.flow.FlowTable`).
+        The sequence's optical flow (:class:`~vis_node.tracking.flow_table.FlowTable`).
 
     Returns
     -------
@@ -312,7 +313,7 @@ def run_propose_reduce(
     frames, detections, predict_ms:
         One sequence's frames, their detections and prediction times (ms).
     flow:
-        The sequence's optical flow (:class:`~vis_node.tracking.flow.FlowTable`).
+        The sequence's optical flow (:class:`~vis_node.tracking.flow_table.FlowTable`).
 
     Returns
     -------

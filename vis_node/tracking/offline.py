@@ -17,7 +17,8 @@ import numpy as np
 
 from vis_node.structures.geometry import boxes_from_masks
 from vis_node.structures.instances import Instances
-from vis_node.tracking.flow import FlowEstimator, FlowTable, warp_masks
+from vis_node.tracking.flow import FlowEstimator, warp_masks
+from vis_node.tracking.flow_table import FlowTable
 from vis_node.tracking.fusion import FusionConfig, fuse_instances
 from vis_node.tracking.offline_config import OfflineConfig
 
