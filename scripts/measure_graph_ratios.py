@@ -14,9 +14,9 @@ Reported:
   graph (the perception node's mean ``inference`` time; means on both sides): what the
   graph adds beyond the model, once the model's own slow-down from sharing the cores
   with the other nodes is taken out;
-* ``throughput_pct``: from the replay at pace ``stream`` (the next frame as soon as the
-  model is free, as a camera faster than the model feeds it; tracking and unification
-  of a frame overlap the model on the next): frames delivered per second by the graph
+* ``throughput_pct``: from the replay at pace ``stream`` (one frame always waiting for
+  the model, as from a camera faster than the model; tracking and unification of a
+  frame overlap the model on the next): frames delivered per second by the graph
   / frames per second of the model alone, in percent. The ``max`` replay's
   throughput is reported too (``serial_throughput_pct``): it is bounded by the
   overhead, since no two frames are ever in the graph at once;
@@ -141,7 +141,8 @@ def main() -> int:
                       "stages": {k: v["median"] for k, v in report["stages"].items()},
                       "nodes": report["nodes"], "model_in_graph_mean_ms": in_graph},
             "stream": {"fps": streamed["throughput_fps"], "delivered": streamed["delivered"],
-                       "end_to_end_median_ms": streamed["end_to_end"]["median"]},
+                       "end_to_end_median_ms": streamed["end_to_end"]["median"],
+                       "max_at_first_stage": streamed["max_at_first_stage"]},
             "cpu_ms_per_frame": {"model_alone": model_cpu, "nodes_stream": nodes_cpu,
                                  "replay_stream": streamed.get("replay_cpu_ms_per_frame")},
             "graph_extra_cpu_pct": (

@@ -30,8 +30,8 @@ def _pngs(out: Path, kind: str) -> list[Path]:
     ids=["plain", "motion_gate", "stream"],
 )
 def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request, motion_gate, pace):
-    """Also at pace ``stream``, where frames overlap in the graph: same frames, same
-    order, same outputs."""
+    """Also at pace ``stream``, where a frame waits while the model works on the one
+    before and frames overlap in the graph: same frames, same order, same outputs."""
     require_ros()
     monkeypatch.setenv("ROS_DOMAIN_ID", str(100 + zlib.crc32(request.node.name.encode()) % 50))
     root = write_synth_root(
@@ -68,6 +68,8 @@ def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request, moti
     report = json.loads((replay / "latency.json").read_text())
     assert report["frames_written"] == 12
     assert report["replay_cpu_ms_per_frame"] > 0.0  # the camera side's own CPU
+    # max: each frame meets an idle model; stream: one more waits while it works
+    assert report["max_at_first_stage"] == (2 if pace == "stream" else 1)
 
 
 def test_replay_into_a_used_folder_fails_before_the_graph_starts(tmp_path, monkeypatch):

@@ -40,3 +40,17 @@ def test_first_arrival_wins_and_unknown_stage():
 def test_summary_of_nothing_is_nan():
     assert math.isnan(summary_ms([])["median"])
     assert summary_ms([0.001, 0.002, 0.003])["p90"] == pytest.approx(2.8)
+
+
+def test_frames_at_the_first_stage_count_those_not_yet_through_it():
+    serial = LatencyLog(stages=("instances",))
+    overlapped = LatencyLog(stages=("instances",))
+    for k in range(4):
+        serial.publish(k, float(k))
+        serial.arrive("instances", k, k + 0.5)
+        overlapped.publish(k, float(k))
+        if k != 1:  # frame 1 never comes out: still inside when frames 2 and 3 go in
+            overlapped.arrive("instances", k, k + 1.5)
+    assert serial.report()["max_at_first_stage"] == 1
+    assert overlapped.report()["max_at_first_stage"] == 3
+    assert LatencyLog(stages=("instances",)).report()["max_at_first_stage"] == 0

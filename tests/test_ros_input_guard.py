@@ -23,7 +23,7 @@ from vis_node.ros.input_guard import (
     decode_camera_image,
     decode_image_msg,
 )
-from vis_node.ros.stamps import LatestSlot, StampMatcher
+from vis_node.ros.stamps import FrameQueue, StampMatcher
 
 RGB = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
 
@@ -212,25 +212,42 @@ def test_stamp_matcher_drops_stale_and_excess_items():
         StampMatcher(capacity=0)
 
 
-def test_latest_slot_keeps_only_the_newest_item():
-    slot: LatestSlot[int] = LatestSlot()
-    assert slot.put(1) is False
-    assert slot.put(2) is True
-    assert slot.put(3) is True
-    assert slot.dropped == 2
-    assert slot.take() == 3
-    assert slot.take(timeout_s=0.01) is None
+def test_frame_queue_of_one_keeps_only_the_newest_item():
+    queue: FrameQueue[int] = FrameQueue()
+    assert queue.put(1) is False
+    assert queue.put(2) is True
+    assert queue.put(3) is True
+    assert queue.dropped == 2
+    assert queue.take() == 3
+    assert queue.take(timeout_s=0.01) is None
 
 
-def test_latest_slot_close_wakes_a_waiting_consumer():
-    slot: LatestSlot[int] = LatestSlot()
+def test_frame_queue_hands_items_over_in_order_and_drops_the_oldest_when_full():
+    queue: FrameQueue[int] = FrameQueue(capacity=3)
+    assert [queue.put(k) for k in range(3)] == [False, False, False]
+    assert len(queue) == 3
+    assert queue.take() == 0
+    assert queue.put(3) is False
+    assert queue.put(4) is True  # full: 1 goes
+    assert queue.dropped == 1
+    assert [queue.take() for _ in range(3)] == [2, 3, 4]
+    with pytest.raises(ValueError, match="capacity"):
+        FrameQueue(capacity=0)
+
+
+def test_frame_queue_close_wakes_a_waiting_consumer_and_reopen_clears():
+    queue: FrameQueue[int] = FrameQueue()
     taken: list[int | None] = []
-    worker = threading.Thread(target=lambda: taken.append(slot.take()))
+    worker = threading.Thread(target=lambda: taken.append(queue.take()))
     worker.start()
-    slot.close()
+    queue.close()
     worker.join(timeout=5.0)
     assert not worker.is_alive()
     assert taken == [None]
-    slot.reopen()
-    slot.put(7)
-    assert slot.take() == 7
+    queue.put(6)
+    assert queue.take() is None  # closed: the worker stops even with frames waiting
+    queue.reopen(capacity=2)
+    assert len(queue) == 0 and queue.capacity == 2
+    queue.put(7)
+    queue.put(8)
+    assert [queue.take(), queue.take()] == [7, 8]

@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         default="composed", help="how the graph runs (default composed)")
     replay.add_argument("--pace", choices=PACES, default="max",
                         help="max: next frame once the previous is delivered (latency); "
-                        "stream: next frame once the model is free, stages overlap "
+                        "stream: one frame always waiting for the model, stages overlap "
                         "(throughput); recorded: the bag's clock")
     replay.add_argument("--topic", help="image topic of the bag (when it has several)")
     replay.add_argument("--params", action="append", default=[], metavar="YAML",

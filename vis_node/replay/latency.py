@@ -15,7 +15,7 @@ import numpy as np
 
 PACES = ("max", "stream", "recorded")
 """How a replay feeds frames: ``max`` one at a time through an idle graph (latency),
-``stream`` the next once the model is free (throughput), ``recorded`` the bag's clock."""
+``stream`` one frame always waiting for the model (throughput), ``recorded`` the bag's clock."""
 
 
 def summary_ms(values_s: Sequence[float]) -> dict[str, float]:
@@ -74,7 +74,11 @@ class LatencyLog:
             ``"stages"``: stage -> summary; ``"end_to_end"``: summary; ``"published"``,
             ``"delivered"`` and ``"dropped"`` frame counts (a frame is dropped when the
             last stage never delivered it); ``"throughput_fps"``: frames delivered per
-            second from the first publication to the last delivery (0 for none).
+            second from the first publication to the last delivery (0 for none);
+            ``"max_at_first_stage"``: the most frames that were published and not yet out
+            of the first stage (the model) when a frame was published, this one
+            included (1 when each frame meets an idle model, 2 when one frame waits
+            while the model works on another).
         """
         stages: dict[str, dict[str, float]] = {}
         previous = self.published
@@ -95,4 +99,17 @@ class LatencyLog:
             "delivered": delivered,
             "dropped": len(self.published) - delivered,
             "throughput_fps": delivered / span if delivered and span > 0 else 0.0,
+            "max_at_first_stage": self._max_at_first_stage(),
         }
+
+    def _max_at_first_stage(self) -> int:
+        """Most frames published and not yet out of the first stage at a publication
+        (a frame the stage never delivered counts as still in it)."""
+        if not self.published:
+            return 0
+        first = self.arrived.get(self.stages[0], {})
+        published = np.sort(np.fromiter(self.published.values(), dtype=np.float64))
+        out = np.sort(np.array([first[s] for s in self.published if s in first], dtype=np.float64))
+        inside = (np.searchsorted(published, published, side="right")
+                  - np.searchsorted(out, published, side="right"))
+        return int(inside.max())

@@ -147,7 +147,9 @@ COMMON_PARAMS: tuple[Param, ...] = (
         "input_qos",
         "sensor",
         "QoS of the subscriptions: 'sensor' (best effort, keep last 1; matches any "
-        "publisher, live cameras) or 'reliable' (keep last 100; bag replay and evaluation).",
+        "publisher, live cameras; the perception node runs the newest frame) or 'reliable' "
+        "(keep last 100; bag replay and evaluation; the perception node runs every frame in "
+        "order, up to 100 waiting).",
         choices=INPUT_QOS_CHOICES,
     ),
     Param(

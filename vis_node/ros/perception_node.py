@@ -10,10 +10,13 @@ runtime filters (``score_threshold``, ``class_allow``, ``max_instances``,
 :class:`vis_node.pipeline.stages.DetectStage`, as ``vsis run`` does. The SISO motion
 gate runs in the tracking node, next to the tracker whose optical flow it shares.
 
-Inference runs in its own thread fed through a one-slot buffer: a frame arriving
-while the model is busy replaces the waiting one (counted as dropped), so the node
-always processes the newest frame and latency stays bounded by about two inference
-times. The model loads on activate and is freed on deactivate.
+Inference runs in its own thread fed through a queue as deep as the subscription's
+history. Under ``input_qos: sensor`` (live cameras, depth 1) a frame arriving while the
+model is busy replaces the waiting one (counted as dropped), so the node always
+processes the newest frame and latency stays bounded by about two inference times.
+Under ``reliable`` (bag replay, depth 100) frames wait in order and none is dropped
+unless 100 are already waiting, as the reliable subscription itself promises. The
+model loads on activate and is freed on deactivate.
 
 Run: ``vsis ros perception --params launch/config/perception.yaml``.
 """
@@ -38,13 +41,14 @@ from vis_node.ros.input_guard import decode_image_msg
 from vis_node.ros.instances_msg import instances_to_msg
 from vis_node.ros.params import PERCEPTION, REFINER_FLIP_CHOICES
 from vis_node.ros.qos import LATCHED
-from vis_node.ros.stamps import LatestSlot
+from vis_node.ros.stamps import FrameQueue
 from vis_node.ros.transport import image_subscription
 from vis_node.structures.label_map import LabelMap
 
 
 class PerceptionNode(VsisNode):
-    """Lifecycle node running a predictor backend on the newest camera frame.
+    """Lifecycle node running a predictor backend on camera frames (the newest, or every
+    one in order under reliable input QoS).
 
     Parameters
     ----------
@@ -61,7 +65,7 @@ class PerceptionNode(VsisNode):
         self._label_map_pub: Any = None
         self.label_map: LabelMap | None = None
         self._filter = InstanceFilter()
-        self._slot: LatestSlot[Image | CompressedImage] = LatestSlot()
+        self._queue: FrameQueue[Image | CompressedImage] = FrameQueue()
         self._worker: threading.Thread | None = None
 
     def configure_node(self) -> None:
@@ -93,7 +97,7 @@ class PerceptionNode(VsisNode):
         self.get_logger().info(
             f"model '{self.label_map.model_name}' loaded ({len(self.label_map)} classes)"
         )
-        self._slot.reopen()
+        self._queue.reopen(capacity=self.input_qos.depth)
         self._worker = threading.Thread(target=self._run, name="vsis-inference", daemon=True)
         self._worker.start()
         msg_type, topic = image_subscription(self.config["image_transport"])
@@ -105,7 +109,7 @@ class PerceptionNode(VsisNode):
         self._label_map_pub.publish(label_map_to_msg(self.label_map, header))
 
     def deactivate_node(self) -> None:
-        self._slot.close()
+        self._queue.close()
         if self._worker is not None:
             self._worker.join()
             self._worker = None
@@ -121,15 +125,16 @@ class PerceptionNode(VsisNode):
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
         topic = "image" if isinstance(msg, Image) else "image/compressed"
-        if self.check_header(topic, msg.header) and self._slot.put(msg):
+        if self.check_header(topic, msg.header) and self._queue.put(msg):
             self.stats.add_dropped()
 
     def _run(self) -> None:
-        """Inference loop: take the newest frame, decode, predict, publish."""
+        """Inference loop: take the next frame, decode, predict, publish."""
         while True:
-            msg = self._slot.take()
+            msg = self._queue.take()
             if msg is None:
                 return
+            self.stats.set_gauge("waiting_frames", len(self._queue))
             self.guard.call("inference", self._process, msg)
 
     def _process(self, msg: Image | CompressedImage) -> None:

@@ -9,12 +9,16 @@ the middleware's reception times (``received_timestamp`` of the message info, sy
 clock), so the recorder's own Python work never delays them.
 
 Pacing: ``max`` publishes the next frame once the graph delivered the previous one
-(nothing dropped by design); ``stream`` once the perception node published the previous
-one's instances (tracking and unification overlap the model on the next frame, as with a
-camera faster than the model); ``recorded`` follows the bag's clock, so a slow graph
-drops frames as a live robot would. The report also carries each node's own mean stage
-times from its last ``/diagnostics`` status (``nodes``), to split the time between the
-stages' arrivals into work and transport.
+(nothing dropped by design); ``stream`` keeps one frame waiting for the model, as a
+camera faster than the model does, without dropping any (the next frame goes out once
+the perception node published the instances of the one before the last: the model is
+never idle, and tracking and unification of one frame overlap the model on the next;
+under the replay's ``input_qos: reliable`` the perception node queues frames in order,
+so the waiting frame is never replaced);
+``recorded`` follows the bag's clock, so a slow graph drops frames as a live robot
+would. The report also carries each node's own mean stage times from its last
+``/diagnostics`` status (``nodes``), to split the time between the stages' arrivals into
+work and transport.
 """
 
 from __future__ import annotations
@@ -224,11 +228,10 @@ class ReplaySettings:
         user started, e.g. with ``ros2 launch``; its QoS must be ``reliable``).
     pace:
         ``max``: the next frame once the previous one is delivered (each frame crosses
-        an idle graph: latency without queueing); ``stream``: the next frame once the
-        perception node published the previous one's instances, so tracking and
-        unification of one frame overlap the model on the next, as with a live camera
-        faster than the model, and no frame is dropped (throughput); ``recorded``: the
-        bag's clock.
+        an idle graph: latency without queueing); ``stream``: one frame always waiting
+        for the model, as with a live camera faster than the model, and no frame
+        dropped, so the model never idles and tracking and unification of one frame
+        overlap the model on the next (throughput); ``recorded``: the bag's clock.
     topic:
         Image topic of the bag (needed when it has several).
     params:
@@ -353,9 +356,13 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
                         upcoming = camera_message(frames[index + 1], stamps[index + 1])
                     if settings.pace == "max":
                         _spin_until(executor, node.pending[stamp].complete, settings.frame_timeout_s)
-                    elif settings.pace == "stream":
-                        # the perception node published this frame: its model is free
-                        _spin_until(executor, lambda: node.latency.reached(STAGES[0], stamp),
+                    elif settings.pace == "stream" and index > 0:
+                        # One frame always waits for the model, as from a camera faster
+                        # than it: the next goes out once the model published the one
+                        # before this, so the model never waits on a hop. The perception
+                        # node queues reliable input in order: nothing is replaced.
+                        previous = stamps[index - 1]
+                        _spin_until(executor, lambda: node.latency.reached(STAGES[0], previous),
                                     settings.frame_timeout_s)
                     progress.update()
                 _spin_until(

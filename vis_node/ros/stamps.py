@@ -5,9 +5,11 @@
 * :class:`StampMatcher` pairs two streams (e.g. instances and the image they were
   computed from) by *exact* header stamp, as every VSIS output carries its input's
   stamp;
-* :class:`LatestSlot` is the one-slot hand-over between a subscription callback and an
-  inference thread: a new item replaces the waiting one, so the worker always takes
-  the newest frame and latency stays bounded.
+* :class:`FrameQueue` is the hand-over between a subscription callback and an
+  inference thread: with one place (live cameras) a new item replaces the waiting one,
+  so the worker always takes the newest frame and latency stays bounded; with more
+  (reliable inputs, bag replay) items wait first in, first out, and only a full queue
+  drops its oldest.
 
 :class:`StampClock` checks the stamps of one input topic: it learns the frame period,
 rejects repeated and late (reordered) stamps, counts frames that never arrived, and
@@ -119,51 +121,69 @@ class StampMatcher(Generic[L, R]):
         return stamp_ns, left, right
 
 
-class LatestSlot(Generic[T]):
-    """Thread-safe one-item buffer where a newer item replaces the waiting one.
+class FrameQueue(Generic[T]):
+    """Thread-safe bounded first-in-first-out hand-over; a full queue drops its oldest item.
 
-    Replaced items are counted in :attr:`dropped`. :meth:`take` blocks until an item
-    is there or :meth:`close` is called.
+    With ``capacity`` 1 a newer item replaces the waiting one (newest frame wins). Items
+    dropped before a consumer took them are counted in :attr:`dropped`. :meth:`take`
+    blocks until an item is there or :meth:`close` is called.
+
+    Parameters
+    ----------
+    capacity:
+        Most items waiting at once (>= 1).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int = 1) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
         self._cond = threading.Condition()
-        self._item: T | None = None
-        self._full = False
+        self._items: deque[T] = deque()
         self._closed = False
         self.dropped = 0
-        """Items replaced before a consumer took them."""
+        """Items dropped (oldest first) because the queue was full."""
 
     def put(self, item: T) -> bool:
-        """Store ``item``; returns ``True`` when it replaced a waiting one."""
+        """Append ``item``; returns ``True`` when the queue was full and dropped its oldest."""
         with self._cond:
-            replaced = self._full
-            if replaced:
+            dropped = len(self._items) >= self.capacity
+            if dropped:
+                self._items.popleft()
                 self.dropped += 1
-            self._item, self._full = item, True
+            self._items.append(item)
             self._cond.notify()
-            return replaced
+            return dropped
+
+    def __len__(self) -> int:
+        """Items waiting now."""
+        with self._cond:
+            return len(self._items)
 
     def take(self, timeout_s: float | None = None) -> T | None:
-        """The waiting item (emptying the slot), or ``None`` after close / timeout."""
+        """The oldest waiting item (removed), or ``None`` once closed or after the timeout."""
         with self._cond:
-            self._cond.wait_for(lambda: self._full or self._closed, timeout=timeout_s)
-            if not self._full:
+            self._cond.wait_for(lambda: bool(self._items) or self._closed, timeout=timeout_s)
+            if self._closed or not self._items:
                 return None
-            item, self._item, self._full = self._item, None, False
-            return item
+            return self._items.popleft()
 
     def close(self) -> None:
-        """Wake every waiting :meth:`take` with ``None``; later puts are still kept."""
+        """Make every :meth:`take` return ``None`` (waking those that wait) until
+        :meth:`reopen`; items put meanwhile wait for it."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
 
-    def reopen(self) -> None:
-        """Undo :meth:`close` and drop any waiting item (for a restarted worker)."""
+    def reopen(self, capacity: int | None = None) -> None:
+        """Undo :meth:`close` and drop any waiting item (for a restarted worker),
+        optionally with a new ``capacity``."""
+        if capacity is not None and capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
         with self._cond:
             self._closed = False
-            self._item, self._full = None, False
+            self._items.clear()
+            self.capacity = capacity or self.capacity
 
 
 class StampVerdict(enum.Enum):
