@@ -151,14 +151,15 @@ class OnlinePipeline:
         tracked = self.track(detections.instances, frame.image)
         clock.lap("track")
         unified = self.unify(tracked)
+        id_map, semantic_map = unified.id_map, unified.semantic_map  # painted: part of unify
         clock.lap("unify")
         return FrameResult(
             frame,
             unified.instances,
             unified.labels,
             unified.confidences,
-            unified.id_map,
-            unified.semantic_map,
+            id_map,
+            semantic_map,
             frame_confidence=detections.frame_confidence,
             timings=clock.laps,
         )

@@ -12,6 +12,7 @@ Nothing here imports torch or rclpy: the semantic node loads this module too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -269,17 +270,28 @@ class Unified:
         ``int64[N]`` unified class id of each (>= 1).
     confidences:
         ``float32[N]`` confidence of each unified label.
-    id_map:
-        ``uint16[H, W]`` track id per pixel, 0 = background.
-    semantic_map:
-        ``uint8[H, W]`` unified class id per pixel.
+
+    The label images (:attr:`id_map`, :attr:`semantic_map`) are painted on first use,
+    so a node can publish the unified instances before it spends time on them.
     """
 
     instances: Instances
     labels: np.ndarray
     confidences: np.ndarray
-    id_map: np.ndarray
-    semantic_map: np.ndarray
+
+    @cached_property
+    def _maps(self) -> tuple[np.ndarray, np.ndarray]:
+        return label_maps(self.instances, self.labels)
+
+    @property
+    def id_map(self) -> np.ndarray:
+        """``uint16[H, W]`` track id per pixel, 0 = background."""
+        return self._maps[0]
+
+    @property
+    def semantic_map(self) -> np.ndarray:
+        """``uint8[H, W]`` unified class id per pixel."""
+        return self._maps[1]
 
 
 class UnifyStage:
@@ -299,7 +311,7 @@ class UnifyStage:
         self.unifier.reset()
 
     def __call__(self, tracked: Instances) -> Unified:
-        """Unify the classes of one frame's tracked instances and paint them.
+        """Unify the classes of one frame's tracked instances (painted when asked).
 
         Parameters
         ----------
@@ -310,5 +322,4 @@ class UnifyStage:
         labels, confidences = self.unifier.update(
             instances.track_ids, foreground_probs(instances.class_probs)
         )
-        id_map, semantic_map = label_maps(instances, labels)
-        return Unified(instances, labels, confidences, id_map, semantic_map)
+        return Unified(instances, labels, confidences)

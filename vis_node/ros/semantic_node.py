@@ -9,7 +9,8 @@ only source of names here), and publishes, each with the input header:
   (:class:`vis_node.pipeline.stages.UnifyStage`, as ``vsis run``) and the input's
   ``frame_confidence``;
 * ``instance_ids``: ``mono16`` track-id image (0 = background);
-* ``semantic``: ``mono8`` unified class-id image;
+* ``semantic``: ``mono8`` unified class-id image (both painted after
+  ``unified_instances`` went out, so the instances reach their subscribers first);
 * ``overlay``: ``rgb8`` visualisation, computed only while someone subscribes; it
   pairs the ids with the camera image of the same stamp (``image`` or
   ``image/compressed``, by ``image_transport``). The node subscribes to the camera
@@ -208,7 +209,6 @@ class SemanticNode(VsisNode):
         with self.stats.stage("unification"):
             unified = unify(tracked)
         instances, labels, confidence = unified.instances, unified.labels, unified.confidences
-        ids, classes = unified.id_map, unified.semantic_map
         self.stats.set_gauge("active_tracks", len(instances))
         with self.stats.stage("publish"):
             out = instances_to_msg(
@@ -226,6 +226,8 @@ class SemanticNode(VsisNode):
                     out, label_map, int(self.config["max_hypotheses"])
                 )
                 self._pubs["detections"].publish(detections)
+        with self.stats.stage("label_images"):  # painted after the instances went out
+            ids, classes = unified.id_map, unified.semantic_map
             self._pubs["instance_ids"].publish(image_to_msg(ids, "mono16", msg.header))
             self._pubs["semantic"].publish(image_to_msg(classes, "mono8", msg.header))
         self.stats.frame_done()
