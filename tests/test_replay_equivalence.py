@@ -118,3 +118,19 @@ def test_status_latencies_reads_each_nodes_mean_stage_times():
     }
     idle = stats_to_status(NodeStats().snapshot({}), name="idle", hardware_id="", active=True)
     assert status_cpu(status_array(idle, Time())) == {}  # nothing processed: not reported
+
+
+@pytest.mark.parametrize("pace", ["max", "stream", "recorded"])
+def test_replay_params_keep_every_frame_unless_the_bag_clock_paces(tmp_path, pace):
+    """Reliable input everywhere (the perception node queues every frame in order); at
+    pace ``recorded`` the perception node takes the camera as on a robot: newest frame."""
+    import yaml
+
+    from vis_node.ros.graph_process import graph_params
+
+    params = yaml.safe_load(graph_params(tmp_path, "synth", pace).read_text())
+    assert params["/**"]["ros__parameters"]["input_qos"] == "reliable"
+    perception = params["vsis_perception"]["ros__parameters"]
+    assert perception["model"] == "synth"
+    assert perception.get("input_qos", "reliable") == ("sensor" if pace == "recorded" else "reliable")
+    assert list(params) == ["/**", "vsis_perception"]  # the node's own entry comes last

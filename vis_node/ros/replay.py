@@ -14,11 +14,10 @@ camera faster than the model does, without dropping any (the next frame goes out
 the perception node published the instances of the one before the last: the model is
 never idle, and tracking and unification of one frame overlap the model on the next;
 under the replay's ``input_qos: reliable`` the perception node queues frames in order,
-so the waiting frame is never replaced);
-``recorded`` follows the bag's clock, so a slow graph drops frames as a live robot
-would. The report also carries each node's own mean stage times from its last
-``/diagnostics`` status (``nodes``), to split the time between the stages' arrivals into
-work and transport.
+so the waiting frame is never replaced); ``recorded`` follows the bag's clock, so a slow
+graph drops frames as a live robot would. The report also carries each node's own mean
+stage times from its last ``/diagnostics`` status (``nodes``), to split the time between
+the stages' arrivals into work and transport.
 """
 
 from __future__ import annotations
@@ -313,7 +312,7 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
     executor: SingleThreadedExecutor | None = None
     try:
         if settings.graph != "external":
-            override = graph_params(out, settings.model)
+            override = graph_params(out, settings.model, settings.pace)
             child = start_graph(settings.graph, params_files(list(settings.params), override))
         rclpy.init(context=context)
         node = Replayer(out / "record", context=context)
