@@ -122,8 +122,8 @@ def test_status_latencies_reads_each_nodes_mean_stage_times():
 
 @pytest.mark.parametrize("pace", ["max", "stream", "recorded"])
 def test_replay_params_keep_every_frame_unless_the_bag_clock_paces(tmp_path, pace):
-    """Reliable input everywhere (the perception node queues every frame in order); at
-    pace ``recorded`` the perception node takes the camera as on a robot: newest frame."""
+    """Reliable input everywhere and the perception node runs every frame in order; at
+    pace ``recorded`` it takes the camera as on a robot: the newest frame."""
     import yaml
 
     from vis_node.ros.graph_process import graph_params
@@ -131,6 +131,5 @@ def test_replay_params_keep_every_frame_unless_the_bag_clock_paces(tmp_path, pac
     params = yaml.safe_load(graph_params(tmp_path, "synth", pace).read_text())
     assert params["/**"]["ros__parameters"]["input_qos"] == "reliable"
     perception = params["vsis_perception"]["ros__parameters"]
-    assert perception["model"] == "synth"
-    assert perception.get("input_qos", "reliable") == ("sensor" if pace == "recorded" else "reliable")
+    assert perception == {"model": "synth", "frames": "newest" if pace == "recorded" else "every"}
     assert list(params) == ["/**", "vsis_perception"]  # the node's own entry comes last

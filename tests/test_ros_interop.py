@@ -207,7 +207,8 @@ def test_label_map_comes_from_the_loaded_model(graph, model, davis2016_root, syn
     executor, make = graph
     common = {"input_qos": "reliable"}
     params = {
-        "perception": {**common, "model": model, "runtime": "torch", "score_threshold": 0.0},
+        "perception": {**common, "model": model, "runtime": "torch", "score_threshold": 0.0,
+                       "frames": "every"},
         "tracking": common,
         "semantic": common,
     }

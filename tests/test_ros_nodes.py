@@ -72,7 +72,7 @@ def gt_params(root: Path) -> dict[str, dict[str, Any]]:
     would drop the still ground-truth objects)."""
     common = {"input_qos": "reliable", "expected_frame_id": FRAME_ID, "diagnostics_period": 0.2}
     return {
-        "perception": {**common, "model": f"gt:{root}"},
+        "perception": {**common, "model": f"gt:{root}", "frames": "every"},
         "tracking": {**common, "motion_gate": False},
         "semantic": dict(common),
     }
@@ -414,16 +414,19 @@ def test_composed_pipeline_tracks_ground_truth_ids(composed, synth_root):
     assert [n.rejections.total for n in (perception, tracking, semantic)] == [0, 0, 0]
 
 
-@pytest.mark.parametrize("input_qos", ["sensor", "reliable"])
-def test_perception_queue_follows_the_input_qos(composed, synth_root, input_qos):
-    """A model slower than the camera: under ``sensor`` the newest frame wins (frames
-    are skipped, by the best-effort subscription or by the node's one-place queue, which
-    counts those it replaces); under ``reliable`` every frame is run, in order."""
+@pytest.mark.parametrize(
+    ("input_qos", "frames"), [("sensor", "newest"), ("reliable", "newest"), ("reliable", "every")]
+)
+def test_perception_frames_newest_or_every(composed, synth_root, input_qos, frames):
+    """A model slower than the camera: with ``frames: newest`` the newest frame wins
+    (frames are skipped, by the best-effort subscription or by the node's one-place
+    queue, which counts those it replaces: under reliable QoS every frame is accounted
+    for); with ``every`` each frame is run, in order."""
     from vis_node.ros.base_node import stamp_ns
 
     executor, make = composed
     params = gt_params(synth_root)
-    params["perception"]["input_qos"] = input_qos
+    params["perception"].update(input_qos=input_qos, frames=frames)
     (perception, _, _), probe = make(params)
     images, _, _ = ground_truth(synth_root)
     backend = perception._detect.backend
@@ -444,12 +447,39 @@ def test_perception_queue_follows_the_input_qos(composed, synth_root, input_qos)
     )
     stamps = [stamp_ns(m.header) for m in probe.received["instances"]]
     assert stamps == sorted(stamps) and len(stamps) == perception.stats.processed
-    if input_qos == "sensor":
-        assert len(stamps) < 6
-        assert perception.stats.processed + perception.stats.dropped <= 6
-    else:
+    if frames == "every":
         assert perception.stats.dropped == 0
         assert stamps == [stamp_of(k) for k in range(6)]
+        return
+    assert len(stamps) < 6
+    if input_qos == "reliable":
+        assert perception.stats.processed + perception.stats.dropped == 6
+    else:
+        assert perception.stats.processed + perception.stats.dropped <= 6
+
+
+def test_perception_refuses_every_frame_on_best_effort_input(synth_root, request):
+    """``frames: every`` under ``input_qos: sensor`` cannot keep its promise: configure
+    fails (logged) and the node stays alive; with ``input_qos: reliable`` it configures."""
+    require_ros()
+    from lifecycle_msgs.msg import State
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+
+    from vis_node.ros.perception_node import PerceptionNode
+
+    params = {"model": f"gt:{synth_root}", "input_qos": "sensor", "frames": "every"}
+    with ros_context(domain_for(request)) as context:
+        node = PerceptionNode(
+            context=context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+        )
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+            assert node._state_machine.current_state[0] == State.PRIMARY_STATE_UNCONFIGURED
+            node.set_parameters([Parameter("input_qos", value="reliable")])
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        finally:
+            node.destroy_node()
 
 
 def test_real_checkpoint_plumbing(composed, tmp_path):
@@ -469,7 +499,8 @@ def test_real_checkpoint_plumbing(composed, tmp_path):
     path = save_model(build_model(config).eval(), tmp_path / "tiny" / "model.pt")
     executor, make = composed
     params = {
-        "perception": {"model": str(path), "input_qos": "reliable", "mask_encoding": "rle"},
+        "perception": {"model": str(path), "input_qos": "reliable", "frames": "every",
+                       "mask_encoding": "rle"},
         "tracking": {"input_qos": "reliable", "motion_gate": False},  # one in, one out
         "semantic": {"input_qos": "reliable"},
     }

@@ -15,14 +15,12 @@ from vis_node.ros.cli import default_params_files
 def graph_params(out: Path, model: str, pace: str) -> Path:
     """A params YAML for replay: reliable QoS everywhere and the chosen model.
 
-    At pace ``recorded`` the perception node takes the camera as on a live robot
-    (``input_qos: sensor``: a frame that arrives while the model is busy replaces the
-    waiting one), so a model slower than the bag's clock skips frames; under
-    ``reliable`` it would queue every frame and fall ever further behind.
+    The perception node runs every frame in order (``frames: every``), except at pace
+    ``recorded``, where it takes the camera as on a live robot (``frames: newest``: a
+    frame that arrives while the model is busy replaces the waiting one), so a model
+    slower than the bag's clock skips frames instead of falling ever further behind.
     """
-    perception = {"model": model}
-    if pace == "recorded":
-        perception["input_qos"] = "sensor"
+    perception = {"model": model, "frames": "newest" if pace == "recorded" else "every"}
     params = {
         "/**": {"ros__parameters": {"input_qos": "reliable"}},
         "vsis_perception": {"ros__parameters": perception},

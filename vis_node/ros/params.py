@@ -113,6 +113,7 @@ DEFAULT_MAX_PIXELS = 3840 * 2160
 INPUT_QOS_CHOICES = ("sensor", "reliable")
 OUTPUT_QOS_CHOICES = ("reliable", "sensor")
 MASK_CHOICES = ("cropped", "rle", "none")
+FRAMES_CHOICES = ("newest", "every")
 TRANSPORT_CHOICES = ("raw", "compressed")
 EXECUTOR_CHOICES = ("events", "single")
 TRANSPORT_TOPICS = {"raw": "image", "compressed": "image/compressed"}
@@ -147,9 +148,8 @@ COMMON_PARAMS: tuple[Param, ...] = (
         "input_qos",
         "sensor",
         "QoS of the subscriptions: 'sensor' (best effort, keep last 1; matches any "
-        "publisher, live cameras; the perception node runs the newest frame) or 'reliable' "
-        "(keep last 100; bag replay and evaluation; the perception node runs every frame in "
-        "order, up to 100 waiting).",
+        "publisher, live cameras) or 'reliable' (keep last 100; a reliable camera, bag "
+        "replay and evaluation). Which frames the perception node runs is its 'frames'.",
         choices=INPUT_QOS_CHOICES,
     ),
     Param(
@@ -244,6 +244,15 @@ PERCEPTION = NodeSpec(
             "instance, about 0.004 less held-out J&F for 'real'); 'model' keeps the "
             "model's own setting (on for 'real'). Models without a refiner ignore it.",
             choices=tuple(REFINER_FLIP_CHOICES),
+        ),
+        Param(
+            "frames",
+            "newest",
+            "Frames arriving while the model is busy: 'newest' (live cameras: a newer frame "
+            "replaces the waiting one, counted as dropped, so latency stays within about two "
+            "inference times) or 'every' (bag replay and evaluation: frames wait and run in "
+            "order, up to the input QoS depth; needs input_qos 'reliable').",
+            choices=FRAMES_CHOICES,
         ),
         Param(
             "mask_encoding",

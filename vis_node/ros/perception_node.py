@@ -10,12 +10,12 @@ runtime filters (``score_threshold``, ``class_allow``, ``max_instances``,
 :class:`vis_node.pipeline.stages.DetectStage`, as ``vsis run`` does. The SISO motion
 gate runs in the tracking node, next to the tracker whose optical flow it shares.
 
-Inference runs in its own thread fed through a queue as deep as the subscription's
-history. Under ``input_qos: sensor`` (live cameras, depth 1) a frame arriving while the
-model is busy replaces the waiting one (counted as dropped), so the node always
-processes the newest frame and latency stays bounded by about two inference times.
-Under ``reliable`` (bag replay, depth 100) frames wait in order and none is dropped
-unless 100 are already waiting, as the reliable subscription itself promises. The
+Inference runs in its own thread fed through a queue. With ``frames: newest`` (the
+default, live cameras) a frame arriving while the model is busy replaces the waiting one
+(counted as dropped), so the node always processes the newest frame and latency stays
+within about two inference times, whatever the camera's QoS. With ``frames: every``
+(bag replay, with ``input_qos: reliable``) frames wait in order, as deep as the
+subscription's history (100), and none is dropped unless 100 are already waiting. The
 model loads on activate and is freed on deactivate.
 
 Run: ``vsis ros perception --params launch/config/perception.yaml``.
@@ -48,7 +48,7 @@ from vis_node.structures.label_map import LabelMap
 
 class PerceptionNode(VsisNode):
     """Lifecycle node running a predictor backend on camera frames (the newest, or every
-    one in order under reliable input QoS).
+    one in order: parameter ``frames``).
 
     Parameters
     ----------
@@ -70,6 +70,11 @@ class PerceptionNode(VsisNode):
 
     def configure_node(self) -> None:
         check_model_spec(self.config["model"])
+        if self.config["frames"] == "every" and self.config["input_qos"] != "reliable":
+            raise ValueError(
+                "frames: every needs input_qos: reliable (a best-effort subscription keeps "
+                "only the newest frame); set both, or frames: newest"
+            )
         self._filter = InstanceFilter(
             score_threshold=float(self.config["score_threshold"]),
             class_allow=tuple(self.config["class_allow"]),
@@ -97,7 +102,8 @@ class PerceptionNode(VsisNode):
         self.get_logger().info(
             f"model '{self.label_map.model_name}' loaded ({len(self.label_map)} classes)"
         )
-        self._queue.reopen(capacity=self.input_qos.depth)
+        every = self.config["frames"] == "every"
+        self._queue.reopen(capacity=self.input_qos.depth if every else 1)
         self._worker = threading.Thread(target=self._run, name="vsis-inference", daemon=True)
         self._worker.start()
         msg_type, topic = image_subscription(self.config["image_transport"])

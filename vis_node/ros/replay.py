@@ -12,12 +12,13 @@ Pacing: ``max`` publishes the next frame once the graph delivered the previous o
 (nothing dropped by design); ``stream`` keeps one frame waiting for the model, as a
 camera faster than the model does, without dropping any (the next frame goes out once
 the perception node published the instances of the one before the last: the model is
-never idle, and tracking and unification of one frame overlap the model on the next;
-under the replay's ``input_qos: reliable`` the perception node queues frames in order,
-so the waiting frame is never replaced); ``recorded`` follows the bag's clock, so a slow
-graph drops frames as a live robot would. The report also carries each node's own mean
-stage times from its last ``/diagnostics`` status (``nodes``), to split the time between
-the stages' arrivals into work and transport.
+never idle, and tracking and unification of one frame overlap the model on the next; the
+replay's perception node takes reliable input and ``frames: every``, so it queues frames
+in order and the waiting frame is never replaced); ``recorded`` follows the bag's clock
+and the perception node takes the newest frame, so a slow graph drops frames as a live
+robot would. The report also carries each node's own mean stage times from its last
+``/diagnostics`` status (``nodes``), to split the time between the stages' arrivals into
+work and transport.
 """
 
 from __future__ import annotations
@@ -224,7 +225,8 @@ class ReplaySettings:
         ``gt:<DAVIS root>`` oracle).
     graph:
         ``composed`` (one process), ``processes`` (three) or ``external`` (a graph the
-        user started, e.g. with ``ros2 launch``; its QoS must be ``reliable``).
+        user started, e.g. with ``ros2 launch``; its QoS must be ``reliable``, and its
+        perception node's ``frames: every`` for every frame to come out).
     pace:
         ``max``: the next frame once the previous one is delivered (each frame crosses
         an idle graph: latency without queueing); ``stream``: one frame always waiting
@@ -359,7 +361,7 @@ def run_replay(bag: Path, out: Path, settings: ReplaySettings) -> dict[str, Any]
                         # One frame always waits for the model, as from a camera faster
                         # than it: the next goes out once the model published the one
                         # before this, so the model never waits on a hop. The perception
-                        # node queues reliable input in order: nothing is replaced.
+                        # node queues frames in order (``frames: every``).
                         previous = stamps[index - 1]
                         _spin_until(executor, lambda: node.latency.reached(STAGES[0], previous),
                                     settings.frame_timeout_s)

@@ -8,8 +8,8 @@
 * :class:`FrameQueue` is the hand-over between a subscription callback and an
   inference thread: with one place (live cameras) a new item replaces the waiting one,
   so the worker always takes the newest frame and latency stays bounded; with more
-  (reliable inputs, bag replay) items wait first in, first out, and only a full queue
-  drops its oldest.
+  (``frames: every``, bag replay) items wait first in, first out, and only a full
+  queue drops its oldest.
 
 :class:`StampClock` checks the stamps of one input topic: it learns the frame period,
 rejects repeated and late (reordered) stamps, counts frames that never arrived, and
