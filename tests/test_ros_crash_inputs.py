@@ -236,7 +236,7 @@ class Harness:
         from vis_node.ros.tracking_node import TrackingNode
 
         self.stamps.clear()
-        params = {"qos": "reliable", "expected_frame_id": FRAME_ID, "flow": "none"}
+        params = {"expected_frame_id": FRAME_ID, "flow": "none"}
         node = TrackingNode(
             context=self.context,
             parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],

@@ -230,7 +230,7 @@ def stages(oracle_root: Path) -> Iterator[dict[str, Stage]]:
     from vis_node.ros.base_node import autostart
     from vis_node.ros.pipeline import NODE_CLASSES
 
-    common = {"qos": "reliable", "expected_frame_id": FRAME_ID, "warn_period": 3600.0}
+    common = {"expected_frame_id": FRAME_ID, "warn_period": 3600.0}
     params = {
         "perception": {**common, "model": f"gt:{oracle_root}"},
         "tracking": {**common, "flow": "none"},
