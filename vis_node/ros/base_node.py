@@ -163,11 +163,15 @@ class VsisNode(LifecycleNode):
         )
         return label_map
 
-    def check_header(self, topic: str, header: Header) -> bool:
+    def check_header(self, topic: str, header: Header, *, every_frame: bool = True) -> bool:
         """Frame-id and stamp checks of an input; ``False`` (counted) to skip it.
 
         A stamp that jumps (see :class:`~vis_node.ros.stamps.StampClock`) is accepted:
-        the jump is counted and logged, and :meth:`on_time_jump` runs first.
+        the jump is counted and logged, and :meth:`on_time_jump` runs first. Gaps in the
+        stamps count as frames that never arrived only where the topic carries
+        ``every_frame`` of its source (a camera); a stream of results (``instances``,
+        ``tracked_instances``) carries only the frames the model ran, and the frames a
+        busy model skipped are counted by the perception node, as dropped.
         """
         rejection = check_frame_id(header.frame_id, self.config["expected_frame_id"])
         if rejection is not None:
@@ -187,7 +191,7 @@ class VsisNode(LifecycleNode):
             )
             self.reject(topic, Rejection(check.verdict.value, detail))
             return False
-        if check.missing:
+        if check.missing and every_frame:
             self.stats.add_missing(topic, check.missing)
         if check.jumped:
             back = check.verdict is StampVerdict.JUMP_BACK

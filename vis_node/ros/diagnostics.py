@@ -3,8 +3,9 @@
 :class:`NodeStats` collects stage latencies, processed / dropped frame counts and
 gauges (such as active tracks) over a sliding window; :func:`stats_to_status` turns a
 snapshot into one ``diagnostic_msgs/DiagnosticStatus``. Frames that never arrived
-(stamp gaps against the observed period, per input topic) and clock jumps are counted
-too, so loss on the way to the node is visible. Stage names used by the VSIS
+(stamp gaps against the observed period, per camera topic: a stream of results skips
+the frames a busy model did not run) and clock jumps are counted too, so loss on the
+way to the node is visible. Stage names used by the VSIS
 nodes: ``decode`` (camera image), ``decode_instances`` (instance message),
 ``inference``, ``tracking``, ``unification``, ``publish``.
 """

@@ -186,7 +186,7 @@ class SemanticNode(VsisNode):
         return self._pubs["overlay"].get_subscription_count() > 0
 
     def _on_instances(self, msg: SalientInstanceArray) -> None:
-        if not self.check_header("tracked_instances", msg.header):
+        if not self.check_header("tracked_instances", msg.header, every_frame=False):
             return
         label_map = self.label_map
         if label_map is None:

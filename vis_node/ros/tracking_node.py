@@ -155,7 +155,7 @@ class TrackingNode(VsisNode):
             self._gate.reset()
 
     def _on_instances(self, msg: SalientInstanceArray) -> None:
-        if not self.check_header("instances", msg.header):
+        if not self.check_header("instances", msg.header, every_frame=False):
             return
         if self.label_map is None:
             self.reject("instances", no_label_map())
