@@ -208,6 +208,10 @@ def test_stamp_matcher_drops_stale_and_excess_items():
     assert matcher.discarded == 2
     assert len(matcher) == 1
     assert matcher.add_left(5, "a5") == [(5, "a5", "b5")]
+    matcher.add_right(6, "b6")
+    assert matcher.add_right(7, "b7") == []
+    assert matcher.add_left(7, "a7") == [(7, "a7", "b7")]
+    assert (matcher.discarded_left, matcher.discarded_right, matcher.discarded) == (2, 1, 3)
     with pytest.raises(ValueError, match="capacity"):
         StampMatcher(capacity=0)
 

@@ -459,6 +459,8 @@ def test_perception_frames_newest_or_every(composed, synth_root, input_qos, fram
     assert len(stamps) < 6
     if input_qos == "reliable":
         assert perception.stats.processed + perception.stats.dropped == 6
+        # The skipped frames' images are no loss at the tracking node.
+        assert [n.stats.dropped for n in nodes[1:]] == [0, 0]
     else:
         assert perception.stats.processed + perception.stats.dropped <= 6
 

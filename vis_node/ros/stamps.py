@@ -27,7 +27,7 @@ import struct
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 L = TypeVar("L")
 R = TypeVar("R")
@@ -41,7 +41,7 @@ class StampMatcher(Generic[L, R]):
     emitted, every item older than it in either stream is discarded (its partner was
     lost or will come too late to be processed in order), and each stream keeps at
     most ``capacity`` waiting items (the oldest go first). Discarded items are
-    counted in :attr:`discarded`.
+    counted per stream (:attr:`discarded_left`, :attr:`discarded_right`).
 
     Parameters
     ----------
@@ -63,8 +63,15 @@ class StampMatcher(Generic[L, R]):
         self.capacity = int(capacity)
         self._left: OrderedDict[int, L] = OrderedDict()
         self._right: OrderedDict[int, R] = OrderedDict()
-        self.discarded = 0
-        """Items dropped without a partner (stale or over capacity), both streams."""
+        self.discarded_left = 0
+        """Left items dropped without a partner (stale or over capacity)."""
+        self.discarded_right = 0
+        """Right items dropped without a partner (stale or over capacity)."""
+
+    @property
+    def discarded(self) -> int:
+        """Items dropped without a partner, both streams."""
+        return self.discarded_left + self.discarded_right
 
     def __len__(self) -> int:
         """Items waiting in both streams."""
@@ -103,21 +110,27 @@ class StampMatcher(Generic[L, R]):
             stale = [s for s in queue if (s > stamp_ns if newer else s < stamp_ns)]
             for stamp in stale:
                 del queue[stamp]
-            self.discarded += len(stale)
+            self._count_discarded(queue, len(stale))
+
+    def _count_discarded(self, queue: OrderedDict[int, Any], count: int) -> None:
+        if queue is self._left:
+            self.discarded_left += count
+        else:
+            self.discarded_right += count
 
     def _insert(self, queue: OrderedDict[int, T], stamp_ns: int, item: T) -> None:
         queue[stamp_ns] = item
         while len(queue) > self.capacity:
             oldest = min(queue)
             del queue[oldest]
-            self.discarded += 1
+            self._count_discarded(queue, 1)
 
     def _emit(self, stamp_ns: int, left: L, right: R) -> tuple[int, L, R]:
         for queue in (self._left, self._right):
             for stamp in [s for s in queue if s <= stamp_ns]:
                 del queue[stamp]
                 if stamp != stamp_ns:
-                    self.discarded += 1
+                    self._count_discarded(queue, 1)
         return stamp_ns, left, right
 
 

@@ -20,8 +20,9 @@ keeps pace with the camera, so this frame is the next one tracked), computes its
 optical flow to the last tracked frame
 (:meth:`~vis_node.pipeline.stages.TrackStage.prefetch`) and the gate's moving region
 (:meth:`~vis_node.pipeline.stages.GateStage.prefetch`); only selection and association
-are left once the instances arrive. A model that skips camera frames gets no prefetching (it would be
-wasted on the skipped ones).
+are left once the instances arrive. A model that skips camera frames gets no
+prefetching (it would be wasted on the skipped ones), and their images are discarded
+without counting: ``frames_dropped`` counts instance messages whose image never came.
 
 Run: ``vsis ros tracking --params launch/config/tracking.yaml``.
 """
@@ -189,7 +190,9 @@ class TrackingNode(VsisNode):
         self._handle(self._matcher.add_right(stamp_ns(msg.header), image))
 
     def _handle(self, pairs: list[tuple[int, Pending, np.ndarray | None]]) -> None:
-        self.stats.set_dropped(self._matcher.discarded)
+        # Instances whose image never came are results lost here; images without
+        # instances are frames the model skipped (the perception node counts those).
+        self.stats.set_dropped(self._matcher.discarded_left)
         for _, (msg, instances), image in pairs:
             if image is not None:
                 self._track(msg, instances, image)
