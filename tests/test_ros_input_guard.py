@@ -216,6 +216,28 @@ def test_stamp_matcher_drops_stale_and_excess_items():
         StampMatcher(capacity=0)
 
 
+def test_stamp_matcher_keeps_the_image_a_skipping_model_works_on():
+    """Images of frames a slow model skipped make room; the image of the frame it
+    announced stays, announced before or after it arrived, until its result comes."""
+    matcher: StampMatcher[str, str] = StampMatcher(capacity=3)
+    matcher.keep_right(0)
+    for stamp in range(6):
+        matcher.add_right(stamp, f"image@{stamp}")
+    assert matcher.add_left(0, "result@0") == [(0, "result@0", "image@0")]
+    matcher.keep_right(7)  # announced before its image arrives
+    for stamp in range(6, 12):
+        matcher.add_right(stamp, f"image@{stamp}")
+    assert matcher.add_left(7, "result@7") == [(7, "result@7", "image@7")]
+    matcher.keep_right(7)  # an announcement older than the last pair is ignored
+    for stamp in range(12, 16):
+        matcher.add_right(stamp, f"image@{stamp}")
+    assert matcher.waiting_right() == 3 and matcher.discarded_left == 0
+    plain: StampMatcher[str, str] = StampMatcher(capacity=3)
+    for stamp in range(6):
+        plain.add_right(stamp, f"image@{stamp}")
+    assert plain.add_left(0, "result@0") == []  # its image went first
+
+
 def test_frame_queue_of_one_keeps_only_the_newest_item():
     queue: FrameQueue[int] = FrameQueue()
     assert queue.put(1) is False

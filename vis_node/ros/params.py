@@ -287,7 +287,7 @@ PERCEPTION = NodeSpec(
         ),
     ),
     subscribes=("image", "image/compressed"),
-    publishes=("instances", "label_map"),
+    publishes=("instances", "inference_started", "label_map"),
 )
 
 TRACKING = NodeSpec(
@@ -315,7 +315,7 @@ TRACKING = NodeSpec(
             "mask_encoding", "cropped", "Per-instance mask in the output.", choices=MASK_CHOICES
         ),
     ),
-    subscribes=("instances", "label_map", "image", "image/compressed"),
+    subscribes=("instances", "inference_started", "label_map", "image", "image/compressed"),
     publishes=("tracked_instances",),
 )
 
@@ -342,7 +342,9 @@ SEMANTIC = NodeSpec(
             "mask_encoding", "cropped", "Per-instance mask in the output.", choices=MASK_CHOICES
         ),
     ),
-    subscribes=("tracked_instances", "label_map", "image", "image/compressed"),
+    subscribes=(
+        "tracked_instances", "inference_started", "label_map", "image", "image/compressed"
+    ),
     publishes=(
         "unified_instances", "instance_ids", "semantic", "overlay", "detections", "label_info",
     ),

@@ -3,8 +3,11 @@
 Subscribes one camera topic, chosen by ``image_transport``: ``image``
 (``sensor_msgs/Image``) or ``image/compressed`` (``sensor_msgs/CompressedImage``);
 publishes ``instances`` (``vis_msgs/SalientInstanceArray``, header = the input
-image's header) and, latched, ``label_map`` (``vis_msgs/LabelMap``): the names and
-model name of the model it loaded, which the tracking and semantic nodes use. The
+image's header), ``inference_started`` (``std_msgs/Header``: the header of each frame
+as the model starts on it, so the tracking and semantic nodes keep that frame's image
+however many frames the model skips meanwhile) and, latched, ``label_map``
+(``vis_msgs/LabelMap``): the names and model name of the model it loaded, which the
+tracking and semantic nodes use. The
 runtime filters (``score_threshold``, ``class_allow``, ``max_instances``,
 ``min_mask_area``) apply before publishing: the node runs
 :class:`vis_node.pipeline.stages.DetectStage`, as ``vsis run`` does. The SISO motion
@@ -61,6 +64,7 @@ class PerceptionNode(VsisNode):
     def __init__(self, node_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(PERCEPTION, node_name, **kwargs)
         self._publisher: Any = None
+        self._started_pub: Any = None
         self._detect: DetectStage | None = None
         self._label_map_pub: Any = None
         self.label_map: LabelMap | None = None
@@ -83,6 +87,9 @@ class PerceptionNode(VsisNode):
         )
         self._publisher = self.create_lifecycle_publisher(
             SalientInstanceArray, "instances", self.output_qos
+        )
+        self._started_pub = self.create_lifecycle_publisher(
+            Header, "inference_started", self.output_qos
         )
         self._label_map_pub = self.create_lifecycle_publisher(LabelMapMsg, "label_map", LATCHED)
 
@@ -127,6 +134,7 @@ class PerceptionNode(VsisNode):
 
     def cleanup_node(self) -> None:
         self._publisher = None
+        self._started_pub = None
         self._label_map_pub = None
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
@@ -141,7 +149,12 @@ class PerceptionNode(VsisNode):
             if msg is None:
                 return
             self.stats.set_gauge("waiting_frames", len(self._queue))
-            self.guard.call("inference", self._process, msg)
+            self.guard.call("inference", self._start, msg)
+
+    def _start(self, msg: Image | CompressedImage) -> None:
+        """Announce the frame (``inference_started``), then run the model on it."""
+        self._started_pub.publish(msg.header)
+        self._process(msg)
 
     def _process(self, msg: Image | CompressedImage) -> None:
         detect, label_map = self._detect, self.label_map

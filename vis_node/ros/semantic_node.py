@@ -15,7 +15,8 @@ only source of names here), and publishes, each with the input header:
   pairs the ids with the camera image of the same stamp (``image`` or
   ``image/compressed``, by ``image_transport``). The node subscribes to the camera
   only while ``overlay`` has a subscriber (a 1.2 MB frame per message is not taken
-  for nothing);
+  for nothing), and keeps the image of each frame the perception node announces on
+  ``inference_started`` until its results come;
 * ``detections``: ``vision_msgs/Detection2DArray`` (id = track id, at most
   ``max_hypotheses`` classes each; built only while it has a subscriber) and
   ``label_info``: ``vision_msgs/LabelInfo`` (latched), when vision_msgs is importable.
@@ -128,7 +129,12 @@ class SemanticNode(VsisNode):
         self.subscribe(
             SalientInstanceArray, "tracked_instances", self._on_instances, self.input_qos
         )
+        self.subscribe(Header, "inference_started", self._on_started, self.input_qos)
         self._follow_overlay(self._overlay_wanted())
+
+    def _on_started(self, msg: Header) -> None:
+        """The model started on this frame: keep its image for the overlay."""
+        self._matcher.keep_right(stamp_ns(msg))
 
     def deactivate_node(self) -> None:
         self._matcher.clear()

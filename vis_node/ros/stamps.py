@@ -40,13 +40,19 @@ class StampMatcher(Generic[L, R]):
     Items wait until the other stream delivers the same stamp. When a pair is
     emitted, every item older than it in either stream is discarded (its partner was
     lost or will come too late to be processed in order), and each stream keeps at
-    most ``capacity`` waiting items (the oldest go first). Discarded items are
-    counted per stream (:attr:`discarded_left`, :attr:`discarded_right`).
+    most ``capacity`` waiting items (the oldest go first, except kept right items).
+    Discarded items are counted per stream (:attr:`discarded_left`,
+    :attr:`discarded_right`).
+
+    Right items can be kept (:meth:`keep_right`) for a model that skips frames (left =
+    its results, right = the camera's images): when the model announces the frame it
+    started on, that image stays while the images of the frames it skipped make room,
+    however many camera frames one result takes.
 
     Parameters
     ----------
     capacity:
-        Most items waiting per stream.
+        Most items waiting per stream (over it, kept items go only when nothing else can).
 
     Examples
     --------
@@ -63,6 +69,8 @@ class StampMatcher(Generic[L, R]):
         self.capacity = int(capacity)
         self._left: OrderedDict[int, L] = OrderedDict()
         self._right: OrderedDict[int, R] = OrderedDict()
+        self._kept: set[int] = set()
+        self._last_pair: int | None = None
         self.discarded_left = 0
         """Left items dropped without a partner (stale or over capacity)."""
         self.discarded_right = 0
@@ -82,9 +90,12 @@ class StampMatcher(Generic[L, R]):
         return len(self._right)
 
     def clear(self) -> None:
-        """Drop every waiting item (not counted as discarded)."""
+        """Drop every waiting item (not counted as discarded); start over as before the
+        first pair."""
         self._left.clear()
         self._right.clear()
+        self._kept.clear()
+        self._last_pair = None
 
     def add_left(self, stamp_ns: int, item: L) -> list[tuple[int, L, R]]:
         """Add a left item; returns the pair it completes, if any, as ``[(stamp, l, r)]``."""
@@ -111,6 +122,8 @@ class StampMatcher(Generic[L, R]):
             for stamp in stale:
                 del queue[stamp]
             self._count_discarded(queue, len(stale))
+        self._kept.clear()
+        self._last_pair = None
 
     def _count_discarded(self, queue: OrderedDict[int, Any], count: int) -> None:
         if queue is self._left:
@@ -118,11 +131,21 @@ class StampMatcher(Generic[L, R]):
         else:
             self.discarded_right += count
 
+    def keep_right(self, stamp_ns: int) -> None:
+        """Keep the right item of ``stamp_ns`` (waiting or still to come) until its pair
+        or a later one is emitted; at most ``capacity`` stamps are kept (newest)."""
+        if self._last_pair is not None and stamp_ns <= self._last_pair:
+            return
+        self._kept.add(stamp_ns)
+        while len(self._kept) > self.capacity:
+            self._kept.remove(min(self._kept))
+
     def _insert(self, queue: OrderedDict[int, T], stamp_ns: int, item: T) -> None:
         queue[stamp_ns] = item
+        kept = self._kept if queue is self._right else set()
         while len(queue) > self.capacity:
-            oldest = min(queue)
-            del queue[oldest]
+            free = [s for s in queue if s not in kept]
+            del queue[min(free or queue)]
             self._count_discarded(queue, 1)
 
     def _emit(self, stamp_ns: int, left: L, right: R) -> tuple[int, L, R]:
@@ -131,6 +154,8 @@ class StampMatcher(Generic[L, R]):
                 del queue[stamp]
                 if stamp != stamp_ns:
                     self._count_discarded(queue, 1)
+        self._last_pair = stamp_ns
+        self._kept = {s for s in self._kept if s > stamp_ns}
         return stamp_ns, left, right
 
 

@@ -23,6 +23,8 @@ optical flow to the last tracked frame
 are left once the instances arrive. A model that skips camera frames gets no
 prefetching (it would be wasted on the skipped ones), and their images are discarded
 without counting: ``frames_dropped`` counts instance messages whose image never came.
+The image of the frame the model works on is kept whatever ``match_capacity``: the
+perception node announces it on ``inference_started``.
 
 Run: ``vsis ros tracking --params launch/config/tracking.yaml``.
 """
@@ -34,6 +36,7 @@ from typing import Any
 
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
 from vis_msgs.msg import LabelMap as LabelMapMsg
 from vis_msgs.msg import SalientInstanceArray
 
@@ -130,6 +133,7 @@ class TrackingNode(VsisNode):
         self._matcher.clear()
         self.subscribe(LabelMapMsg, "label_map", self._on_label_map, LATCHED)
         self.subscribe(SalientInstanceArray, "instances", self._on_instances, self.input_qos)
+        self.subscribe(Header, "inference_started", self._on_started, self.input_qos)
         msg_type, topic = image_subscription(self.config["image_transport"])
         self.subscribe(msg_type, topic, self._on_image, self.input_qos)
 
@@ -144,6 +148,10 @@ class TrackingNode(VsisNode):
 
     def _on_label_map(self, msg: LabelMapMsg) -> None:
         self.label_map = self.receive_label_map(msg, self.label_map) or self.label_map
+
+    def _on_started(self, msg: Header) -> None:
+        """The model started on this frame: keep its image until its instances come."""
+        self._matcher.keep_right(stamp_ns(msg))
 
     def on_time_jump(self, topic: str, stamp_ns: int, back: bool) -> None:
         self._matcher.discard_outside(stamp_ns, newer=back)
