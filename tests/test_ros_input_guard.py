@@ -232,6 +232,10 @@ def test_stamp_matcher_keeps_the_image_a_skipping_model_works_on():
     for stamp in range(12, 16):
         matcher.add_right(stamp, f"image@{stamp}")
     assert matcher.waiting_right() == 3 and matcher.discarded_left == 0
+    matcher.keep_right(13)  # its result is lost on the way
+    matcher.keep_right(15)
+    assert matcher.add_left(15, "result@15") == [(15, "result@15", "image@15")]
+    assert (matcher.unanswered, matcher.discarded_left) == (1, 0)
     plain: StampMatcher[str, str] = StampMatcher(capacity=3)
     for stamp in range(6):
         plain.add_right(stamp, f"image@{stamp}")

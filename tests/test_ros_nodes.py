@@ -498,10 +498,35 @@ def test_a_model_slower_than_many_camera_frames_still_gets_every_result_tracked(
         executor, lambda: probe.count("unified_instances") == probe.count("instances"), 30.0
     )
     assert perception.stats.processed >= 3 and perception.stats.dropped > 0
-    assert tracking.stats.dropped == 0
+    assert tracking.stats.dropped == 0 and "instances" not in tracking.stats.missing
     assert [stamp_ns(m.header) for m in probe.received["tracked_instances"]] == [
         stamp_ns(m.header) for m in probe.received["instances"]
     ]
+
+
+def test_an_announced_frame_without_result_counts_as_missing(composed, synth_root):
+    """The model fails on frame 1 after announcing it: the tracking node counts one
+    result that never arrived (a skipped frame would not count)."""
+    executor, make = composed
+    nodes, probe = make(gt_params(synth_root))
+    perception, tracking = nodes[0], nodes[1]
+    images, _, _ = ground_truth(synth_root)
+    backend = perception._detect.backend
+    predict = backend.predict
+
+    def failing_predict(image: np.ndarray, stamp: int):
+        if stamp == stamp_of(1):
+            raise RuntimeError("model failure on frame 1")
+        return predict(image, stamp)
+
+    backend.predict = failing_predict
+    for index in range(3):
+        probe.publish(images[index], stamp_of(index))
+        spin_until(executor, lambda: perception.stats.processed + perception.rejections.total
+                   > index, 10.0)
+    assert spin_until(executor, lambda: probe.count("tracked_instances") == 2, 10.0)
+    assert perception.rejections.counts["unexpected_error"] == 1
+    assert tracking.stats.missing == {"instances": 1}
 
 
 def test_perception_refuses_every_frame_on_best_effort_input(synth_root, request):

@@ -135,6 +135,11 @@ class NodeStats:
         with self._lock:
             self.missing[topic] = self.missing.get(topic, 0) + count
 
+    def set_missing(self, topic: str, count: int) -> None:
+        """Set the count of frames of ``topic`` that never arrived (kept elsewhere)."""
+        with self._lock:
+            self.missing[topic] = count
+
     def set_gauge(self, name: str, value: float) -> None:
         """Set the current value of a gauge."""
         with self._lock:

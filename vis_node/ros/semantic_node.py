@@ -126,10 +126,11 @@ class SemanticNode(VsisNode):
     def activate_node(self) -> None:
         self._matcher.clear()
         self.subscribe(LabelMapMsg, "label_map", self._on_label_map, LATCHED)
+        # Before the instances: an executor that finds both ready takes them in this order.
+        self.subscribe(Header, "inference_started", self._on_started, self.input_qos)
         self.subscribe(
             SalientInstanceArray, "tracked_instances", self._on_instances, self.input_qos
         )
-        self.subscribe(Header, "inference_started", self._on_started, self.input_qos)
         self._follow_overlay(self._overlay_wanted())
 
     def _on_started(self, msg: Header) -> None:

@@ -75,6 +75,9 @@ class StampMatcher(Generic[L, R]):
         """Left items dropped without a partner (stale or over capacity)."""
         self.discarded_right = 0
         """Right items dropped without a partner (stale or over capacity)."""
+        self.unanswered = 0
+        """Kept stamps that a later pair passed while no left item of theirs had come
+        (an announced frame whose result never arrived)."""
 
     @property
     def discarded(self) -> int:
@@ -149,6 +152,7 @@ class StampMatcher(Generic[L, R]):
             self._count_discarded(queue, 1)
 
     def _emit(self, stamp_ns: int, left: L, right: R) -> tuple[int, L, R]:
+        self.unanswered += sum(1 for s in self._kept if s < stamp_ns and s not in self._left)
         for queue in (self._left, self._right):
             for stamp in [s for s in queue if s <= stamp_ns]:
                 del queue[stamp]

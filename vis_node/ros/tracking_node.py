@@ -24,7 +24,8 @@ are left once the instances arrive. A model that skips camera frames gets no
 prefetching (it would be wasted on the skipped ones), and their images are discarded
 without counting: ``frames_dropped`` counts instance messages whose image never came.
 The image of the frame the model works on is kept whatever ``match_capacity``: the
-perception node announces it on ``inference_started``.
+perception node announces it on ``inference_started``; an announced frame whose
+instances never come counts as ``frames_missing_instances``.
 
 Run: ``vsis ros tracking --params launch/config/tracking.yaml``.
 """
@@ -132,8 +133,9 @@ class TrackingNode(VsisNode):
     def activate_node(self) -> None:
         self._matcher.clear()
         self.subscribe(LabelMapMsg, "label_map", self._on_label_map, LATCHED)
-        self.subscribe(SalientInstanceArray, "instances", self._on_instances, self.input_qos)
+        # Before the instances: an executor that finds both ready takes them in this order.
         self.subscribe(Header, "inference_started", self._on_started, self.input_qos)
+        self.subscribe(SalientInstanceArray, "instances", self._on_instances, self.input_qos)
         msg_type, topic = image_subscription(self.config["image_transport"])
         self.subscribe(msg_type, topic, self._on_image, self.input_qos)
 
@@ -199,8 +201,11 @@ class TrackingNode(VsisNode):
 
     def _handle(self, pairs: list[tuple[int, Pending, np.ndarray | None]]) -> None:
         # Instances whose image never came are results lost here; images without
-        # instances are frames the model skipped (the perception node counts those).
+        # instances are frames the model skipped (the perception node counts those);
+        # an announced frame whose instances never came is a result lost on the way.
         self.stats.set_dropped(self._matcher.discarded_left)
+        if self._matcher.unanswered:
+            self.stats.set_missing("instances", self._matcher.unanswered)
         for _, (msg, instances), image in pairs:
             if image is not None:
                 self._track(msg, instances, image)
