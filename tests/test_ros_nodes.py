@@ -499,6 +499,8 @@ def test_a_model_slower_than_many_camera_frames_still_gets_every_result_tracked(
     )
     assert perception.stats.processed >= 3 and perception.stats.dropped > 0
     assert tracking.stats.dropped == 0 and "instances" not in tracking.stats.missing
+    # Each announced frame's flow was computed while the model ran (all but the first).
+    assert len(tracking.stats._latency.get("prefetch", ())) >= perception.stats.processed - 1
     assert [stamp_ns(m.header) for m in probe.received["tracked_instances"]] == [
         stamp_ns(m.header) for m in probe.received["instances"]
     ]

@@ -143,6 +143,14 @@ class StampMatcher(Generic[L, R]):
         while len(self._kept) > self.capacity:
             self._kept.remove(min(self._kept))
 
+    def next_kept(self) -> tuple[int, R] | None:
+        """The oldest kept stamp (the next result to come, for a model that announces
+        its frames) with its right item, once that item is waiting; else ``None``."""
+        if not self._kept:
+            return None
+        stamp = min(self._kept)
+        return (stamp, self._right[stamp]) if stamp in self._right else None
+
     def _insert(self, queue: OrderedDict[int, T], stamp_ns: int, item: T) -> None:
         queue[stamp_ns] = item
         kept = self._kept if queue is self._right else set()

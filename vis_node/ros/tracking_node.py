@@ -15,17 +15,18 @@ as in ``vsis run``. Instances are skipped (counted as
 class scores do not fit it.
 
 The image of a frame arrives while the perception node is still working on it: the
-node decodes it then and, when every earlier image has had its instances (the model
-keeps pace with the camera, so this frame is the next one tracked), computes its
-optical flow to the last tracked frame
+node decodes it then and, once it knows that this frame is the next one tracked,
+computes its optical flow to the last tracked frame
 (:meth:`~vis_node.pipeline.stages.TrackStage.prefetch`) and the gate's moving region
 (:meth:`~vis_node.pipeline.stages.GateStage.prefetch`); only selection and association
-are left once the instances arrive. A model that skips camera frames gets no
-prefetching (it would be wasted on the skipped ones), and their images are discarded
-without counting: ``frames_dropped`` counts instance messages whose image never came.
-The image of the frame the model works on is kept whatever ``match_capacity``: the
-perception node announces it on ``inference_started``; an announced frame whose
-instances never come counts as ``frames_missing_instances``.
+are left once the instances arrive. The next frame is the one the perception node
+announced on ``inference_started`` (every result before it tracked), or, from a
+perception node that announces nothing, an image that arrives while no other waits
+(the model keeps pace with the camera). A model that skips camera frames leaves their
+images unused; they are discarded without counting: ``frames_dropped`` counts instance
+messages whose image never came. The announced frame's image is kept whatever
+``match_capacity``, and an announced frame whose instances never come counts as
+``frames_missing_instances``.
 
 Run: ``vsis ros tracking --params launch/config/tracking.yaml``.
 """
@@ -119,6 +120,8 @@ class TrackingNode(VsisNode):
         self._stage: TrackStage | None = None
         self._gate: GateStage | None = None
         self._matcher: StampMatcher[Pending, np.ndarray | None] = StampMatcher()
+        self._prefetched: int | None = None
+        """Stamp of the announced frame prefetched last."""
         self.label_map: LabelMap | None = None
 
     def configure_node(self) -> None:
@@ -132,6 +135,7 @@ class TrackingNode(VsisNode):
 
     def activate_node(self) -> None:
         self._matcher.clear()
+        self._prefetched = None
         self.subscribe(LabelMapMsg, "label_map", self._on_label_map, LATCHED)
         # Before the instances: an executor that finds both ready takes them in this order.
         self.subscribe(Header, "inference_started", self._on_started, self.input_qos)
@@ -154,9 +158,25 @@ class TrackingNode(VsisNode):
     def _on_started(self, msg: Header) -> None:
         """The model started on this frame: keep its image until its instances come."""
         self._matcher.keep_right(stamp_ns(msg))
+        self._prefetch_announced()
+
+    def _prefetch_announced(self) -> None:
+        """Prefetch the frame the model works on once its image is here and every result
+        before it is tracked (so the flow is from the frame the tracker last saw)."""
+        announced = self._matcher.next_kept()
+        if announced is None or announced[1] is None or self._stage is None:
+            return
+        if announced[0] == self._prefetched:
+            return
+        self._prefetched = announced[0]
+        with self.stats.stage("prefetch"):
+            self._stage.prefetch(announced[1])
+            if self._gate is not None:
+                self._gate.prefetch(announced[1])
 
     def on_time_jump(self, topic: str, stamp_ns: int, back: bool) -> None:
         self._matcher.discard_outside(stamp_ns, newer=back)
+        self._prefetched = None
         self.recover_node()
 
     def recover_node(self) -> None:
@@ -198,6 +218,7 @@ class TrackingNode(VsisNode):
                 if self._gate is not None:
                     self._gate.prefetch(image)
         self._handle(self._matcher.add_right(stamp_ns(msg.header), image))
+        self._prefetch_announced()
 
     def _handle(self, pairs: list[tuple[int, Pending, np.ndarray | None]]) -> None:
         # Instances whose image never came are results lost here; images without
@@ -209,6 +230,8 @@ class TrackingNode(VsisNode):
         for _, (msg, instances), image in pairs:
             if image is not None:
                 self._track(msg, instances, image)
+        if pairs:
+            self._prefetch_announced()
 
     def _track(self, msg: SalientInstanceArray, instances: Instances, image: np.ndarray) -> None:
         if instances.image_size != image.shape[:2]:
