@@ -164,15 +164,19 @@ class TrackingNode(VsisNode):
         """Prefetch the frame the model works on once its image is here and every result
         before it is tracked (so the flow is from the frame the tracker last saw)."""
         announced = self._matcher.next_kept()
-        if announced is None or announced[1] is None or self._stage is None:
+        if announced is not None and announced[1] is not None:
+            self._prefetch(*announced)
+
+    def _prefetch(self, stamp: int, image: np.ndarray) -> None:
+        """Flow and moving region of the frame ``stamp`` against the last tracked one,
+        once per frame."""
+        if self._stage is None or stamp == self._prefetched:
             return
-        if announced[0] == self._prefetched:
-            return
-        self._prefetched = announced[0]
+        self._prefetched = stamp
         with self.stats.stage("prefetch"):
-            self._stage.prefetch(announced[1])
+            self._stage.prefetch(image)
             if self._gate is not None:
-                self._gate.prefetch(announced[1])
+                self._gate.prefetch(image)
 
     def on_time_jump(self, topic: str, stamp_ns: int, back: bool) -> None:
         self._matcher.discard_outside(stamp_ns, newer=back)
@@ -212,11 +216,8 @@ class TrackingNode(VsisNode):
             image, rejection = decode_image_msg(msg, self.budget.max_image_pixels)
         if rejection is not None:
             self.reject(topic, rejection)
-        elif self._stage is not None and not self._matcher.waiting_right():
-            with self.stats.stage("prefetch"):
-                self._stage.prefetch(image)
-                if self._gate is not None:
-                    self._gate.prefetch(image)
+        elif not self._matcher.waiting_right():
+            self._prefetch(stamp_ns(msg.header), image)
         self._handle(self._matcher.add_right(stamp_ns(msg.header), image))
         self._prefetch_announced()
 
