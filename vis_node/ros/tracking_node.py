@@ -121,7 +121,7 @@ class TrackingNode(VsisNode):
         self._gate: GateStage | None = None
         self._matcher: StampMatcher[Pending, np.ndarray | None] = StampMatcher()
         self._prefetched: int | None = None
-        """Stamp of the announced frame prefetched last."""
+        """Stamp of the frame prefetched last."""
         self.label_map: LabelMap | None = None
 
     def configure_node(self) -> None:
