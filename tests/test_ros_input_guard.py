@@ -23,7 +23,8 @@ from vis_node.ros.input_guard import (
     decode_camera_image,
     decode_image_msg,
 )
-from vis_node.ros.stamps import FrameQueue, StampMatcher
+from vis_node.ros.frame_queue import FrameQueue
+from vis_node.ros.stamps import StampMatcher
 
 RGB = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
 

@@ -40,11 +40,11 @@ from vis_node.pipeline.filters import InstanceFilter
 from vis_node.pipeline.stages import DetectStage
 from vis_node.ros.base_node import VsisNode, run_standalone, stamp_ns
 from vis_node.ros.convert import label_map_to_msg
+from vis_node.ros.frame_queue import FrameQueue
 from vis_node.ros.input_guard import decode_image_msg
 from vis_node.ros.instances_msg import instances_to_msg
 from vis_node.ros.params import PERCEPTION, REFINER_FLIP_CHOICES
 from vis_node.ros.qos import LATCHED
-from vis_node.ros.stamps import FrameQueue
 from vis_node.ros.transport import image_subscription
 from vis_node.structures.label_map import LabelMap
 
