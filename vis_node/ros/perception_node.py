@@ -3,15 +3,14 @@
 Subscribes one camera topic, chosen by ``image_transport``: ``image``
 (``sensor_msgs/Image``) or ``image/compressed`` (``sensor_msgs/CompressedImage``);
 publishes ``instances`` (``vis_msgs/SalientInstanceArray``, header = the input
-image's header), ``inference_started`` (``std_msgs/Header``: the header of each frame
-as the model starts on it, so the tracking and semantic nodes keep that frame's image
-however many frames the model skips meanwhile) and, latched, ``label_map``
+image's header), ``inference_started`` (``std_msgs/Header``: the header of each decoded
+frame as the model starts on it, so the tracking and semantic nodes keep that frame's
+image however many frames the model skips meanwhile) and, latched, ``label_map``
 (``vis_msgs/LabelMap``): the names and model name of the model it loaded, which the
-tracking and semantic nodes use. The
-runtime filters (``score_threshold``, ``class_allow``, ``max_instances``,
-``min_mask_area``) apply before publishing: the node runs
-:class:`vis_node.pipeline.stages.DetectStage`, as ``vsis run`` does. The SISO motion
-gate runs in the tracking node, next to the tracker whose optical flow it shares.
+tracking and semantic nodes use. The runtime filters (``score_threshold``,
+``class_allow``, ``max_instances``, ``min_mask_area``) apply before publishing: the node
+runs :class:`vis_node.pipeline.stages.DetectStage`, as ``vsis run`` does. The SISO
+motion gate runs in the tracking node, next to the tracker whose optical flow it shares.
 
 Inference runs in its own thread fed through a queue. With ``frames: newest`` (the
 default, live cameras) a frame arriving while the model is busy replaces the waiting one
@@ -149,12 +148,7 @@ class PerceptionNode(VsisNode):
             if msg is None:
                 return
             self.stats.set_gauge("waiting_frames", len(self._queue))
-            self.guard.call("inference", self._start, msg)
-
-    def _start(self, msg: Image | CompressedImage) -> None:
-        """Announce the frame (``inference_started``), then run the model on it."""
-        self._started_pub.publish(msg.header)
-        self._process(msg)
+            self.guard.call("inference", self._process, msg)
 
     def _process(self, msg: Image | CompressedImage) -> None:
         detect, label_map = self._detect, self.label_map
@@ -166,6 +160,7 @@ class PerceptionNode(VsisNode):
         if rejection is not None:
             self.reject(topic, rejection)
             return
+        self._started_pub.publish(msg.header)
         with self.stats.stage("inference"):
             detections = detect(image, stamp_ns(msg.header))
         with self.stats.stage("publish"):
