@@ -251,7 +251,9 @@ PERCEPTION = NodeSpec(
             "Frames arriving while the model is busy: 'newest' (live cameras: a newer frame "
             "replaces the waiting one, counted as dropped, so latency stays within about two "
             "inference times) or 'every' (bag replay and evaluation: frames wait and run in "
-            "order, up to the input QoS depth; needs input_qos 'reliable').",
+            "order, up to the input QoS depth; needs input_qos 'reliable'; the tracking "
+            "node holds match_capacity images, so a longer backlog loses results there: "
+            "vsis replay keeps at most two frames waiting).",
             choices=FRAMES_CHOICES,
         ),
         Param(
