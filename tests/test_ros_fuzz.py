@@ -303,3 +303,18 @@ def test_semantic_stage_survives_arbitrary_instance_messages(stages, msg):
     node = stage.node
     stage.feed(node._on_instances, msg)
     stage.expect_output(lambda stamp: node._on_instances(_good_instances(stamp, 1)))
+
+
+@given(stamps=st.lists(STAMPS, min_size=1, max_size=12))
+@FUZZ
+def test_announcements_of_any_stamp_never_stop_output(stages, stamps):
+    """``inference_started`` headers with any stamps (far off the time line, repeated,
+    never followed by their instances) leave the tracking and semantic stages working."""
+    tracking, semantic = stages["tracking"], stages["semantic"]
+    for stamp in stamps:
+        tracking.node._on_started(_header(stamp))
+        semantic.node._on_started(_header(stamp))
+    tracking.expect_output(
+        lambda stamp: _track_pair(tracking.node, _good_instances(stamp, 0), _good_image(stamp))
+    )
+    semantic.expect_output(lambda stamp: semantic.node._on_instances(_good_instances(stamp, 1)))
