@@ -219,7 +219,6 @@ class TrackingNode(VsisNode):
         elif not self._matcher.waiting_right():
             self._prefetch(stamp_ns(msg.header), image)
         self._handle(self._matcher.add_right(stamp_ns(msg.header), image))
-        self._prefetch_announced()
 
     def _handle(self, pairs: list[tuple[int, Pending, np.ndarray | None]]) -> None:
         # Instances whose image never came are results lost here; images without
@@ -231,8 +230,7 @@ class TrackingNode(VsisNode):
         for _, (msg, instances), image in pairs:
             if image is not None:
                 self._track(msg, instances, image)
-        if pairs:
-            self._prefetch_announced()
+        self._prefetch_announced()  # an image came, or the tracker moved on
 
     def _track(self, msg: SalientInstanceArray, instances: Instances, image: np.ndarray) -> None:
         if instances.image_size != image.shape[:2]:
