@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -164,3 +165,44 @@ def test_motion_gate_passes_everything_without_motion() -> None:
     assert len(kept) == 3 and confidence == 1.0
     with pytest.raises(ValueError, match="theta"):
         MotionSaliencyGate(theta=1.0)
+
+
+def _panning_scene(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Two RGB frames ``(width, height) = size`` of one textured scene: the camera pans
+    4 % of the width, a square (its own texture) moves 10 % of the width the other
+    way. Drawn at 854 x 480 and resized, so every size shows the same content."""
+    rng = np.random.default_rng(3)
+    texture = cv2.resize(rng.integers(0, 255, (60, 107, 3), dtype=np.uint8), (1300, 480))
+    square = cv2.resize(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8), (140, 140))
+    frames = []
+    for pan, x in ((0, 300), (34, 215)):
+        frame = texture[:, pan:pan + 854].copy()
+        frame[170:310, x:x + 140] = square
+        frames.append(cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR))
+    return frames[1], frames[0]
+
+
+def test_motion_gate_judges_a_larger_frame_like_an_854_pixel_one(monkeypatch) -> None:
+    """The flow grid is the same size for 854 x 480 and 1920 x 1080 frames: the fit takes
+    the same number of samples (its cost does not grow with the camera) and finds the
+    same moving region."""
+    from vis_node.tracking import motion_gate
+
+    fit = motion_gate._fit_background
+    samples: list[int] = []
+
+    def counting(src, dst, model, threshold):
+        samples.append(len(src))
+        return fit(src, dst, model, threshold)
+
+    monkeypatch.setattr(motion_gate, "_fit_background", counting)
+    regions = [
+        MotionSaliencyGate().moving_region(*_panning_scene(size))
+        for size in ((854, 480), (1920, 1080))
+    ]
+    assert samples[0] == samples[1] <= 6500
+    assert regions[0].shape == regions[1].shape
+    for region in regions:  # on the 320 x 180 grid: the square's new place, the still left
+        assert region[70:110, 85:128].mean() > 0.9 and region[:, :60].mean() < 0.05
+    iou = (regions[0] & regions[1]).sum() / (regions[0] | regions[1]).sum()
+    assert iou > 0.9
