@@ -414,6 +414,53 @@ def test_composed_pipeline_tracks_ground_truth_ids(composed, synth_root):
     assert [n.rejections.total for n in (perception, tracking, semantic)] == [0, 0, 0]
 
 
+def test_label_images_are_painted_only_while_subscribed(composed, synth_root):
+    """Without a subscriber to ``instance_ids`` or ``semantic`` the semantic node neither
+    paints nor publishes that image; ``unified_instances`` still comes for every frame,
+    and the image comes back with a subscriber."""
+    from sensor_msgs.msg import Image
+
+    from vis_node.ros import qos
+
+    executor, make = composed
+    (_, _, semantic), probe = make(gt_params(synth_root))
+    images = ground_truth(synth_root)[0]
+    send_frames(executor, probe, images[:2])
+    published = {"instance_ids": 0, "semantic": 0}
+    for topic in published:
+        publisher = semantic._pubs[topic]
+
+        def counted(msg, publish=publisher.publish, topic=topic):
+            published[topic] += 1
+            publish(msg)
+
+        publisher.publish = counted
+    for subscription in list(probe.node.subscriptions):
+        if subscription.topic_name.lstrip("/") in published:
+            probe.node.destroy_subscription(subscription)
+    assert spin_until(
+        executor,
+        lambda: not any(semantic._pubs[t].get_subscription_count() for t in published),
+        timeout_s=10.0,
+    )
+    for index in range(2, 5):
+        expected = probe.count("unified_instances") + 1
+        probe.publish(images[index], stamp_of(index))
+        assert spin_until(
+            executor, lambda: probe.count("unified_instances") >= expected, timeout_s=20.0
+        ), f"no unified instances for frame {index}"
+    assert published == {"instance_ids": 0, "semantic": 0}
+    probe.node.create_subscription(Image, "semantic", probe._recorder("semantic"), qos.RELIABLE)
+    assert spin_until(
+        executor, lambda: semantic._pubs["semantic"].get_subscription_count() == 1, timeout_s=10.0
+    )
+    spin_until(executor, lambda: False, timeout_s=0.5)  # the subscription matches both ways
+    before = probe.count("semantic")
+    probe.publish(images[5], stamp_of(5))
+    assert spin_until(executor, lambda: probe.count("semantic") > before, timeout_s=20.0)
+    assert published == {"instance_ids": 0, "semantic": 1}
+
+
 @pytest.mark.parametrize(
     ("input_qos", "frames"), [("sensor", "newest"), ("reliable", "newest"), ("reliable", "every")]
 )

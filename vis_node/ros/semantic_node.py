@@ -10,7 +10,9 @@ only source of names here), and publishes, each with the input header:
   ``frame_confidence``;
 * ``instance_ids``: ``mono16`` track-id image (0 = background);
 * ``semantic``: ``mono8`` unified class-id image (both painted after
-  ``unified_instances`` went out, so the instances reach their subscribers first);
+  ``unified_instances`` went out, so the instances reach their subscribers first, and
+  each only while it has a subscriber: at 1920 x 1080 the two cost more than the
+  unification, about 6 MB per frame to paint and publish);
 * ``overlay``: ``rgb8`` visualisation, computed only while someone subscribes; it
   pairs the ids with the camera image of the same stamp (``image`` or
   ``image/compressed``, by ``image_transport``). The node subscribes to the camera
@@ -60,6 +62,10 @@ VISION_MSGS_MISSING = (
     "(LabelInfo) output. Install ros-jazzy-vision-msgs, or run scripts/setup.sh, which "
     "builds ../shared/third_party/vision_msgs into ros_ws, then source scripts/env.sh"
 )
+
+
+LABEL_IMAGES = {"instance_ids": "mono16", "semantic": "mono8"}
+"""The label-image topics and their encodings; each is painted only while subscribed."""
 
 
 def vision_msgs_available() -> bool:
@@ -233,10 +239,13 @@ class SemanticNode(VsisNode):
                     out, label_map, int(self.config["max_hypotheses"])
                 )
                 self._pubs["detections"].publish(detections)
-        with self.stats.stage("label_images"):  # painted after the instances went out
-            ids, classes = unified.id_map, unified.semantic_map
-            self._pubs["instance_ids"].publish(image_to_msg(ids, "mono16", msg.header))
-            self._pubs["semantic"].publish(image_to_msg(classes, "mono8", msg.header))
+        label_images = [t for t in LABEL_IMAGES if self._pubs[t].get_subscription_count()]
+        if label_images:
+            with self.stats.stage("label_images"):  # painted after the instances went out
+                for topic in label_images:
+                    pixels = unified.id_map if topic == "instance_ids" else unified.semantic_map
+                    image = image_to_msg(pixels, LABEL_IMAGES[topic], msg.header)
+                    self._pubs[topic].publish(image)
         self.stats.frame_done()
         if self._overlay_wanted():
             tags = {
@@ -244,7 +253,8 @@ class SemanticNode(VsisNode):
                 for t, c, s in zip(instances.track_ids, labels, confidence)
                 if t > 0
             }
-            self._publish_overlays(self._matcher.add_left(stamp_ns(msg.header), (ids, tags)))
+            pairs = self._matcher.add_left(stamp_ns(msg.header), (unified.id_map, tags))
+            self._publish_overlays(pairs)
 
     def _on_image(self, msg: Any) -> None:
         topic = "image" if isinstance(msg, Image) else "image/compressed"
