@@ -544,10 +544,13 @@ def test_a_model_slower_than_many_camera_frames_still_gets_every_result_tracked(
     assert spin_until(
         executor, lambda: probe.count("unified_instances") == probe.count("instances"), 30.0
     )
-    assert perception.stats.processed >= 3 and perception.stats.dropped > 0
+    assert perception.stats.processed >= 2 and perception.stats.dropped > 0
     assert tracking.stats.dropped == 0 and "instances" not in tracking.stats.missing
-    # Each announced frame's flow was computed while the model ran (all but the first).
-    assert len(tracking.stats._latency.get("prefetch", ())) >= perception.stats.processed - 1
+    # Only the frames the model ran were decoded and given a flow (the first image also
+    # before any announcement); test_tracking_node_decodes_and_prefetches_only_the_frames_
+    # the_model_runs checks that each is prefetched while the model runs.
+    assert len(tracking.stats._latency["decode"]) <= perception.stats.processed + 1
+    assert len(tracking.stats._latency.get("prefetch", ())) <= perception.stats.processed + 1
     assert [stamp_ns(m.header) for m in probe.received["tracked_instances"]] == [
         stamp_ns(m.header) for m in probe.received["instances"]
     ]
@@ -711,6 +714,64 @@ def test_perception_runtime_parameters_reach_the_runtime(synth_root, request, mo
             node.set_parameters([Parameter("threads", value=-1)])
             assert node.get_parameter("threads").value == 1  # out of range: refused
             assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        finally:
+            node.destroy_node()
+
+
+def test_tracking_node_decodes_and_prefetches_only_the_frames_the_model_runs(
+    synth_root, request, monkeypatch
+):
+    """A model that runs on every third camera frame and announces it: the tracking node
+    decodes only the announced frames' images (the first one before any announcement)
+    and computes each one's flow before its instances come; the skipped frames' images
+    are dropped undecoded and uncounted."""
+    require_ros()
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from std_msgs.msg import Header
+
+    import vis_node.ros.tracking_node as tracking_node
+    from vis_node.ros.base_node import stamp_ns
+    from vis_node.ros.convert import image_to_msg
+    from vis_node.ros.instances_msg import instances_to_msg
+    from vis_node.structures.instances import Instances
+    from vis_node.structures.label_map import LabelMap
+
+    decoded: list[int] = []
+    decode = tracking_node.decode_image_msg
+
+    def counted(msg: Any, max_pixels: Any) -> Any:
+        decoded.append(stamp_ns(msg.header))
+        return decode(msg, max_pixels)
+
+    monkeypatch.setattr(tracking_node, "decode_image_msg", counted)
+    images, gt_ids, _ = ground_truth(synth_root)
+    names = ("background", "object")
+    with ros_context(domain_for(request)) as context:
+        node = tracking_node.TrackingNode(context=context)
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            node.label_map = LabelMap(names, "test")
+            prefetched: list[int] = []
+            prefetch = node._stage.prefetch
+            node._stage.prefetch = lambda image: prefetched.append(len(prefetched)) or prefetch(image)
+            published: list[Any] = []
+            node._publisher.publish = published.append
+            run = [stamp_of(i) for i in range(0, len(images), 3)]
+            for index, image in enumerate(images):
+                header = Header(frame_id="camera")
+                header.stamp.sec, header.stamp.nanosec = divmod(stamp_of(index), 10**9)
+                node._on_image(image_to_msg(image, "rgb8", header))
+                if stamp_of(index) in run:
+                    node._on_started(header)
+                    ids = gt_ids[index]
+                    masks = np.stack([ids == k for k in np.unique(ids[ids > 0])])
+                    instances = Instances.from_masks(masks, np.ones((len(masks), 2), np.float32))
+                    node._on_instances(instances_to_msg(instances, header, names))
+            assert [stamp_ns(m.header) for m in published] == run
+            assert decoded == run
+            assert len(prefetched) == len(run)
+            assert node.stats.dropped == 0 and node.rejections.total == 0
         finally:
             node.destroy_node()
 

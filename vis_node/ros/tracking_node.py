@@ -14,16 +14,16 @@ as in ``vsis run``. Instances are skipped (counted as
 ``no_label_map``) until the label map has arrived, and (``size_mismatch``) when their
 class scores do not fit it.
 
-The image of a frame arrives while the perception node is still working on it: the
-node decodes it then and, once it knows that this frame is the next one tracked,
-computes its optical flow to the last tracked frame
+The image of a frame arrives while the perception node is still working on it: once
+the node knows that this frame is the next one tracked, it decodes it and computes its
+optical flow to the last tracked frame
 (:meth:`~vis_node.pipeline.stages.TrackStage.prefetch`) and the gate's moving region
 (:meth:`~vis_node.pipeline.stages.GateStage.prefetch`); only selection and association
 are left once the instances arrive. The next frame is the one the perception node
 announced on ``inference_started`` (every result before it tracked), or, from a
 perception node that announces nothing, an image that arrives while no other waits
 (the model keeps pace with the camera). A model that skips camera frames leaves their
-images unused; they are discarded without counting: ``frames_dropped`` counts instance
+images unused; they are discarded undecoded and without counting: ``frames_dropped`` counts instance
 messages whose image never came. The announced frame's image is kept whatever
 ``match_capacity``, and an announced frame whose instances never come counts as
 ``frames_missing_instances``.
@@ -34,6 +34,7 @@ Run: ``vsis ros tracking --params launch/config/tracking.yaml``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,17 @@ from vis_node.structures.instances import Instances
 
 Pending = tuple[SalientInstanceArray, Instances]
 """An instance message and its decoded instances, waiting for their image."""
+
+
+@dataclass
+class CameraImage:
+    """A camera message waiting for its instances, decoded on first use
+    (:meth:`TrackingNode._pixels`): the images of frames a slower model skips are never
+    decoded (at 1920 x 1080 about 3 ms each)."""
+
+    msg: Image | CompressedImage | None
+    topic: str
+    pixels: np.ndarray | None = None
 
 
 def build_tracker(config: dict[str, Any]) -> OnlineTracker:
@@ -119,9 +131,12 @@ class TrackingNode(VsisNode):
         self._publisher: Any = None
         self._stage: TrackStage | None = None
         self._gate: GateStage | None = None
-        self._matcher: StampMatcher[Pending, np.ndarray | None] = StampMatcher()
+        self._matcher: StampMatcher[Pending, CameraImage] = StampMatcher()
         self._prefetched: int | None = None
         """Stamp of the frame prefetched last."""
+        self._announced = False
+        """Whether the perception node announces its frames (then only those are
+        prefetched)."""
         self.label_map: LabelMap | None = None
 
     def configure_node(self) -> None:
@@ -136,6 +151,7 @@ class TrackingNode(VsisNode):
     def activate_node(self) -> None:
         self._matcher.clear()
         self._prefetched = None
+        self._announced = False
         self.subscribe(LabelMapMsg, "label_map", self._on_label_map, LATCHED)
         # Before the instances: an executor that finds both ready takes them in this order.
         self.subscribe(Header, "inference_started", self._on_started, self.input_qos)
@@ -157,6 +173,7 @@ class TrackingNode(VsisNode):
 
     def _on_started(self, msg: Header) -> None:
         """The model started on this frame: keep its image until its instances come."""
+        self._announced = True
         self._matcher.keep_right(stamp_ns(msg))
         self._prefetch_announced()
 
@@ -167,10 +184,26 @@ class TrackingNode(VsisNode):
         if announced is not None and announced[1] is not None:
             self._prefetch(*announced)
 
-    def _prefetch(self, stamp: int, image: np.ndarray) -> None:
+    def _pixels(self, camera: CameraImage) -> np.ndarray | None:
+        """The pixels of ``camera``, decoded on the first call (a bad image is rejected
+        then, once); ``None`` for a rejected image."""
+        if camera.msg is not None:
+            with self.stats.stage("decode"):
+                camera.pixels, rejection = decode_image_msg(
+                    camera.msg, self.budget.max_image_pixels
+                )
+            camera.msg = None
+            if rejection is not None:
+                self.reject(camera.topic, rejection)
+        return camera.pixels
+
+    def _prefetch(self, stamp: int, camera: CameraImage) -> None:
         """Flow and moving region of the frame ``stamp`` against the last tracked one,
         once per frame."""
         if self._stage is None or stamp == self._prefetched:
+            return
+        image = self._pixels(camera)
+        if image is None:
             return
         self._prefetched = stamp
         with self.stats.stage("prefetch"):
@@ -207,27 +240,27 @@ class TrackingNode(VsisNode):
         self._handle(self._matcher.add_left(stamp_ns(msg.header), (msg, instances)))
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
-        """Decode (and prefetch the flow) now; a rejected image waits as ``None``, so
-        its instances are consumed with it."""
+        """Keep the image for its instances (decoded, with its flow prefetched, now if
+        it is the next frame tracked, else once it is needed; a rejected image still
+        pairs with its instances, which are consumed with it). Without announcements
+        the next frame is an image that arrives while no other waits."""
         topic = "image" if isinstance(msg, Image) else "image/compressed"
         if not self.check_header(topic, msg.header):
             return
-        with self.stats.stage("decode"):
-            image, rejection = decode_image_msg(msg, self.budget.max_image_pixels)
-        if rejection is not None:
-            self.reject(topic, rejection)
-        elif not self._matcher.waiting_right():
-            self._prefetch(stamp_ns(msg.header), image)
-        self._handle(self._matcher.add_right(stamp_ns(msg.header), image))
+        camera = CameraImage(msg, topic)
+        if not self._announced and not self._matcher.waiting_right():
+            self._prefetch(stamp_ns(msg.header), camera)
+        self._handle(self._matcher.add_right(stamp_ns(msg.header), camera))
 
-    def _handle(self, pairs: list[tuple[int, Pending, np.ndarray | None]]) -> None:
+    def _handle(self, pairs: list[tuple[int, Pending, CameraImage]]) -> None:
         # Instances whose image never came are results lost here; images without
         # instances are frames the model skipped (the perception node counts those);
         # an announced frame whose instances never came is a result lost on the way.
         self.stats.set_dropped(self._matcher.discarded_left)
         if self._matcher.unanswered:
             self.stats.set_missing("instances", self._matcher.unanswered)
-        for _, (msg, instances), image in pairs:
+        for _, (msg, instances), camera in pairs:
+            image = self._pixels(camera)
             if image is not None:
                 self._track(msg, instances, image)
         self._prefetch_announced()  # an image came, or the tracker moved on
