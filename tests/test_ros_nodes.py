@@ -752,9 +752,9 @@ def test_tracking_node_decodes_and_prefetches_only_the_frames_the_model_runs(
             assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
             assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
             node.label_map = LabelMap(names, "test")
-            prefetched: list[int] = []
+            prefetched: list[np.ndarray] = []
             prefetch = node._stage.prefetch
-            node._stage.prefetch = lambda image: prefetched.append(len(prefetched)) or prefetch(image)
+            node._stage.prefetch = lambda image: prefetched.append(image) or prefetch(image)
             published: list[Any] = []
             node._publisher.publish = published.append
             run = [stamp_of(i) for i in range(0, len(images), 3)]
