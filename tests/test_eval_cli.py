@@ -154,3 +154,41 @@ def test_sesiv_without_semantics_exits_2(tmp_path, capsys) -> None:
     assert code == 2
     assert report is None
     assert "--pred-semantics" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("kept", "rule", "j_mean"),
+    [((0, 2), "empty", 0.5), ((0, 2), "hold", 1.0), ((1,), "hold", 0.75)],
+)
+def test_missing_frames_score_empty_or_the_latest_earlier_prediction(
+    tmp_path, caplog, kept, rule, j_mean
+) -> None:
+    """A replay at pace recorded writes only the frames the graph ran; ``--missing hold``
+    scores the others with the prediction a subscriber last had (none before the first)."""
+    gt = _objects(4)
+    _write(tmp_path / "gt", "s", gt)
+    for t in kept:
+        write_instance_png(tmp_path / "pred" / "s" / f"{t:05d}.png", gt[t])
+    with caplog.at_level(logging.WARNING):
+        code, report = _run(tmp_path, "davis2016", "--missing", rule)
+    assert code == 0
+    assert report["J"]["mean"] == pytest.approx(j_mean)
+    expected = "the latest earlier prediction" if rule == "hold" else "empty predictions"
+    assert f"{4 - len(kept)} of 4 frames missing" in caplog.text and expected in caplog.text
+
+
+def test_held_semantic_frames_repeat_the_latest_earlier_one(tmp_path) -> None:
+    from vis_node.evaluation.loading import FolderPairs
+
+    gt = _objects(3)
+    classes = np.stack([np.full((12, 16), c, np.uint8) for c in (3, 4, 5)])
+    for root in ("gt", "pred"):
+        _write(tmp_path / root, "s", gt)
+    _write(tmp_path / "gts", "s", classes, semantic=True)
+    write_semantic_png(tmp_path / "preds" / "s" / "00001.png", classes[1])
+    pairs = FolderPairs(tmp_path / "pred", tmp_path / "gt", pred_semantics=tmp_path / "preds",
+                        gt_semantics=tmp_path / "gts", missing="hold")
+    held = pairs.load("s").pred_semantics
+    assert [int(frame[0, 0]) for frame in held] == [0, 4, 4]
+    with pytest.raises(ValueError, match="choose one of empty, hold"):
+        FolderPairs(tmp_path / "pred", tmp_path / "gt", missing="last")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vis_node.evaluation.loading import FolderPairs, SequencePair
+from vis_node.evaluation.loading import MISSING_RULES, FolderPairs, SequencePair
 
 PROTOCOLS: tuple[str, ...] = (
     "davis2016",
@@ -36,6 +36,7 @@ def evaluate(
     *,
     pred_semantics: str | Path | None = None,
     gt_semantics: str | Path | None = None,
+    missing: str = MISSING_RULES[0],
 ) -> dict:
     """Score predictions against ground truth under one protocol.
 
@@ -49,6 +50,11 @@ def evaluate(
     pred_semantics, gt_semantics:
         ``<root>/<seq>/<frame>.png`` class-id folders; required by ``sesiv``,
         optional for ``ytvis`` (categories), ignored otherwise.
+    missing:
+        One of :data:`~vis_node.evaluation.loading.MISSING_RULES`: a ground-truth frame
+        without prediction scores as an empty prediction (``empty``) or as the latest
+        earlier one (``hold``: what a subscriber had, e.g. from ``vsis replay --pace
+        recorded``, where the graph skips frames). Folders only.
 
     Returns
     -------
@@ -62,7 +68,7 @@ def evaluate(
     Raises
     ------
     ValueError
-        For an unknown protocol, missing semantics for ``sesiv``, or more than 20
+        For an unknown protocol or missing rule, missing semantics for ``sesiv``, or more than 20
         proposals in a sequence under ``davis2017-unsupervised``.
     vis_node.structures.errors.InputDataError
         For unreadable inputs or frame-size mismatches (the message names the file).
@@ -79,7 +85,9 @@ def evaluate(
 
         return evaluate_ytvis_json(pred, gt)
 
-    pairs = FolderPairs(pred, gt, pred_semantics=pred_semantics, gt_semantics=gt_semantics)
+    pairs = FolderPairs(
+        pred, gt, pred_semantics=pred_semantics, gt_semantics=gt_semantics, missing=missing
+    )
     sequences = _iterate(pairs, protocol)
     if protocol == "davis2016":
         from vis_node.evaluation.davis import evaluate_davis2016
@@ -102,4 +110,4 @@ def evaluate(
     return evaluate_tracking(sequences)
 
 
-__all__ = ["PROTOCOLS", "evaluate"]
+__all__ = ["MISSING_RULES", "PROTOCOLS", "evaluate"]

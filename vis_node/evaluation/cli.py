@@ -9,15 +9,16 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``eval`` sub-command to the ``vsis`` parser."""
-    from vis_node.evaluation import PROTOCOLS
+    from vis_node.evaluation import MISSING_RULES, PROTOCOLS
 
     parser = subparsers.add_parser(
         "eval",
         help="score predictions (DAVIS J/F, SESIV, YouTube-VIS AP, HOTA/IDF1)",
         description=(
             "Score <PRED>/<seq>/<frame>.png instance-id maps against <GT>/<seq>/<frame>.png. "
-            "GT frames missing from PRED count as empty predictions. For ytvis, PRED and GT "
-            "may also be a YouTube-VIS results JSON and annotation JSON."
+            "GT frames missing from PRED count as empty predictions (or, --missing hold, as "
+            "the latest earlier prediction). For ytvis, PRED and GT may also be a "
+            "YouTube-VIS results JSON and annotation JSON."
         ),
     )
     parser.add_argument("--pred", type=Path, required=True, help="prediction folder (or JSON)")
@@ -29,6 +30,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--gt-semantics", type=Path, help="ground-truth class-id PNG folder (sesiv, ytvis)"
+    )
+    parser.add_argument(
+        "--missing",
+        choices=MISSING_RULES,
+        default=MISSING_RULES[0],
+        help="a GT frame without prediction: empty (default) or hold (the latest earlier "
+        "prediction, what a subscriber had: for a replay at --pace recorded, where the "
+        "graph skips frames)",
     )
     parser.set_defaults(func=run)
 
@@ -48,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
             args.gt,
             pred_semantics=args.pred_semantics,
             gt_semantics=args.gt_semantics,
+            missing=args.missing,
         )
     except ValueError as exc:
         print(f"vsis eval: error: {exc}", file=sys.stderr)

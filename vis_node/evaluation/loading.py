@@ -2,8 +2,10 @@
 
 Both trees follow ``<root>/<sequence>/<frame>.png`` (see :mod:`vis_node.io.labels`).
 The ground truth decides which sequences and frames are scored: a prediction frame
-missing for a ground-truth frame counts as an empty prediction (a warning says how
-many), prediction sequences absent from the ground truth are ignored (with a warning).
+missing for a ground-truth frame counts as an empty prediction, or (rule ``hold``) as
+the latest earlier prediction of its sequence, what a subscriber last received from a
+graph that skipped the frame (a warning says how many either way); prediction
+sequences absent from the ground truth are ignored (with a warning).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from vis_node.structures.errors import InputDataError
 from vis_node.io.labels import read_label_folder, read_label_png, read_semantic_png
 
 LOGGER = logging.getLogger(__name__)
+
+MISSING_RULES: tuple[str, ...] = ("empty", "hold")
+"""What a ground-truth frame without prediction is scored with: an empty prediction
+(the default), or the latest earlier prediction of the sequence held (empty before the
+first)."""
 
 
 @dataclass(frozen=True)
@@ -36,11 +43,12 @@ class SequencePair:
         ``bool[T, H, W]`` void pixels of the ground truth (palette value 255), or
         ``None`` when no frame marks any.
     pred:
-        ``uint16[T, H, W]`` predicted instance ids, 0 = background; all zero on frames
-        the prediction folder lacks.
+        ``uint16[T, H, W]`` predicted instance ids, 0 = background; on frames the
+        prediction folder lacks all zero, or the latest earlier frame's (rule ``hold``).
     gt_semantics, pred_semantics:
         ``uint8[T, H, W]`` class-id maps (0 = background), or ``None`` when no
-        semantics folder was given. A missing prediction semantic frame reads as 0.
+        semantics folder was given. A missing prediction semantic frame reads as 0, or
+        as the latest earlier one (rule ``hold``).
     """
 
     name: str
@@ -61,11 +69,16 @@ class FolderPairs:
         ``<root>/<seq>/<frame>.png`` instance-id trees.
     pred_semantics, gt_semantics:
         Optional class-id PNG trees with the same layout.
+    missing:
+        One of :data:`MISSING_RULES`: how a ground-truth frame without prediction is
+        scored.
 
     Raises
     ------
     InputDataError
         If a root is not a folder of label PNGs.
+    ValueError
+        An unknown ``missing`` rule.
     """
 
     def __init__(
@@ -75,7 +88,11 @@ class FolderPairs:
         *,
         pred_semantics: str | Path | None = None,
         gt_semantics: str | Path | None = None,
+        missing: str = MISSING_RULES[0],
     ) -> None:
+        if missing not in MISSING_RULES:
+            raise ValueError(f"missing={missing!r}: choose one of {', '.join(MISSING_RULES)}")
+        self.hold = missing == "hold"
         self.gt_index = read_label_folder(gt_root)
         self.pred_index = read_label_folder(pred_root)
         self.pred_root = Path(pred_root)
@@ -132,6 +149,8 @@ class FolderPairs:
             path = pred_paths.get(name)
             if path is None:
                 missing += 1
+                if self.hold and t > 0:
+                    pred[t] = pred[t - 1]
                 continue
             ids, _ = read_label_png(path)
             _check_size(path, ids.shape, gt_path, shape)
@@ -145,11 +164,12 @@ class FolderPairs:
             )
         elif missing:
             LOGGER.warning(
-                "sequence %s: %d of %d frames missing from %s count as empty predictions",
+                "sequence %s: %d of %d frames missing from %s count as %s",
                 sequence,
                 missing,
                 len(names),
                 self.pred_root,
+                "the latest earlier prediction" if self.hold else "empty predictions",
             )
         return SequencePair(
             name=sequence,
@@ -159,7 +179,7 @@ class FolderPairs:
             pred=pred,
             gt_semantics=self._semantics(self.gt_semantics_root, sequence, gt_frames, shape, True),
             pred_semantics=self._semantics(
-                self.pred_semantics_root, sequence, gt_frames, shape, False
+                self.pred_semantics_root, sequence, gt_frames, shape, False, self.hold
             ),
         )
 
@@ -170,8 +190,10 @@ class FolderPairs:
         gt_frames: list[tuple[str, Path]],
         shape: tuple[int, int],
         required: bool,
+        hold: bool = False,
     ) -> np.ndarray | None:
-        """Read ``uint8[T, H, W]`` class maps for the ground-truth frames, or ``None``."""
+        """Read ``uint8[T, H, W]`` class maps for the ground-truth frames, or ``None``;
+        with ``hold`` a missing frame repeats the one before."""
         if root is None:
             return None
         frames: list[np.ndarray] = []
@@ -184,17 +206,18 @@ class FolderPairs:
                         path, f"ground-truth semantic map missing for annotated frame {gt_path}"
                     )
                 missing += 1
-                frames.append(np.zeros(shape, np.uint8))
+                frames.append(frames[-1] if hold and frames else np.zeros(shape, np.uint8))
                 continue
             classes = read_semantic_png(path)
             _check_size(path, classes.shape, gt_path, shape)
             frames.append(classes)
         if missing:
             LOGGER.warning(
-                "sequence %s: %d predicted semantic frame(s) missing from %s read as background",
+                "sequence %s: %d predicted semantic frame(s) missing from %s read as %s",
                 sequence,
                 missing,
                 root,
+                "the latest earlier one" if hold else "background",
             )
         return np.stack(frames)
 
