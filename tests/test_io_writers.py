@@ -130,6 +130,26 @@ def test_overlay_blends_masks_and_draws_tag() -> None:
     assert (tag == 0).all(axis=-1).any()
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.5, 1.0])
+def test_overlay_tints_every_instance_pixel_like_a_float_blend(alpha: float) -> None:
+    """The table-based tint gives each pixel of each instance round((1 - a) * pixel +
+    a * colour) (within 1: ties round either way with the float precision), away from
+    the contours and tags drawn on top; other pixels unchanged."""
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    ids = np.zeros((120, 200), np.uint16)
+    ids[40:80, 20:90] = 5
+    ids[60:110, 120:190] = 65535
+    ids[90:100, 30:40] = 5  # a second piece of instance 5
+    out = draw_overlay(image, ids, {5: InstanceLabel("a", 0.5)}, alpha=alpha)
+    for instance_id in (5, 65535):
+        inside = cv2.erode((ids == instance_id).astype(np.uint8), np.ones((7, 7), np.uint8))
+        colour = np.array(instance_color(instance_id), np.float32)
+        expected = (1 - alpha) * image.astype(np.float32) + alpha * colour
+        np.testing.assert_allclose(out[inside > 0], expected[inside > 0], atol=0.5 + 1e-4)
+    np.testing.assert_array_equal(out[:20, 100:], image[:20, 100:])
+
+
 def test_overlay_rejects_size_mismatch() -> None:
     with pytest.raises(ValueError, match="differ in size"):
         draw_overlay(np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4), np.uint16))
