@@ -426,6 +426,7 @@ def test_label_images_are_painted_only_while_subscribed(composed, synth_root):
     (_, _, semantic), probe = make(gt_params(synth_root))
     images = ground_truth(synth_root)[0]
     send_frames(executor, probe, images[:2])
+    probe.received["semantic"].clear()
     published = {"instance_ids": 0, "semantic": 0}
     for topic in published:
         publisher = semantic._pubs[topic]
@@ -454,11 +455,13 @@ def test_label_images_are_painted_only_while_subscribed(composed, synth_root):
     assert spin_until(
         executor, lambda: semantic._pubs["semantic"].get_subscription_count() == 1, timeout_s=10.0
     )
-    spin_until(executor, lambda: False, timeout_s=0.5)  # the subscription matches both ways
-    before = probe.count("semantic")
-    probe.publish(images[5], stamp_of(5))
-    assert spin_until(executor, lambda: probe.count("semantic") > before, timeout_s=20.0)
-    assert published == {"instance_ids": 0, "semantic": 1}
+    # Until the probe's side has matched too, an image may be published and not received.
+    for index in range(5, FRAMES):
+        probe.publish(images[index], stamp_of(index))
+        if spin_until(executor, lambda: probe.count("semantic") > 0, timeout_s=3.0):
+            break
+    assert probe.count("semantic") > 0
+    assert published["instance_ids"] == 0 and published["semantic"] >= 1
 
 
 @pytest.mark.parametrize(
