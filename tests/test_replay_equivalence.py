@@ -73,27 +73,39 @@ def test_replay_writes_the_pngs_of_vsis_run(tmp_path, monkeypatch, request, moti
 
 
 @pytest.mark.timeout(150)
-def test_replay_at_the_bag_clock_ends_once_the_last_frame_is_out(tmp_path, monkeypatch, request):
+def test_replay_at_the_bag_clock_ends_once_the_last_frame_is_out(
+    tmp_path, monkeypatch, request, capsys
+):
     """At pace ``recorded`` a model slower than the bag's clock skips frames (the newest
     wins); the replay ends once the last frame's outputs are in, as outputs come in
-    frame order, instead of waiting ``frame_timeout_s`` for frames that never come
-    (before: 30 s per bag; here an hour, so that waiting fails the test)."""
+    frame order, instead of waiting ``--frame-timeout`` for frames that never come
+    (before: 30 s per bag; here an hour, so that waiting fails the test). It says how to
+    score the skipped frames as a subscriber saw them, and that command works."""
     require_ros()
-    from vis_node.ros.replay import ReplaySettings, run_replay
-
     monkeypatch.setenv("ROS_DOMAIN_ID", str(100 + zlib.crc32(request.node.name.encode()) % 50))
     root = write_synth_root(
         tmp_path / "synth", videos=1, seed=11, config=SynthConfig(width=320, height=240, frames=12)
     )
-    bag = tmp_path / "bag"
+    bag, out = tmp_path / "bag", tmp_path / "out"
     assert main(["bag", "make", str(root), str(bag), "--fps", "240"]) == 0
-    settings = ReplaySettings(model="synth", pace="recorded", frame_timeout_s=3600.0)
-    report = run_replay(bag, tmp_path / "out", settings)
+    assert main(["replay", str(bag), "--out", str(out), "--model", "synth",
+                 "--pace", "recorded", "--frame-timeout", "3600"]) == 0
+    report = json.loads((out / "latency.json").read_text())
     assert report["published"] == 12 and 0 < report["delivered"] < 12
     assert report["delivered"] + report["dropped"] == 12
-    written = _pngs(tmp_path / "out", "instances")
+    written = _pngs(out, "instances")
     assert len(written) == report["delivered"] == report["frames_written"]
     assert written[-1] == Path("bag", "00011.png")  # the newest frame always runs
+    hint = capsys.readouterr().out.split("score them as a subscriber saw them with: ")[1]
+    command = hint.split()[1:]  # after "vsis"
+    assert command[0] == "eval" and command[command.index("--missing") + 1] == "hold"
+    scores = {}
+    for rule in ("empty", "hold"):
+        args = [a if a != "REPORT.json" else str(tmp_path / f"{rule}.json") for a in command]
+        args[args.index("--missing") + 1] = rule
+        assert main(args) == 0
+        scores[rule] = json.loads((tmp_path / f"{rule}.json").read_text())["J"]["mean"]
+    assert scores["hold"] > scores["empty"]
 
 
 def test_replay_into_a_used_folder_fails_before_the_graph_starts(tmp_path, monkeypatch):

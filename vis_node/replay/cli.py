@@ -110,4 +110,10 @@ def run_replay(args: argparse.Namespace) -> int:
         return 1
     print_latency(report, title=f"vsis replay: {args.bag} ({args.graph}, pace {args.pace})")
     print(f"outputs written to {args.out}")
+    if report["dropped"] and (Path(args.out) / "gt").is_dir():
+        print(
+            f"{report['dropped']} frames have no outputs (skipped by the graph); score them as a "
+            f"subscriber saw them with: vsis eval --pred {args.out}/instances --gt {args.out}/gt "
+            "--protocol davis2016 --missing hold --out REPORT.json"
+        )
     return 0
