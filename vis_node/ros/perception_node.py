@@ -44,7 +44,7 @@ from vis_node.ros.input_guard import decode_image_msg
 from vis_node.ros.instances_msg import instances_to_msg
 from vis_node.ros.params import PERCEPTION, REFINER_FLIP_CHOICES
 from vis_node.ros.qos import LATCHED
-from vis_node.ros.transport import image_subscription
+from vis_node.ros.transport import image_subscription, image_topic
 from vis_node.structures.label_map import LabelMap
 
 
@@ -137,7 +137,7 @@ class PerceptionNode(VsisNode):
         self._label_map_pub = None
 
     def _on_image(self, msg: Image | CompressedImage) -> None:
-        topic = "image" if isinstance(msg, Image) else "image/compressed"
+        topic = image_topic(msg)
         if self.check_header(topic, msg.header) and self._queue.put(msg):
             self.stats.add_dropped()
 
@@ -154,7 +154,7 @@ class PerceptionNode(VsisNode):
         detect, label_map = self._detect, self.label_map
         if detect is None or label_map is None:
             return
-        topic = "image" if isinstance(msg, Image) else "image/compressed"
+        topic = image_topic(msg)
         with self.stats.stage("decode"):
             image, rejection = decode_image_msg(msg, self.budget.max_image_pixels)
         if rejection is not None:

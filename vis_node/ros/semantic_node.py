@@ -52,7 +52,7 @@ from vis_node.ros.label_maps import check_class_count, no_label_map
 from vis_node.ros.params import SEMANTIC
 from vis_node.ros.qos import LATCHED
 from vis_node.ros.stamps import StampMatcher
-from vis_node.ros.transport import image_subscription
+from vis_node.ros.transport import image_subscription, image_topic
 from vis_node.structures.label_map import LabelMap
 from vis_node.settings import from_values
 from vis_node.tracking.unification import OnlineUnifier, UnifierConfig
@@ -257,13 +257,13 @@ class SemanticNode(VsisNode):
             self._publish_overlays(pairs)
 
     def _on_image(self, msg: Any) -> None:
-        topic = "image" if isinstance(msg, Image) else "image/compressed"
+        topic = image_topic(msg)
         if self._overlay_wanted() and self.check_header(topic, msg.header):
             self._publish_overlays(self._matcher.add_right(stamp_ns(msg.header), msg))
 
     def _publish_overlays(self, pairs: list[tuple[int, Any, Any]]) -> None:
         for _, (ids, tags), image_msg in pairs:
-            topic = "image" if isinstance(image_msg, Image) else "image/compressed"
+            topic = image_topic(image_msg)
             image, rejection = decode_image_msg(image_msg, self.budget.max_image_pixels)
             if rejection is not None:
                 self.reject(topic, rejection)

@@ -51,7 +51,7 @@ from vis_node.ros.label_maps import check_class_count, no_label_map
 from vis_node.ros.params import TRACKING
 from vis_node.ros.qos import LATCHED
 from vis_node.ros.stamps import StampMatcher
-from vis_node.ros.transport import image_subscription
+from vis_node.ros.transport import image_subscription, image_topic
 from vis_node.structures.label_map import LabelMap
 from vis_node.tracking.tracker import OnlineTracker, TrackState
 from vis_node.structures.instances import Instances
@@ -67,7 +67,6 @@ class CameraImage:
     decoded (at 1920 x 1080 about 3 ms each)."""
 
     msg: Image | CompressedImage | None
-    topic: str
     pixels: np.ndarray | None = None
 
 
@@ -187,14 +186,13 @@ class TrackingNode(VsisNode):
     def _pixels(self, camera: CameraImage) -> np.ndarray | None:
         """The pixels of ``camera``, decoded on the first call (a bad image is rejected
         then, once); ``None`` for a rejected image."""
-        if camera.msg is not None:
+        msg = camera.msg
+        if msg is not None:
             with self.stats.stage("decode"):
-                camera.pixels, rejection = decode_image_msg(
-                    camera.msg, self.budget.max_image_pixels
-                )
+                camera.pixels, rejection = decode_image_msg(msg, self.budget.max_image_pixels)
             camera.msg = None
             if rejection is not None:
-                self.reject(camera.topic, rejection)
+                self.reject(image_topic(msg), rejection)
         return camera.pixels
 
     def _prefetch(self, stamp: int, camera: CameraImage) -> None:
@@ -244,10 +242,9 @@ class TrackingNode(VsisNode):
         it is the next frame tracked, else once it is needed; a rejected image still
         pairs with its instances, which are consumed with it). Without announcements
         the next frame is an image that arrives while no other waits."""
-        topic = "image" if isinstance(msg, Image) else "image/compressed"
-        if not self.check_header(topic, msg.header):
+        if not self.check_header(image_topic(msg), msg.header):
             return
-        camera = CameraImage(msg, topic)
+        camera = CameraImage(msg)
         if not self._announced and not self._matcher.waiting_right():
             self._prefetch(stamp_ns(msg.header), camera)
         self._handle(self._matcher.add_right(stamp_ns(msg.header), camera))

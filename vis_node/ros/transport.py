@@ -30,3 +30,9 @@ def image_subscription(transport: str) -> tuple[Any, str]:
             f"image_transport={transport!r}: choose one of {', '.join(TRANSPORT_TYPES)}"
         )
     return TRANSPORT_TYPES[transport], TRANSPORT_TOPICS[transport]
+
+
+def image_topic(msg: Image | CompressedImage) -> str:
+    """Relative topic name of a camera message's transport: ``image`` for an ``Image``,
+    ``image/compressed`` for a ``CompressedImage``."""
+    return TRANSPORT_TOPICS["raw" if isinstance(msg, Image) else "compressed"]
