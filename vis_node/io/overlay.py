@@ -114,11 +114,12 @@ def draw_overlay(
     present = [int(i) for i in np.flatnonzero(np.bincount(np.ravel(ids))) if i != 0]
     regions = []
     for instance_id in present:
-        mask = (ids == instance_id).astype(np.uint8)
+        inside = ids == instance_id
+        mask = inside.view(np.uint8)  # the same bytes, for OpenCV
         x, y, width, height = cv2.boundingRect(mask)
         box = (slice(y, y + height), slice(x, x + width))
         tinted = cv2.LUT(image[box], _tint_table(instance_color(instance_id), alpha))
-        np.copyto(canvas[box], tinted, where=mask[box][..., None].astype(bool))
+        np.copyto(canvas[box], tinted, where=inside[box][..., None])
         regions.append((instance_id, mask, x, y))
     for instance_id, mask, x, y in regions:
         color = instance_color(instance_id)
