@@ -294,12 +294,14 @@ def test_vsis_run_motion_gate(tiny_model, image_folder, tmp_path, flags, gated):
 
 
 @pytest.mark.parametrize(
-    ("flags", "flip"), [([], None), (["--no-refiner-flip"], False), (["--refiner-flip"], True)]
+    ("flags", "flip", "limit"),
+    [([], None, None), (["--no-refiner-flip"], False, None), (["--refiner-flip"], True, None),
+     (["--refiner-flip-max-instances", "1"], None, 1)],
 )
 def test_vsis_run_refiner_flip_reaches_the_backend(
-    tiny_model, image_folder, tmp_path, monkeypatch, flags, flip
+    tiny_model, image_folder, tmp_path, monkeypatch, flags, flip, limit
 ):
-    """The flag reaches the model loader; a model without a refiner runs as before."""
+    """The flags reach the model loader; a model without a refiner runs as before."""
     import vis_node.pipeline.backends as backends
 
     calls: list[dict] = []
@@ -314,7 +316,9 @@ def test_vsis_run_refiner_flip_reaches_the_backend(
     code = main(["run", str(image_folder), "--out", str(tmp_path / "out"), "--model",
                  str(checkpoint), "--no-overlay", *flags])
     assert code == 0
-    assert [c["refiner_flip"] for c in calls] == [flip]
+    assert [(c["refiner_flip"], c["refiner_flip_max_instances"]) for c in calls] == [
+        (flip, limit)
+    ]
     assert len(list((tmp_path / "out" / "instances" / "clip").glob("*.png"))) == 5
 
 

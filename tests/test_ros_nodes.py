@@ -708,12 +708,15 @@ def test_perception_runtime_parameters_reach_the_runtime(synth_root, request, mo
             parameter_overrides=[
                 Parameter("model", value=f"gt:{synth_root}"), Parameter("threads", value=1),
                 Parameter("refiner_flip", value="off"),
+                Parameter("refiner_flip_max_instances", value=2),
             ],
         )
         try:
             assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
             assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-            assert [(c["threads"], c["refiner_flip"]) for c in calls] == [(1, False)]
+            assert [
+                (c["threads"], c["refiner_flip"], c["refiner_flip_max_instances"]) for c in calls
+            ] == [(1, False, 2)]
             node.set_parameters([Parameter("threads", value=-1)])
             assert node.get_parameter("threads").value == 1  # out of range: refused
             assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS

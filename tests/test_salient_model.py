@@ -148,6 +148,21 @@ def test_a_fallback_detection_is_masked_by_its_box(
     assert config.class_names[int(instances.class_probs[0].argmax())] == "car"
 
 
+@pytest.mark.parametrize(
+    ("flip", "limit", "mirrored"),
+    [(True, 0, [True, True, True]), (True, 1, [True, False, False]),
+     (True, 2, [True, True, False]), (False, 0, [False, False, False])],
+)
+def test_refiner_mirrors_frames_up_to_the_instance_limit(flip, limit, mirrored) -> None:
+    config = SalientConfig(refiner_flip=flip, refiner_flip_max_instances=limit)
+    assert [config.refiner_mirrors(k) for k in (1, 2, 3)] == mirrored
+
+
+def test_refiner_instance_limit_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="refiner_flip_max_instances"):
+        SalientConfig(refiner_flip_max_instances=-1)
+
+
 def test_saliency_labels_reject_parts_and_background() -> None:
     foreground = np.zeros((100, 100), np.uint8)
     foreground[20:80, 20:80] = 1
@@ -307,3 +322,10 @@ def test_shipped_real_model_on_fixed_frames(runtime: str, tmp_path: Path, monkey
     out = single(_frame("motocross-jump", 10))
     np.testing.assert_allclose(out.boxes, [i[1] for i in expected[("motocross-jump", 10)]], atol=0.5)
     np.testing.assert_allclose(out.masks.sum((1, 2)), [48123, 72154], atol=30)
+    # Mirrored pass only on frames with at most one instance: the two-instance frame gets
+    # the single pass, the one-instance frame keeps the mirrored masks.
+    one = make_predictor(DEFAULT_MODEL, runtime, refiner_flip_max_instances=1)
+    np.testing.assert_allclose(
+        one(_frame("motocross-jump", 10)).masks.sum((1, 2)), [48123, 72154], atol=30
+    )
+    np.testing.assert_allclose(one(_frame("dog", 0)).masks.sum((1, 2)), [42730], rtol=0.01)

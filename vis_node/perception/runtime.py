@@ -187,6 +187,7 @@ def make_predictor(
     precision: str = "fp16",
     engine_cache: Path | None = None,
     refiner_flip: bool | None = None,
+    refiner_flip_max_instances: int | None = None,
 ) -> Predictor:
     """Load a model for a runtime (the builder of ``runtime`` in :data:`RUNTIMES`).
 
@@ -209,6 +210,10 @@ def make_predictor(
         Replaces the model's ``refiner_flip`` (the mask refiner's mirrored second pass,
         :class:`~vis_node.perception.salient_config.SalientConfig`); ``None`` keeps the
         model's. Models without a mask refiner ignore it.
+    refiner_flip_max_instances:
+        Replaces the model's ``refiner_flip_max_instances`` (the mirrored pass only on
+        frames with at most this many instances; 0: every frame); ``None`` keeps the
+        model's. Models without a mask refiner ignore it.
 
     Raises
     ------
@@ -226,8 +231,14 @@ def make_predictor(
         model, runtime_device(runtime, device), threads, precision, engine_cache
     )
     predictor = build(request)
-    if refiner_flip is not None and isinstance(predictor, SalientPredictor):
-        predictor.config = dataclasses.replace(predictor.config, refiner_flip=refiner_flip)
+    if isinstance(predictor, SalientPredictor):
+        overrides = {
+            name: value
+            for name, value in (("refiner_flip", refiner_flip),
+                                ("refiner_flip_max_instances", refiner_flip_max_instances))
+            if value is not None
+        }
+        predictor.config = dataclasses.replace(predictor.config, **overrides)
     return predictor
 
 

@@ -86,6 +86,11 @@ class SalientConfig:
     refiner_flip:
         Test-time mirroring: the refiner also sees each crop mirrored left-right and
         its two probability maps are averaged (a second refiner pass per instance).
+    refiner_flip_max_instances:
+        The mirrored pass runs only on frames with at most this many instances to
+        refine (0: on every frame). A frame's refiner cost is one crop per instance
+        plus one per mirrored instance, so 1 keeps a frame with two or three instances
+        near the cost of a single mirrored instance.
     refiner_stride:
         Deepest stride of the refiner's frozen ImageNet stem: 8 (MobileNetV2 features
         0-6) or 16 (also features 7-13, whose decoder stage sees the whole crop);
@@ -122,6 +127,7 @@ class SalientConfig:
     refiner_size: int = 0
     refiner_margin: float = 0.15
     refiner_flip: bool = True
+    refiner_flip_max_instances: int = 0
     refiner_stride: int = 8
     duplicate_overlap: float = 0.7
     max_instances: int = 10
@@ -144,6 +150,11 @@ class SalientConfig:
                 f"refiner_size={self.refiner_size}: 0 or a positive multiple of "
                 f"refiner_stride={self.refiner_stride}"
             )
+        if self.refiner_flip_max_instances < 0:
+            raise ValueError(
+                f"refiner_flip_max_instances={self.refiner_flip_max_instances}: 0 (every "
+                "frame) or a positive instance count"
+            )
         if self.refiner_margin < 0:
             raise ValueError(f"refiner_margin={self.refiner_margin}: must not be negative")
         if self.class_sharpness <= 0:
@@ -155,6 +166,12 @@ class SalientConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}={value}: must lie in [0, 1]")
+
+    def refiner_mirrors(self, instances: int) -> bool:
+        """Whether the refiner's mirrored pass runs on a frame with ``instances`` instances
+        to refine (``refiner_flip`` and ``refiner_flip_max_instances``)."""
+        limit = self.refiner_flip_max_instances
+        return self.refiner_flip and (limit == 0 or instances <= limit)
 
     @property
     def num_classes(self) -> int:

@@ -87,13 +87,14 @@ def backend_of(predictor: Callable[[np.ndarray], Instances], name: str = "") -> 
 
 def load_backend(
     spec: str, *, runtime: str = RUNTIMES.default, device: str = "cpu", threads: int = 0,
-    precision: str = "fp16", refiner_flip: bool | None = None, gt_sequence: str = "",
+    precision: str = "fp16", refiner_flip: bool | None = None,
+    refiner_flip_max_instances: int | None = None, gt_sequence: str = "",
     gt_fps: float = DEFAULT_FPS, gt_seed: int = 0,
 ) -> Backend:
     """Load the backend named by ``spec`` (see the module docstring).
 
-    ``runtime``, ``device``, ``threads``, ``precision`` and ``refiner_flip`` apply to
-    networks (as in :func:`~vis_node.perception.runtime.make_predictor`), the ``gt_*``
+    ``runtime``, ``device``, ``threads``, ``precision`` and the ``refiner_*`` settings
+    apply to networks (as in :func:`~vis_node.perception.runtime.make_predictor`), the ``gt_*``
     settings to the oracle.
 
     Raises
@@ -113,6 +114,6 @@ def load_backend(
 
     predictor = make_predictor(
         spec, runtime, device=device, threads=threads, precision=precision,
-        refiner_flip=refiner_flip,
+        refiner_flip=refiner_flip, refiner_flip_max_instances=refiner_flip_max_instances,
     )
     return backend_of(predictor, model_name(spec))

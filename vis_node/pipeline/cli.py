@@ -112,6 +112,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
+        "--refiner-flip-max-instances",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "models with a mask refiner: the mirrored pass only on frames with at most N "
+            "instances (0: every frame; default: the model's setting), so a crowded "
+            "frame costs one refiner crop per instance instead of two"
+        ),
+    )
+    parser.add_argument(
         "--device",
         default="auto",
         metavar="auto|cpu|cuda[:N]",
@@ -167,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             precision=args.precision,
             refiner_flip=args.refiner_flip,
+            refiner_flip_max_instances=args.refiner_flip_max_instances,
             gt_fps=args.fps,
         )
         label_map = LabelMap(backend.class_names, backend.name)

@@ -121,6 +121,13 @@ TRANSPORT_TOPICS = {"raw": "image", "compressed": "image/compressed"}
 REFINER_FLIP_CHOICES = {"model": None, "on": True, "off": False}
 """Perception parameter ``refiner_flip`` -> ``make_predictor(refiner_flip=)``."""
 
+
+def refiner_flip_limit(value: int) -> int | None:
+    """Perception parameter ``refiner_flip_max_instances`` ->
+    ``make_predictor(refiner_flip_max_instances=)``: -1 (the model's setting) is ``None``."""
+    return None if value < 0 else value
+
+
 OPENCV_THREADS = Param(
     "opencv_threads", 1,
     "OpenCV worker threads of this node's process (0 = OpenCV's default, one per core). "
@@ -244,6 +251,13 @@ PERCEPTION = NodeSpec(
             "instance, about 0.004 less held-out J&F for 'real'); 'model' keeps the "
             "model's own setting (on for 'real'). Models without a refiner ignore it.",
             choices=tuple(REFINER_FLIP_CHOICES),
+        ),
+        Param(
+            "refiner_flip_max_instances", -1,
+            "Models with a mask refiner: the mirrored pass only on frames with at most "
+            "this many instances (0: every frame; -1: the model's own setting), so a "
+            "crowded frame costs one refiner crop per instance instead of two.",
+            low=-1, high=1024,
         ),
         Param(
             "frames",
