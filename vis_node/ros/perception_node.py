@@ -99,7 +99,9 @@ class PerceptionNode(VsisNode):
             device=self.config["device"],
             threads=int(self.config["threads"]),
             refiner_flip=REFINER_FLIP_CHOICES[self.config["refiner_flip"]],
-            refiner_flip_max_instances=refiner_flip_limit(self.config["refiner_flip_max_instances"]),
+            refiner_flip_max_instances=refiner_flip_limit(
+                self.config["refiner_flip_max_instances"]
+            ),
             gt_sequence=self.config["gt_sequence"],
             gt_fps=self.config["gt_fps"],
             gt_seed=self.config["gt_seed"],
