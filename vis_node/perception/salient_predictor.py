@@ -282,7 +282,8 @@ class SalientPredictor:
         if self._refine is not None:
             masks = refine_masks(
                 self._refine, image, masks, size=cfg.refiner_size, margin=cfg.refiner_margin,
-                threshold=cfg.mask_threshold, boxes=boxes, flip=cfg.refiner_mirrors(len(masks)),
+                threshold=cfg.mask_threshold, boxes=boxes,
+                flip=cfg.refiner_mirrors(len(masks)),
             )
         classes = class_distribution(
             torch.from_numpy(fused_class_probs(candidates, index, cfg.candidate_nms_iou)),

@@ -24,9 +24,9 @@ announced on ``inference_started`` (every result before it tracked), or, from a
 perception node that announces nothing, an image that arrives while no other waits
 (the model keeps pace with the camera). A model that skips camera frames leaves their
 images unused; they are discarded undecoded and without counting: ``frames_dropped``
-counts instance messages whose image never came. The announced frame's image is kept whatever
-``match_capacity``, and an announced frame whose instances never come counts as
-``frames_missing_instances``.
+counts instance messages whose image never came. The announced frame's image is kept
+whatever ``match_capacity``, and an announced frame whose instances never come counts
+as ``frames_missing_instances``.
 
 Run: ``vsis ros tracking --params launch/config/tracking.yaml``.
 """
