@@ -131,9 +131,19 @@ def test_the_fallback_class_never_replaces_a_named_label() -> None:
     assert later[-1] == 3
 
 
-def test_a_named_class_replaces_the_fallback_class() -> None:
-    published = _online_labels(OnlineUnifier(fallback_class=1), [UNNAMED] * 3 + [PERSON] * 10)
-    assert published[0] == 1 and published[-1] == 2
+def test_a_named_class_replaces_the_fallback_class_on_the_first_frame_naming_it() -> None:
+    rows = [UNNAMED] * 3 + [PERSON] * 10
+    # The first person frame names the track: the fallback leaves the contest and
+    # neither the margin nor the patience delays leaving it (object's mean still leads).
+    assert _online_labels(OnlineUnifier(fallback_class=1), rows) == [1] * 3 + [2] * 10
+    # Without a fallback class, the hysteresis applies: person leads object's mean by
+    # the margin 0.1 from the 6th person frame, for 3 frames.
+    assert _online_labels(OnlineUnifier(), rows) == [1] * 10 + [2] * 3
+    # The best named class wins, not the first frame's: bird, named on one frame, gives
+    # way to person once person leads the named classes' means by the margin.
+    bird = [0.0, 0.0, 0.1, 0.9]
+    published = _online_labels(OnlineUnifier(fallback_class=1), [UNNAMED, bird] + [PERSON] * 6)
+    assert published[:2] == [1, 3] and published[-1] == 2
 
 
 def test_offline_fallback_class_only_when_nothing_was_named() -> None:

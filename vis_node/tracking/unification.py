@@ -2,7 +2,7 @@
 
 * Online: per track, a running sum of class-probability vectors; the published label
   switches only when another class's mean probability leads it by ``margin`` for
-  ``patience`` consecutive updates (hysteresis).
+  ``patience`` consecutive updates (hysteresis), except from the fallback class below.
 * Offline: SISO 4.4.3 (argmax of the class scores summed over the video) or the
   majority vote of per-frame labels (MaskTrack R-CNN).
 
@@ -11,7 +11,12 @@ Both take an optional *fallback class* (the label map's ``object``,
 not name the object on a frame, which is no evidence against a class it named on
 others. So the fallback never replaces a recognised label: a rider named ``person``
 while upright stays a person while upside down in the air. It is a track's label only
-until (online) or unless (offline) a recognised class leads.
+until a recognised class leads one of its frames; from then on only the recognised
+classes compete for it (offline: over the whole video; online: from that frame on).
+Online, the hysteresis does not apply to leaving the fallback: it guards against
+flicker between two names, and a track cannot flick back to the fallback; so a track
+published as the fallback takes the best recognised class on the first frame that
+names it, as a new track takes its first frame's leader.
 """
 
 from __future__ import annotations
@@ -90,6 +95,8 @@ class _TrackClasses:
     challenger: int
     streak: int
     last_update: int
+    named: bool
+    """A frame of the track was led by a recognised class (not the fallback)."""
 
 
 class OnlineUnifier:
@@ -101,8 +108,9 @@ class OnlineUnifier:
         Settings; default :class:`UnifierConfig` (``max_idle`` bounds the state by the
         live and remembered tracks).
     fallback_class:
-        Class id that never replaces another published label (the module docstring
-        says why); ``None``: every class competes alike.
+        Class id that never replaces another published label and that the best
+        recognised class replaces on the first frame a recognised class leads (the
+        module docstring says why); ``None``: every class competes alike.
     **overrides:
         :class:`UnifierConfig` fields replacing those of ``config``.
 
@@ -201,7 +209,9 @@ class OnlineUnifier:
         state = self._tracks.get(track_id)
         if state is None:
             leader = int(np.argmax(probs))
-            state = _TrackClasses(probs.copy(), 1, leader, leader, 0, self._frame)
+            state = _TrackClasses(
+                probs.copy(), 1, leader, leader, 0, self._frame, leader != self.fallback_class
+            )
             self._tracks[track_id] = state
             while len(self._tracks) > self.max_tracks:
                 self._tracks.popitem(last=False)
@@ -214,9 +224,13 @@ class OnlineUnifier:
         state.last_update = self._frame
         state.total += probs
         state.count += 1
+        state.named = state.named or int(np.argmax(probs)) != self.fallback_class
         mean = state.total / state.count
-        leader = int(np.argmax(self._contenders(mean, state.label)))
-        if leader != state.label and mean[leader] - mean[state.label] >= self.margin:
+        leader = int(np.argmax(self._contenders(mean, state)))
+        if leader != state.label and state.label == self.fallback_class:
+            state.label = state.challenger = leader
+            state.streak = 0
+        elif leader != state.label and mean[leader] - mean[state.label] >= self.margin:
             state.streak = state.streak + 1 if leader == state.challenger else 1
             state.challenger = leader
             if state.streak >= self.patience:
@@ -227,11 +241,11 @@ class OnlineUnifier:
             state.streak = 0
         return state
 
-    def _contenders(self, mean: np.ndarray, label: int) -> np.ndarray:
-        """``mean`` with the fallback class out of the running when ``label`` is
-        recognised (another class than the fallback)."""
+    def _contenders(self, mean: np.ndarray, state: _TrackClasses) -> np.ndarray:
+        """``mean`` with the fallback class out of the running once a frame of the track
+        named a recognised class or its published label is one."""
         fallback = self.fallback_class
-        if fallback is None or label == fallback:
+        if fallback is None or (state.label == fallback and not state.named):
             return mean
         contenders = mean.copy()
         contenders[fallback] = -np.inf
