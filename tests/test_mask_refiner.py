@@ -233,6 +233,26 @@ def test_refiner_training_lowers_the_loss(deepest_stride: int) -> None:
     assert all(not p.requires_grad for p in refiner.stem_parameters())
 
 
+def test_refiner_training_is_bit_reproducible() -> None:
+    rng = np.random.default_rng(2)
+    frames = []
+    for _ in range(4):
+        image = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
+        mask = np.zeros((64, 96), np.uint8)
+        cv2.circle(mask, (int(rng.integers(30, 66)), 32), int(rng.integers(10, 20)), 1, -1)
+        frames.append((image, mask))
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        refiner = MaskRefiner()
+        train_refiner(refiner, frames, RefinerTrainConfig(steps=6, batch=4), size=32, seed=0)
+        weights.append({n: p.detach().clone() for n, p in refiner.named_parameters()})
+    assert all(torch.equal(weights[0][n], weights[1][n]) for n in weights[0])
+    torch.manual_seed(0)
+    untrained = dict(MaskRefiner().named_parameters())
+    assert not all(torch.equal(weights[0][n], untrained[n]) for n in weights[0])
+
+
 def test_a_model_with_a_refiner_needs_its_runner() -> None:
     config = SalientConfig(refiner_size=64)
     with pytest.raises(ValueError, match="refiner"):

@@ -249,6 +249,32 @@ def test_heads_fit_one_frame() -> None:
     assert all(not p.requires_grad for p in model.detector.parameters())
 
 
+def _heads_after_steps(steps: int) -> dict[str, torch.Tensor]:
+    """The trainable weights after ``steps`` Adam steps on one synthetic frame, seed 0."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    frame = _synthetic_frame(rng)
+    model = SalientNanoDet(SalientConfig(), load_nanodet()).train()
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.Adam(trainable.values(), lr=3e-3)
+    for _ in range(steps):
+        loss = sum(frame_losses(model, frame, rng, pos_weight=1.0, mask_rois=2).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return {n: p.detach().clone() for n, p in trainable.items()}
+
+
+def test_heads_training_is_bit_reproducible() -> None:
+    # The model card's comparisons of recipes rest on it: the same seed and code give the
+    # same weights on the CPU, with every thread torch uses.
+    first, again = _heads_after_steps(4), _heads_after_steps(4)
+    assert first.keys() == again.keys() and len(first) > 10
+    assert all(torch.equal(first[n], again[n]) for n in first)
+    untrained = _heads_after_steps(0)
+    assert not all(torch.equal(first[n], untrained[n]) for n in first)
+
+
 def test_a_composite_trains_the_mask_head_only() -> None:
     rng = np.random.default_rng(0)
     frame = _synthetic_frame(rng)
