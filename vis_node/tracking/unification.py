@@ -43,10 +43,11 @@ class UnifierConfig:
     ----------
     margin:
         Lead in mean class probability a challenger class needs over the published
-        label before it can take over.
+        label before it can take over (not over the fallback class ``object``, which
+        the first recognised class replaces at once).
     patience:
         Consecutive frames the challenger must lead by the margin before the published
-        label switches.
+        label switches (again not from the fallback class).
     max_idle:
         Frames a track may go unseen before its class history is forgotten; match the
         tracker's max_lost_age (a track the tracker forgot never comes back).
