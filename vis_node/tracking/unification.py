@@ -96,8 +96,6 @@ class _TrackClasses:
     challenger: int
     streak: int
     last_update: int
-    named: bool
-    """A frame of the track was led by a recognised class (not the fallback)."""
 
 
 class OnlineUnifier:
@@ -210,9 +208,7 @@ class OnlineUnifier:
         state = self._tracks.get(track_id)
         if state is None:
             leader = int(np.argmax(probs))
-            state = _TrackClasses(
-                probs.copy(), 1, leader, leader, 0, self._frame, leader != self.fallback_class
-            )
+            state = _TrackClasses(probs.copy(), 1, leader, leader, 0, self._frame)
             self._tracks[track_id] = state
             while len(self._tracks) > self.max_tracks:
                 self._tracks.popitem(last=False)
@@ -225,13 +221,13 @@ class OnlineUnifier:
         state.last_update = self._frame
         state.total += probs
         state.count += 1
-        state.named = state.named or int(np.argmax(probs)) != self.fallback_class
         mean = state.total / state.count
-        leader = int(np.argmax(self._contenders(mean, state)))
-        if leader != state.label and state.label == self.fallback_class:
-            state.label = state.challenger = leader
-            state.streak = 0
-        elif leader != state.label and mean[leader] - mean[state.label] >= self.margin:
+        if state.label == self.fallback_class:
+            if int(np.argmax(probs)) != self.fallback_class:  # the first frame naming it
+                state.label = state.challenger = int(np.argmax(self._recognised(mean)))
+            return state
+        leader = int(np.argmax(self._recognised(mean)))
+        if leader != state.label and mean[leader] - mean[state.label] >= self.margin:
             state.streak = state.streak + 1 if leader == state.challenger else 1
             state.challenger = leader
             if state.streak >= self.patience:
@@ -242,14 +238,12 @@ class OnlineUnifier:
             state.streak = 0
         return state
 
-    def _contenders(self, mean: np.ndarray, state: _TrackClasses) -> np.ndarray:
-        """``mean`` with the fallback class out of the running once a frame of the track
-        named a recognised class or its published label is one."""
-        fallback = self.fallback_class
-        if fallback is None or (state.label == fallback and not state.named):
+    def _recognised(self, mean: np.ndarray) -> np.ndarray:
+        """``mean`` with the fallback class out of the running (all of it without one)."""
+        if self.fallback_class is None:
             return mean
         contenders = mean.copy()
-        contenders[fallback] = -np.inf
+        contenders[self.fallback_class] = -np.inf
         return contenders
 
 
