@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,13 +162,17 @@ def send_frames(executor: Any, probe: Probe, images: list[np.ndarray], start: in
 
 
 def wait_for_graph(
-    executor: Any, probe: Probe, image_subscribers: int, settle_s: float = 1.0
+    executor: Any, probe: Probe, image_subscribers: int, nodes: Sequence[Any] = (),
+    settle_s: float = 1.0,
 ) -> None:
     """Wait until every link of the chain has its publisher and subscribers.
 
-    Discovery is only seen from the probe's side, so a settling spin of ``settle_s``
-    follows (with reliable, volatile QoS a message sent before the nodes matched each
-    other is lost).
+    With the VSIS ``nodes`` in this process, until each of their publishers and
+    subscriptions has matched every peer the probe's graph shows (with reliable,
+    volatile QoS a message sent before two nodes matched each other is lost) and each
+    node that needs the latched label map holds it (instances that come before it are
+    skipped). Nodes in another process are seen only from the probe's side, so a
+    settling spin of ``settle_s`` follows instead.
     """
     node = probe.node
     links = ("instances", "tracked_instances", "unified_instances", "semantic")
@@ -177,11 +181,27 @@ def wait_for_graph(
         lambda: probe.image_pub.get_subscription_count() >= image_subscribers
         and all(node.count_publishers(t) >= 1 and node.count_subscribers(t) >= 1 for t in links)
         and node.count_subscribers("instances") >= 2
-        and node.count_subscribers("tracked_instances") >= 2,
+        and node.count_subscribers("tracked_instances") >= 2
+        and all(peers_matched(probe, n) for n in nodes)
+        and all(getattr(n, "label_map", True) is not None for n in nodes),
         timeout_s=60.0,
     ), "the VSIS nodes did not come up"
-    settle = time.monotonic() + settle_s
-    spin_until(executor, lambda: time.monotonic() > settle, timeout_s=settle_s + 1.0)
+    if not nodes:
+        settle = time.monotonic() + settle_s
+        spin_until(executor, lambda: time.monotonic() > settle, timeout_s=settle_s + 1.0)
+
+
+def peers_matched(probe: Probe, node: Any) -> bool:
+    """Whether each publisher and subscription of ``node`` has matched as many peers as
+    the probe's graph shows on its topic."""
+    graph = probe.node
+    return all(
+        pub.get_subscription_count() >= graph.count_subscribers(pub.topic_name)
+        for pub in node.publishers
+    ) and all(
+        sub.get_publisher_count() >= graph.count_publishers(sub.topic_name)
+        for sub in node.subscriptions
+    )
 
 
 def assert_ids_match_ground_truth(probe: Probe, gt_ids: list[np.ndarray]) -> None:
@@ -337,7 +357,7 @@ def composed(request):
             probe = Probe(context)
             created.append(probe.node)
             executor.add_node(probe.node)
-            wait_for_graph(executor, probe, image_subscribers=2)
+            wait_for_graph(executor, probe, image_subscribers=2, nodes=[*nodes, probe.node])
             return nodes, probe
 
         yield executor, make
@@ -499,7 +519,10 @@ def test_perception_frames_newest_or_every(composed, synth_root, input_qos, fram
     stamps = [stamp_ns(m.header) for m in probe.received["instances"]]
     assert stamps == sorted(stamps) and len(stamps) == perception.stats.processed
     # Tracking and semantics follow the frames the model ran; images it skipped are no error.
-    assert spin_until(executor, lambda: probe.count("unified_instances") == len(stamps), 10.0)
+    assert spin_until(executor, lambda: probe.count("unified_instances") == len(stamps), 10.0), (
+        {t: probe.count(t) for t in ("instances", "tracked_instances", "unified_instances")},
+        [(n.stats.processed, n.stats.dropped, n.rejections.total) for n in nodes],
+    )
     assert [stamp_ns(m.header) for m in probe.received["unified_instances"]] == stamps
     assert [n.rejections.total for n in nodes] == [0, 0, 0]
     if frames == "every":
@@ -926,6 +949,43 @@ def test_a_stop_signal_lets_the_running_callback_finish(request, kind):
             node.destroy_node()
         assert calls == ["start", "end"]
         assert context.ok()  # stopped by the signal, not by the guard
+
+
+def test_a_spin_step_repeats_after_the_destroy_race_and_raises_a_lasting_error():
+    """rclpy raises ``InvalidHandle`` from ``spin_once`` when another thread destroys a
+    subscription while the wait set is built (ros2/rclpy#1206; seen here when the
+    semantic node drops its camera subscription): the step is repeated, but an error
+    that lasts is raised."""
+    require_ros()
+    from rclpy.exceptions import InvalidHandle
+
+    from vis_node.ros.base_node import SpinStep
+
+    class RacingExecutor:
+        def __init__(self, failures: int) -> None:
+            self.failures = failures
+            self.spun = 0
+
+        def spin_once(self, timeout_sec: float) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise InvalidHandle("cannot use Destroyable because destruction was requested")
+            self.spun += 1
+
+    executor = RacingExecutor(failures=2)
+    step = SpinStep(executor, max_consecutive=3)
+    for _ in range(4):
+        step(0.01)
+    assert (executor.spun, step.retried) == (2, 2)
+    executor.failures = 2  # a success in between: the count starts again
+    for _ in range(3):
+        step(0.01)
+    assert (executor.spun, step.retried) == (3, 4)
+    executor.failures = 3
+    step(0.01)
+    step(0.01)
+    with pytest.raises(InvalidHandle):
+        step(0.01)
 
 
 def test_standalone_node_with_missing_model_stays_up_inactive(tmp_path, request):

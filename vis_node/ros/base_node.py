@@ -13,7 +13,9 @@ that never arrived are counted. A hook that raises one of :data:`CONFIG_ERRORS` 
 :class:`~vis_node.structures.errors.InputDataError` for a missing or corrupt model) fails its
 transition with an error log instead of crashing the process, so the node stays
 alive (unconfigured or inactive) and can be fixed and transitioned again.
-:func:`run_standalone` is the ``main`` of each executable.
+:func:`run_standalone` is the ``main`` of each executable; its spin loop (and the
+composed graph's) steps through :class:`SpinStep`, which outlasts rclpy's
+destroy-while-waiting race.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import cv2
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
+from rclpy.exceptions import InvalidHandle
 from rclpy.executors import Executor, SingleThreadedExecutor
 from rclpy.logging import get_logger
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -320,6 +323,38 @@ def init_ros(args: Sequence[str] | None) -> None:
     )
 
 
+class SpinStep:
+    """``executor.spin_once`` that survives rclpy's destroy race (ros2/rclpy#1206).
+
+    A subscription destroyed while the executor builds its wait set in another thread
+    (the semantic node drops its camera subscription when the last ``overlay``
+    subscriber leaves; a lifecycle transition drops every subscription) makes that
+    ``spin_once`` raise ``InvalidHandle`` before any callback was taken; the next wait
+    set no longer holds the entity, so the step is simply repeated. Nothing is lost.
+    ``max_consecutive`` failures in a row are no race: the error is raised then.
+    """
+
+    def __init__(self, executor: Executor, max_consecutive: int = 100) -> None:
+        self.executor = executor
+        self.max_consecutive = max_consecutive
+        self.retried = 0
+        """Steps repeated after the race, in all."""
+        self._failing = 0
+
+    def __call__(self, timeout_s: float) -> None:
+        """Run at most one callback, waiting up to ``timeout_s`` seconds for one."""
+        try:
+            self.executor.spin_once(timeout_sec=timeout_s)
+        except InvalidHandle:
+            self._failing += 1
+            if self._failing >= self.max_consecutive:
+                raise
+            self.retried += 1
+            get_logger("vsis").debug("wait set held a destroyed entity; spinning again")
+        else:
+            self._failing = 0
+
+
 def spin_until_stopped(executor: Executor, poll_s: float = 0.2) -> None:
     """Spin until Ctrl-C (SIGINT), SIGTERM or context shutdown; the context stays valid.
 
@@ -333,9 +368,10 @@ def spin_until_stopped(executor: Executor, poll_s: float = 0.2) -> None:
         stop.set()
 
     previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    step = SpinStep(executor)
     try:
         while executor.context.ok() and not stop.is_set():
-            executor.spin_once(timeout_sec=poll_s)
+            step(poll_s)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -45,6 +45,7 @@ from vis_node.replay.bags import bag_sequences, check_bags, replay_frames, write
 from vis_node.replay.latency import PACES, LatencyLog
 from vis_node.ros import qos
 from vis_node.ros.graph_process import graph_params, params_files, start_graph, stop_graph
+from vis_node.ros.base_node import SpinStep
 from vis_node.ros.dds_profile import use_profile
 from vis_node.ros.diagnostics import status_cpu, status_latencies
 from vis_node.ros.stamps import cdr_header_stamp_ns
@@ -259,11 +260,12 @@ class ReplaySettings:
 def _spin_until(executor: Any, done: Any, timeout_s: float) -> bool:
     """Handle messages until ``done()`` or ``timeout_s`` seconds passed; returns ``done()``."""
     deadline = time.monotonic() + timeout_s
+    step = SpinStep(executor)
     while not done():
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        executor.spin_once(timeout_sec=min(left, SPIN_PERIOD_S))
+        step(min(left, SPIN_PERIOD_S))
     return bool(done())
 
 
