@@ -58,7 +58,7 @@ def ros_context(domain_id: int) -> Iterator[Any]:
 
 def spin_until(executor: Any, done: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     """Spin ``executor`` until ``done()`` is true or ``timeout_s`` passes; returns ``done()``."""
-    from vis_node.ros.base_node import SpinStep
+    from vis_node.ros.spinning import SpinStep
 
     deadline = time.monotonic() + timeout_s
     step = SpinStep(executor)

@@ -840,7 +840,7 @@ def test_standalone_executor_follows_the_executor_parameter(request):
     require_ros()
     from rclpy.executors import SingleThreadedExecutor
 
-    from vis_node.ros.base_node import standalone_executor
+    from vis_node.ros.spinning import standalone_executor
     from vis_node.ros.params import COMMON_PARAMS
 
     assert {p.name: p.default for p in COMMON_PARAMS}["executor"] == "events"
@@ -922,7 +922,7 @@ def test_a_stop_signal_lets_the_running_callback_finish(request, kind):
     require_ros()
     from rclpy.node import Node
 
-    from vis_node.ros.base_node import spin_until_stopped, standalone_executor
+    from vis_node.ros.spinning import spin_until_stopped, standalone_executor
 
     with ros_context(domain_for(request)) as context:
         node = Node("vsis_signal_probe", context=context)
@@ -959,7 +959,7 @@ def test_a_spin_step_repeats_after_the_destroy_race_and_raises_a_lasting_error()
     require_ros()
     from rclpy.exceptions import InvalidHandle
 
-    from vis_node.ros.base_node import SpinStep
+    from vis_node.ros.spinning import SpinStep
 
     class RacingExecutor:
         def __init__(self, failures: int) -> None:

@@ -18,7 +18,8 @@ import rclpy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
-from vis_node.ros.base_node import VsisNode, autostart, init_ros, spin_until_stopped
+from vis_node.ros.base_node import VsisNode, autostart, init_ros
+from vis_node.ros.spinning import spin_until_stopped
 from vis_node.ros.perception_node import PerceptionNode
 from vis_node.ros.semantic_node import SemanticNode
 from vis_node.ros.tracking_node import TrackingNode

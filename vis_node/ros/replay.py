@@ -45,9 +45,9 @@ from vis_node.replay.bags import bag_sequences, check_bags, replay_frames, write
 from vis_node.replay.latency import PACES, LatencyLog
 from vis_node.ros import qos
 from vis_node.ros.graph_process import graph_params, params_files, start_graph, stop_graph
-from vis_node.ros.base_node import SpinStep
 from vis_node.ros.dds_profile import use_profile
 from vis_node.ros.diagnostics import status_cpu, status_latencies
+from vis_node.ros.spinning import SpinStep
 from vis_node.ros.stamps import cdr_header_stamp_ns
 from vis_node.ros.convert import image_to_msg
 from vis_node.ros.instances_msg import frame_result_from_msgs
