@@ -237,7 +237,7 @@ def test_heads_fit_one_frame() -> None:
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     first = None
     for _ in range(25):
-        losses = frame_losses(model, frame, rng, pos_weight=1.0, mask_rois=1)
+        losses = frame_losses(model.head_sets()[0], frame, rng, pos_weight=1.0, mask_rois=1)
         loss = sum(losses.values())
         first = first if first is not None else {k: float(v.detach()) for k, v in losses.items()}
         optimizer.zero_grad()
@@ -258,7 +258,7 @@ def _heads_after_steps(steps: int) -> dict[str, torch.Tensor]:
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     optimizer = torch.optim.Adam(trainable.values(), lr=3e-3)
     for _ in range(steps):
-        loss = sum(frame_losses(model, frame, rng, pos_weight=1.0, mask_rois=2).values())
+        loss = sum(frame_losses(model.head_sets()[0], frame, rng, pos_weight=1.0, mask_rois=2).values())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -279,7 +279,7 @@ def test_a_composite_trains_the_mask_head_only() -> None:
     rng = np.random.default_rng(0)
     frame = _synthetic_frame(rng)
     model = SalientNanoDet(SalientConfig(), load_nanodet()).train()
-    losses = frame_losses(model, frame, rng, pos_weight=1.0, mask_rois=1, saliency=False)
+    losses = frame_losses(model.head_sets()[0], frame, rng, pos_weight=1.0, mask_rois=1, saliency=False)
     assert set(losses) == {"mask"}
     losses["mask"].backward()
     assert all(p.grad is None for p in model.saliency_head.parameters())
@@ -287,15 +287,17 @@ def test_a_composite_trains_the_mask_head_only() -> None:
 
 
 @needs_davis
-def test_onnx_runtime_matches_eager_on_a_real_frame(tmp_path: Path) -> None:
+@pytest.mark.parametrize("head_ensemble", [1, 2])
+def test_onnx_runtime_matches_eager_on_a_real_frame(head_ensemble: int, tmp_path: Path) -> None:
     from vis_node.perception.salient_export import SalientOnnxPredictor, export_salient_onnx
 
     import onnxruntime
 
     torch.manual_seed(0)
     # Threshold 0: every candidate is salient, so all four graphs run on many boxes; the
-    # refiner as shipped (stem down to stride 16).
-    config = SalientConfig(saliency_threshold=0.0, refiner_size=64, refiner_stride=16)
+    # refiner as shipped (stem down to stride 16); one set of heads, or two averaged.
+    config = SalientConfig(saliency_threshold=0.0, refiner_size=64, refiner_stride=16,
+                           head_ensemble=head_ensemble)
     model = SalientNanoDet(config, load_nanodet(), pretrained_refiner=True).eval()
     image = _frame("motocross-jump", 10)
     eager = SalientTorchPredictor(model)(image)

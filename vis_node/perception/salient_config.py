@@ -61,6 +61,11 @@ class SalientConfig:
         Channels of the mask head's segmentation branch (first stage).
     guide_channels:
         Channels of the image-guidance stem.
+    head_ensemble:
+        Sets of saliency and mask heads, each trained apart with its own seed (the
+        training config's ``seed`` plus the set's index); their logits are averaged
+        (:class:`vis_node.perception.salient_model.HeadEnsemble`). 1: one set, as in
+        checkpoints without this setting.
     saliency_threshold:
         Saliency probability from which a candidate is reported as a salient instance.
     fallback_score:
@@ -120,6 +125,7 @@ class SalientConfig:
     mask_size: int = 56
     head_channels: int = 32
     guide_channels: int = 8
+    head_ensemble: int = 1
     saliency_threshold: float = 0.5
     fallback_score: float = 0.3
     fallback_box_mask: bool = True
@@ -155,6 +161,8 @@ class SalientConfig:
                 f"refiner_flip_max_instances={self.refiner_flip_max_instances}: 0 (every "
                 "frame) or a positive instance count"
             )
+        if self.head_ensemble < 1:
+            raise ValueError(f"head_ensemble={self.head_ensemble}: at least one set of heads")
         if self.refiner_margin < 0:
             raise ValueError(f"refiner_margin={self.refiner_margin}: must not be negative")
         if self.class_sharpness <= 0:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
+from vis_node.perception.head_ensemble import HeadEnsemble
 from vis_node.perception.mask_refiner import MaskRefiner
 from vis_node.perception.nanodet import NanoDetG
 from vis_node.perception.roi_align import RoiGrid, roi_grid, weighted_pool
@@ -283,9 +284,11 @@ class MaskHead(nn.Module):
 
 
 class SalientNanoDet(nn.Module):
-    """The frozen detector plus the trainable :class:`SaliencyHead` and :class:`MaskHead`,
-    and the :class:`~vis_node.perception.mask_refiner.MaskRefiner` when
-    ``config.refiner_size`` is set.
+    """The frozen detector plus the trainable :class:`SaliencyHead` and :class:`MaskHead`
+    (a :class:`~vis_node.perception.head_ensemble.HeadEnsemble` of each when
+    ``config.head_ensemble`` is above 1), and the
+    :class:`~vis_node.perception.mask_refiner.MaskRefiner` when ``config.refiner_size``
+    is set.
 
     Parameters
     ----------
@@ -311,6 +314,25 @@ class SalientNanoDet(nn.Module):
             MaskRefiner(pretrained=pretrained_refiner, deepest_stride=config.refiner_stride)
             if config.refiner_size else None
         )
+        if config.head_ensemble > 1:
+            # the further sets are made after the refiner, so the first set and the
+            # refiner start from the same draws whatever the ensemble's size
+            channels = detector.feature_channels
+            self.saliency_head = HeadEnsemble([
+                self.saliency_head,
+                *(SaliencyHead(channels, config) for _ in range(config.head_ensemble - 1)),
+            ])
+            self.mask_head = HeadEnsemble([
+                self.mask_head,
+                *(MaskHead(channels, config) for _ in range(config.head_ensemble - 1)),
+            ], unit_outputs=(1,))
+
+    def head_sets(self) -> list[tuple[SaliencyHead, MaskHead]]:
+        """``(saliency head, mask head)`` of each set (one unless ``config.head_ensemble``
+        is above 1), in training order."""
+        if isinstance(self.saliency_head, HeadEnsemble):
+            return list(zip(self.saliency_head.members, self.mask_head.members))
+        return [(self.saliency_head, self.mask_head)]
 
     def train(self, mode: bool = True) -> SalientNanoDet:
         """Train the heads; the frozen detector always stays in eval mode."""

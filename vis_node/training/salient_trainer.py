@@ -31,7 +31,13 @@ from vis_node.perception.nanodet import load_nanodet
 from vis_node.perception.roi_masking import expand_boxes
 from vis_node.perception.salient_checkpoint import load_salient_model, save_salient_model
 from vis_node.perception.salient_export import onnx_dense_runner
-from vis_node.perception.salient_model import SAMPLING, SalientNanoDet, candidate_geometry
+from vis_node.perception.salient_model import (
+    SAMPLING,
+    MaskHead,
+    SaliencyHead,
+    SalientNanoDet,
+    candidate_geometry,
+)
 from vis_node.perception.salient_predictor import DenseRunner
 from vis_node.training.refiner_trainer import annotated_frames, train_refiner
 from vis_node.training.salient_composites import composite_features
@@ -41,9 +47,8 @@ from vis_node.training.salient_train_config import SalientTrainConfig
 LOG = logging.getLogger(__name__)
 
 
-def _mask_targets(frame: FrameFeatures, rois: torch.Tensor, model: SalientNanoDet) -> torch.Tensor:
+def _mask_targets(frame: FrameFeatures, rois: torch.Tensor, head: MaskHead) -> torch.Tensor:
     """``float[K, S, S]`` ground-truth foreground sampled on each box's mask window."""
-    head = model.mask_head
     windows = torch.cat([rois[:, :1], expand_boxes(rois[:, 1:], head.context_ratio)], dim=1)
     foreground = torch.from_numpy(frame.foreground).float()[None, None]
     sampled = roi_align(foreground, windows, head.mask_size, 1.0, SAMPLING, True)[:, 0]
@@ -57,7 +62,7 @@ def _jitter(boxes: np.ndarray, rng: np.random.Generator, amount: float = 0.1) ->
 
 
 def frame_losses(
-    model: SalientNanoDet,
+    heads: tuple[SaliencyHead, MaskHead],
     frame: FrameFeatures,
     rng: np.random.Generator,
     pos_weight: float,
@@ -65,19 +70,21 @@ def frame_losses(
     *,
     saliency: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """Saliency and mask losses of one cached frame.
+    """Saliency and mask losses of one set of heads (``SalientNanoDet.head_sets()``) on
+    one cached frame.
 
     The saliency head sees every candidate (unless ``saliency`` is false, as for
     composites); the mask head sees ``mask_rois`` random salient candidates and one
     ground-truth object box, jittered.
     """
+    saliency_head, mask_head = heads
     p3, p4, images = frame.p3.float(), frame.p4.float(), frame.images.float()
     losses: dict[str, torch.Tensor] = {}
     if saliency and len(frame.boxes):
         boxes = torch.from_numpy(frame.boxes)
         rois = torch.cat([torch.zeros(len(boxes), 1), boxes], dim=1)
         geometry = candidate_geometry(boxes, torch.from_numpy(frame.scores), frame.valid_hw)
-        logits = model.saliency_head(p3, p4, rois, geometry)
+        logits = saliency_head(p3, p4, rois, geometry)
         losses["saliency"] = F.binary_cross_entropy_with_logits(
             logits, torch.from_numpy(frame.labels), pos_weight=torch.tensor(pos_weight)
         )
@@ -88,8 +95,8 @@ def frame_losses(
     boxes = np.concatenate(mask_boxes).astype(np.float32)
     if len(boxes):
         rois = torch.cat([torch.zeros(len(boxes), 1), torch.from_numpy(boxes)], dim=1)
-        mask_logits, _ = model.mask_head(p3, p4, images, rois)
-        targets = _mask_targets(frame, rois, model)
+        mask_logits, _ = mask_head(p3, p4, images, rois)
+        targets = _mask_targets(frame, rois, mask_head)
         losses["mask"] = mask_bce_dice(mask_logits, targets)
     return losses
 
@@ -203,10 +210,15 @@ def _train_heads(
     run_dir: Path,
     rng: np.random.Generator,
 ) -> list[dict[str, float]]:
-    """Train the saliency and mask heads in place; returns the loss history followed by
-    ``{"frames": number of training frames, "composites": number of composites}``
-    (composites train the mask head only, see
-    :mod:`~vis_node.training.salient_composites`)."""
+    """Train every set of saliency and mask heads of ``model`` in place, one after the
+    other on the same frames; returns the loss history (records name their ``heads``
+    set) followed by ``{"frames": number of training frames, "composites": number of
+    composites}`` (composites train the mask head only, see
+    :mod:`~vis_node.training.salient_composites`).
+
+    The first set trains from the model's own initialisation with ``rng``, exactly as a
+    model with one set; set ``i`` is initialised and drawn with seed ``config.seed + i``.
+    """
     root = DavisRoot(config.data.root)
     dense = onnx_dense_runner(model, run_dir / "detector-onnx")
     frames: list[FrameFeatures] = []
@@ -222,7 +234,34 @@ def _train_heads(
     LOG.info("%d frames of %s; %d of %d candidates salient", len(frames),
              ", ".join(sequences), int(positives), candidates)
     pool = frames + _composites(dense, root, sequences, config)
-    heads = [model.saliency_head, model.mask_head]
+    model.train()
+    history: list[dict[str, float]] = []
+    for index, heads in enumerate(model.head_sets()):
+        if index:
+            torch.manual_seed(config.seed + index)
+            channels = model.detector.feature_channels
+            heads[0].load_state_dict(SaliencyHead(channels, config.model).state_dict())
+            heads[1].load_state_dict(MaskHead(channels, config.model).state_dict())
+            rng = np.random.default_rng(config.seed + index)
+        history += [
+            {"heads": index, **record}
+            for record in _train_head_set(heads, pool, len(frames), pos_weight, config, rng,
+                                          f"train {run_dir.name} heads {index}")
+        ]
+    return [*history, {"frames": len(frames), "composites": len(pool) - len(frames)}]
+
+
+def _train_head_set(
+    heads: tuple[SaliencyHead, MaskHead],
+    pool: list[FrameFeatures],
+    real_frames: int,
+    pos_weight: float,
+    config: SalientTrainConfig,
+    rng: np.random.Generator,
+    description: str,
+) -> list[dict[str, float]]:
+    """``config.steps`` AdamW steps (cosine schedule) of one set of heads on ``pool``,
+    whose first ``real_frames`` frames also train the saliency head; the loss history."""
     parameters = [p for head in heads for p in head.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         parameters, lr=config.learning_rate, weight_decay=config.weight_decay
@@ -230,16 +269,15 @@ def _train_heads(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * step / config.steps))
     )
-    model.train()
     history: list[dict[str, float]] = []
-    progress = tqdm(range(config.steps), desc=f"train {run_dir.name}")
+    progress = tqdm(range(config.steps), desc=description)
     for step in progress:
         batch = rng.choice(len(pool), size=min(config.frames_per_step, len(pool)),
                            replace=False)
         totals: dict[str, torch.Tensor] = {}
         for index in batch:
-            losses = frame_losses(model, pool[index], rng, pos_weight, config.mask_rois,
-                                  saliency=index < len(frames))
+            losses = frame_losses(heads, pool[index], rng, pos_weight, config.mask_rois,
+                                  saliency=index < real_frames)
             for name, value in losses.items():
                 totals[name] = totals.get(name, 0.0) + value / len(batch)
         loss = sum(totals.values())
@@ -250,7 +288,7 @@ def _train_heads(
         record = {"step": step + 1, **{k: float(v.detach()) for k, v in totals.items()}}
         history.append(record)
         progress.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k != "step"})
-    return [*history, {"frames": len(frames), "composites": len(pool) - len(frames)}]
+    return history
 
 
 def _composites(
@@ -272,20 +310,24 @@ def _composites(
 
 
 def _plot_curves(history: list[dict[str, float]], path: Path) -> None:
-    """Loss curves (moving average over 25 steps) as a PNG."""
+    """Loss curves (moving average over 25 steps) as a PNG, one per loss and set of heads."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6, 3.5))
+    sets = sorted({int(h["heads"]) for h in history if "heads" in h})
     for name in ("saliency", "mask", "refiner"):
-        values = np.array([h[name] for h in history if name in h])
-        if len(values) < 25:
-            continue
-        kernel = np.ones(25) / 25
-        smooth = np.convolve(np.nan_to_num(values), kernel, mode="valid")
-        axis.plot(np.arange(len(smooth)) + 25, smooth, label=name)
+        for heads in sets if name != "refiner" else [None]:
+            values = np.array([h[name] for h in history
+                               if name in h and h.get("heads") == heads])
+            if len(values) < 25:
+                continue
+            kernel = np.ones(25) / 25
+            smooth = np.convolve(np.nan_to_num(values), kernel, mode="valid")
+            label = name if heads is None or len(sets) == 1 else f"{name} (heads {heads})"
+            axis.plot(np.arange(len(smooth)) + 25, smooth, label=label)
     axis.set_xlabel("step")
     axis.set_ylabel("loss")
     axis.legend()
