@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import synthetic_frame_features
 
 from vis_node.perception.head_ensemble import HeadEnsemble
 from vis_node.perception.nanodet import load_nanodet
@@ -15,7 +16,6 @@ from vis_node.perception.salient_checkpoint import load_salient_model, save_sali
 from vis_node.perception.salient_config import SalientConfig
 from vis_node.perception.salient_model import MaskHead, SaliencyHead, SalientNanoDet
 from vis_node.training import salient_trainer
-from vis_node.training.salient_data import FrameFeatures
 from vis_node.training.salient_train_config import parse_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,25 +105,6 @@ def test_an_ensemble_checkpoint_loads_and_predicts_as_saved(tmp_path: Path) -> N
         one_set.load_state_dict(loaded.state_dict())
 
 
-def _synthetic_frames(count: int) -> list[FrameFeatures]:
-    rng = np.random.default_rng(7)
-    frames = []
-    for _ in range(count):
-        foreground = np.zeros((64, 96), np.uint8)
-        foreground[16:48, 24:64] = 1
-        p3, p4, images, _ = _features(rng)
-        frames.append(FrameFeatures(
-            images=images.half(), p3=p3.half(), p4=p4.half(),
-            boxes=np.array([[24, 16, 64, 48], [0, 0, 20, 20]], np.float32),
-            scores=np.array([0.6, 0.3], np.float32),
-            labels=np.array([1.0, 0.0], np.float32),
-            foreground=foreground,
-            objects=np.array([[24, 16, 64, 48]], np.float32),
-            valid_hw=(64.0, 96.0),
-        ))
-    return frames
-
-
 def _trained_heads(size: int, tmp_path: Path, monkeypatch) -> tuple[SalientNanoDet, list]:
     """A model with ``size`` sets of heads after ``_train_heads`` (3 steps each) on
     synthetic cached frames, seed 5; and its loss history."""
@@ -131,7 +112,8 @@ def _trained_heads(size: int, tmp_path: Path, monkeypatch) -> tuple[SalientNanoD
     values.update(steps=3, frames_per_step=2, seed=5, composites={"count": 0})
     values["model"] = {**values["model"], "head_ensemble": size}
     config = parse_config(values)
-    frames = _synthetic_frames(4)
+    rng = np.random.default_rng(7)
+    frames = [synthetic_frame_features(rng) for _ in range(4)]
     monkeypatch.setattr(salient_trainer, "DavisRoot", lambda root: root)
     monkeypatch.setattr(salient_trainer, "onnx_dense_runner", lambda model, folder: None)
     monkeypatch.setattr(salient_trainer, "sequence_features", lambda *args, **kw: frames)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_data_dir
+from conftest import shared_data_dir, synthetic_frame_features
 import torch
 import yaml
 
@@ -27,7 +27,7 @@ from vis_node.perception.salient_predictor import (
     fused_class_probs,
     salient_candidates,
 )
-from vis_node.training.salient_data import FrameFeatures, object_boxes, saliency_labels
+from vis_node.training.salient_data import object_boxes, saliency_labels
 from vis_node.training.salient_train_config import load_config, parse_config
 from vis_node.training.salient_trainer import frame_losses
 from vis_node.structures.label_map import FALLBACK_CLASS
@@ -213,26 +213,10 @@ def test_config_rejects_overlapping_folds_and_unknown_keys() -> None:
         parse_config(values)
 
 
-def _synthetic_frame(rng: np.random.Generator) -> FrameFeatures:
-    foreground = np.zeros((64, 96), np.uint8)
-    foreground[16:48, 24:64] = 1
-    return FrameFeatures(
-        images=torch.from_numpy(rng.standard_normal((1, 3, 64, 96), np.float32)).half(),
-        p3=torch.from_numpy(rng.standard_normal((1, 128, 8, 12), np.float32)).half(),
-        p4=torch.from_numpy(rng.standard_normal((1, 128, 4, 6), np.float32)).half(),
-        boxes=np.array([[24, 16, 64, 48], [0, 0, 20, 20]], np.float32),
-        scores=np.array([0.6, 0.3], np.float32),
-        labels=np.array([1.0, 0.0], np.float32),
-        foreground=foreground,
-        objects=np.array([[24, 16, 64, 48]], np.float32),
-        valid_hw=(64.0, 96.0),
-    )
-
-
 def test_heads_fit_one_frame() -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    frame = _synthetic_frame(rng)
+    frame = synthetic_frame_features(rng)
     model = SalientNanoDet(SalientConfig(), load_nanodet()).train()
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     first = None
@@ -253,7 +237,7 @@ def _heads_after_steps(steps: int) -> dict[str, torch.Tensor]:
     """The trainable weights after ``steps`` Adam steps on one synthetic frame, seed 0."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    frame = _synthetic_frame(rng)
+    frame = synthetic_frame_features(rng)
     model = SalientNanoDet(SalientConfig(), load_nanodet()).train()
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     optimizer = torch.optim.Adam(trainable.values(), lr=3e-3)
@@ -277,7 +261,7 @@ def test_heads_training_is_bit_reproducible() -> None:
 
 def test_a_composite_trains_the_mask_head_only() -> None:
     rng = np.random.default_rng(0)
-    frame = _synthetic_frame(rng)
+    frame = synthetic_frame_features(rng)
     model = SalientNanoDet(SalientConfig(), load_nanodet()).train()
     losses = frame_losses(model.head_sets()[0], frame, rng, pos_weight=1.0, mask_rois=1, saliency=False)
     assert set(losses) == {"mask"}
