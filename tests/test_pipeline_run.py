@@ -294,14 +294,18 @@ def test_vsis_run_motion_gate(tiny_model, image_folder, tmp_path, flags, gated):
 
 
 @pytest.mark.parametrize(
-    ("flags", "flip", "limit"),
-    [([], None, None), (["--no-refiner-flip"], False, None), (["--refiner-flip"], True, None),
-     (["--refiner-flip-max-instances", "1"], None, 1)],
+    ("flags", "overrides"),
+    [([], None), (["--no-refiner-flip"], (False, None, None)),
+     (["--refiner-flip"], (True, None, None)),
+     (["--refiner-flip-max-instances", "1"], (None, 1, None)),
+     (["--saliency-threshold", "0.2"], (None, None, 0.2))],
 )
-def test_vsis_run_refiner_flip_reaches_the_backend(
-    tiny_model, image_folder, tmp_path, monkeypatch, flags, flip, limit
+def test_vsis_run_salient_settings_reach_the_backend(
+    tiny_model, image_folder, tmp_path, monkeypatch, flags, overrides
 ):
-    """The flags reach the model loader; a model without a refiner runs as before."""
+    """The flags reach the model loader; a model that is not salient runs as before."""
+    from vis_node.perception.salient_config import SalientOverrides
+
     import vis_node.pipeline.backends as backends
 
     calls: list[dict] = []
@@ -316,8 +320,8 @@ def test_vsis_run_refiner_flip_reaches_the_backend(
     code = main(["run", str(image_folder), "--out", str(tmp_path / "out"), "--model",
                  str(checkpoint), "--no-overlay", *flags])
     assert code == 0
-    assert [(c["refiner_flip"], c["refiner_flip_max_instances"]) for c in calls] == [
-        (flip, limit)
+    assert [c["overrides"] for c in calls] == [
+        None if overrides is None else SalientOverrides(*overrides)
     ]
     assert len(list((tmp_path / "out" / "instances" / "clip").glob("*.png"))) == 5
 

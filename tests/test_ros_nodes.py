@@ -716,6 +716,7 @@ def test_perception_runtime_parameters_reach_the_runtime(synth_root, request, mo
     from rclpy.parameter import Parameter
 
     import vis_node.ros.perception_node as perception_node
+    from vis_node.perception.salient_config import SalientOverrides
 
     calls: list[dict[str, Any]] = []
     load = perception_node.load_backend
@@ -732,14 +733,16 @@ def test_perception_runtime_parameters_reach_the_runtime(synth_root, request, mo
                 Parameter("model", value=f"gt:{synth_root}"), Parameter("threads", value=1),
                 Parameter("refiner_flip", value="off"),
                 Parameter("refiner_flip_max_instances", value=2),
+                Parameter("saliency_threshold", value=0.25),
             ],
         )
         try:
             assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
             assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-            assert [
-                (c["threads"], c["refiner_flip"], c["refiner_flip_max_instances"]) for c in calls
-            ] == [(1, False, 2)]
+            assert [(c["threads"], c["overrides"]) for c in calls] == [
+                (1, SalientOverrides(refiner_flip=False, refiner_flip_max_instances=2,
+                                     saliency_threshold=0.25))
+            ]
             node.set_parameters([Parameter("threads", value=-1)])
             assert node.get_parameter("threads").value == 1  # out of range: refused
             assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS

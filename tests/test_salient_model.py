@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from vis_node.perception.nanodet import load_nanodet
-from vis_node.perception.salient_config import SalientConfig
+from vis_node.perception.salient_config import SalientConfig, SalientOverrides
 from vis_node.perception.salient_model import (
     SalientNanoDet,
     candidate_geometry,
@@ -161,6 +161,24 @@ def test_refiner_mirrors_frames_up_to_the_instance_limit(flip, limit, mirrored) 
 def test_refiner_instance_limit_must_not_be_negative() -> None:
     with pytest.raises(ValueError, match="refiner_flip_max_instances"):
         SalientConfig(refiner_flip_max_instances=-1)
+
+
+def test_overrides_replace_only_the_given_settings_and_refuse_bad_values() -> None:
+    config = SalientConfig(saliency_threshold=0.5, refiner_flip=True)
+    assert SalientOverrides().apply(config) == config
+    changed = SalientOverrides(saliency_threshold=0.1, refiner_flip_max_instances=2).apply(config)
+    assert (changed.saliency_threshold, changed.refiner_flip_max_instances) == (0.1, 2)
+    assert changed.refiner_flip and changed.max_instances == config.max_instances
+    with pytest.raises(ValueError, match="saliency_threshold=1.5"):
+        SalientOverrides(saliency_threshold=1.5).apply(config)
+
+
+def test_a_bad_override_fails_before_the_model_loads(monkeypatch) -> None:
+    from vis_node.perception import runtime
+
+    monkeypatch.setattr(runtime.RUNTIMES, "get", lambda name: pytest.fail("model loaded"))
+    with pytest.raises(ValueError, match="refiner_flip_max_instances=-2"):
+        runtime.make_predictor("real", overrides=SalientOverrides(refiner_flip_max_instances=-2))
 
 
 def test_saliency_labels_reject_parts_and_background() -> None:
@@ -329,15 +347,28 @@ def test_shipped_real_model_on_fixed_frames(runtime: str, tmp_path: Path, monkey
         assert out.embeddings.shape == (len(instances), 128)
     # Without the refiner's mirrored pass (--no-refiner-flip): the same instances, the
     # masks of the single pass (the motorcycle 2.7 % smaller).
-    single = make_predictor(DEFAULT_MODEL, runtime, refiner_flip=False)
+    single = make_predictor(DEFAULT_MODEL, runtime, overrides=SalientOverrides(refiner_flip=False))
     assert predictor.config.refiner_flip and not single.config.refiner_flip
     out = single(_frame("motocross-jump", 10))
     np.testing.assert_allclose(out.boxes, [i[1] for i in expected[("motocross-jump", 10)]], atol=0.5)
     np.testing.assert_allclose(out.masks.sum((1, 2)), [48123, 72154], atol=30)
     # Mirrored pass only on frames with at most one instance: the two-instance frame gets
     # the single pass, the one-instance frame keeps the mirrored masks.
-    one = make_predictor(DEFAULT_MODEL, runtime, refiner_flip_max_instances=1)
+    one = make_predictor(
+        DEFAULT_MODEL, runtime, overrides=SalientOverrides(refiner_flip_max_instances=1)
+    )
     np.testing.assert_allclose(
         one(_frame("motocross-jump", 10)).masks.sum((1, 2)), [48123, 72154], atol=30
     )
     np.testing.assert_allclose(one(_frame("dog", 0)).masks.sum((1, 2)), [42730], rtol=0.01)
+    # A lower saliency threshold (--saliency-threshold 0.2) also reports what the model
+    # ranks as less salient: beside bmx-trees' rider, a second rider and the bicycle.
+    frame = _frame("bmx-trees", 40)
+    clearest = predictor(frame)
+    more = make_predictor(DEFAULT_MODEL, runtime, overrides=SalientOverrides(saliency_threshold=0.2))
+    out = more(frame)
+    assert [predictor.class_names[c] for c in clearest.labels] == ["person"]
+    assert [predictor.class_names[c] for c in out.labels] == ["person", "person", "object"]
+    np.testing.assert_allclose(out.scores, [0.95, 0.42, 0.33], atol=0.005)
+    np.testing.assert_allclose(out.masks[0].sum(), clearest.masks[0].sum(), rtol=0.01)
+    np.testing.assert_allclose(out.masks.sum((1, 2)), [13074, 3592, 6421], rtol=0.02)

@@ -15,7 +15,6 @@ start.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from vis_node.perception.onnx_runtime import (
 )
 from vis_node.perception.predictor import Predictor
 from vis_node.perception.salient_checkpoint import is_salient_payload, salient_model_from_payload
+from vis_node.perception.salient_config import SalientConfig, SalientOverrides
 from vis_node.perception.salient_export import (
     SALIENT_EXPORT_FORMAT,
     SalientOnnxPredictor,
@@ -186,8 +186,7 @@ def make_predictor(
     device: str = AUTO_DEVICE,
     precision: str = "fp16",
     engine_cache: Path | None = None,
-    refiner_flip: bool | None = None,
-    refiner_flip_max_instances: int | None = None,
+    overrides: SalientOverrides = SalientOverrides(),
 ) -> Predictor:
     """Load a model for a runtime (the builder of ``runtime`` in :data:`RUNTIMES`).
 
@@ -206,24 +205,21 @@ def make_predictor(
         TensorRT engine precision, one of :data:`TENSORRT_PRECISIONS`.
     engine_cache:
         Folder of the TensorRT engine slots (default ``<cache>/engines``).
-    refiner_flip:
-        Replaces the model's ``refiner_flip`` (the mask refiner's mirrored second pass,
-        :class:`~vis_node.perception.salient_config.SalientConfig`); ``None`` keeps the
-        model's. Models without a mask refiner ignore it.
-    refiner_flip_max_instances:
-        Replaces the model's ``refiner_flip_max_instances`` (the mirrored pass only on
-        frames with at most this many instances; 0: every frame); ``None`` keeps the
-        model's. Models without a mask refiner ignore it.
+    overrides:
+        Settings of a salient model replaced for this predictor (the mask refiner's
+        mirrored pass, the saliency threshold); other models ignore them.
 
     Raises
     ------
     InputDataError
         Missing or unreadable model (the message lists the shipped models).
     ValueError
-        Unknown runtime, precision or device; INT8 without a calibration table.
+        Unknown runtime, precision or device; INT8 without a calibration table; an
+        override out of its range.
     vis_node.perception.engine_cache.EngineCacheError
         A corrupt cached TensorRT engine (the message says what to do).
     """
+    overrides.apply(SalientConfig())  # a bad value fails before the model loads
     build = RUNTIMES.get(runtime)
     if precision not in TENSORRT_PRECISIONS:
         raise ValueError(f"precision={precision!r}: choose one of {TENSORRT_PRECISIONS}")
@@ -232,13 +228,7 @@ def make_predictor(
     )
     predictor = build(request)
     if isinstance(predictor, SalientPredictor):
-        overrides = {
-            name: value
-            for name, value in (("refiner_flip", refiner_flip),
-                                ("refiner_flip_max_instances", refiner_flip_max_instances))
-            if value is not None
-        }
-        predictor.config = dataclasses.replace(predictor.config, **overrides)
+        predictor.config = overrides.apply(predictor.config)
     return predictor
 
 

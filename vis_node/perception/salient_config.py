@@ -203,3 +203,37 @@ class SalientConfig:
         if "class_names" in values:
             values["class_names"] = tuple(values["class_names"])
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class SalientOverrides:
+    """Settings of a salient model that one run replaces (``vsis run`` flags, perception
+    parameters); ``None`` keeps the model's own.
+
+    Attributes
+    ----------
+    refiner_flip:
+        :attr:`SalientConfig.refiner_flip`: the refiner's mirrored second pass.
+    refiner_flip_max_instances:
+        :attr:`SalientConfig.refiner_flip_max_instances`: the mirrored pass only on frames
+        with at most this many instances (0: every frame).
+    saliency_threshold:
+        :attr:`SalientConfig.saliency_threshold`: below the model's, the candidates it
+        ranks as less salient are reported too (the spectators, the parked cars), up to
+        :attr:`SalientConfig.max_instances`; above it, only the clearest.
+    """
+
+    refiner_flip: bool | None = None
+    refiner_flip_max_instances: int | None = None
+    saliency_threshold: float | None = None
+
+    def apply(self, config: SalientConfig) -> SalientConfig:
+        """``config`` with the given settings replaced.
+
+        Raises
+        ------
+        ValueError
+            A value the model's config refuses (the message names it).
+        """
+        given = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return dataclasses.replace(config, **given)

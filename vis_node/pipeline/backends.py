@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from vis_node.io.readers import DEFAULT_FPS
 from vis_node.registry import RUNTIMES
 from vis_node.structures.errors import InputDataError
 from vis_node.structures.instances import Instances
+
+if TYPE_CHECKING:
+    from vis_node.perception.salient_config import SalientOverrides
 
 
 @dataclass
@@ -87,15 +90,15 @@ def backend_of(predictor: Callable[[np.ndarray], Instances], name: str = "") -> 
 
 def load_backend(
     spec: str, *, runtime: str = RUNTIMES.default, device: str = "cpu", threads: int = 0,
-    precision: str = "fp16", refiner_flip: bool | None = None,
-    refiner_flip_max_instances: int | None = None, gt_sequence: str = "",
+    precision: str = "fp16", overrides: SalientOverrides | None = None, gt_sequence: str = "",
     gt_fps: float = DEFAULT_FPS, gt_seed: int = 0,
 ) -> Backend:
     """Load the backend named by ``spec`` (see the module docstring).
 
-    ``runtime``, ``device``, ``threads``, ``precision`` and the ``refiner_*`` settings
-    apply to networks (as in :func:`~vis_node.perception.runtime.make_predictor`), the ``gt_*``
-    settings to the oracle.
+    ``runtime``, ``device``, ``threads``, ``precision`` and ``overrides`` (``None``: the
+    model's own settings) apply to networks (as in
+    :func:`~vis_node.perception.runtime.make_predictor`), the ``gt_*`` settings to the
+    oracle.
 
     Raises
     ------
@@ -112,8 +115,10 @@ def load_backend(
     from vis_node.perception.checkpoint import model_name
     from vis_node.perception.runtime import make_predictor
 
+    from vis_node.perception.salient_config import SalientOverrides
+
     predictor = make_predictor(
         spec, runtime, device=device, threads=threads, precision=precision,
-        refiner_flip=refiner_flip, refiner_flip_max_instances=refiner_flip_max_instances,
+        overrides=overrides or SalientOverrides(),
     )
     return backend_of(predictor, model_name(spec))

@@ -16,6 +16,7 @@ import logging
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vis_node import DEFAULT_MODEL
 from vis_node.io.readers import DEFAULT_FPS
@@ -26,6 +27,9 @@ from vis_node.tracking.fusion import FusionConfig
 from vis_node.tracking.offline_config import OfflineConfig
 from vis_node.tracking.tracker_config import TrackerConfig
 from vis_node.tracking.unification import UnifierConfig
+
+if TYPE_CHECKING:
+    from vis_node.perception.salient_config import SalientOverrides
 
 LOG = logging.getLogger(__name__)
 
@@ -123,6 +127,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
+        "--saliency-threshold",
+        type=float,
+        default=None,
+        metavar="P",
+        help=(
+            "salient models: report candidates whose saliency reaches P in [0, 1] "
+            "(default: the model's, 0.5 for real); lower reports the objects the model "
+            "ranks as less salient too (spectators, parked cars), higher only the clearest"
+        ),
+    )
+    parser.add_argument(
         "--device",
         default="auto",
         metavar="auto|cpu|cuda[:N]",
@@ -134,6 +149,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     for config, title, exclude in SETTINGS:
         add_flags(parser.add_argument_group(title), config, exclude=exclude)
     parser.set_defaults(func=run)
+
+
+def salient_overrides(args: argparse.Namespace) -> SalientOverrides | None:
+    """The salient-model settings given as ``vsis run`` flags; ``None`` when none is
+    (the model's own settings, and no model code imported for the oracle)."""
+    values = (args.refiner_flip, args.refiner_flip_max_instances, args.saliency_threshold)
+    if all(value is None for value in values):
+        return None
+    from vis_node.perception.salient_config import SalientOverrides
+
+    return SalientOverrides(*values)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -177,8 +203,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             device=args.device,
             precision=args.precision,
-            refiner_flip=args.refiner_flip,
-            refiner_flip_max_instances=args.refiner_flip_max_instances,
+            overrides=salient_overrides(args),
             gt_fps=args.fps,
         )
         label_map = LabelMap(backend.class_names, backend.name)

@@ -16,6 +16,7 @@ a flag of ``vsis run`` (:mod:`vis_node.settings`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from vis_node import DEFAULT_MODEL
 from vis_node.registry import FLOWS, RUNTIMES
@@ -23,6 +24,9 @@ from vis_node.settings import settings_of
 from vis_node.tracking.fusion import FusionConfig
 from vis_node.tracking.tracker import TrackerConfig
 from vis_node.tracking.unification import UnifierConfig
+
+if TYPE_CHECKING:
+    from vis_node.perception.salient_config import SalientOverrides
 
 ParamValue = bool | int | float | str | list[str]
 
@@ -119,13 +123,22 @@ EXECUTOR_CHOICES = ("events", "single")
 TRANSPORT_TOPICS = {"raw": "image", "compressed": "image/compressed"}
 """``image_transport`` value -> the one image topic a node subscribes to."""
 REFINER_FLIP_CHOICES = {"model": None, "on": True, "off": False}
-"""Perception parameter ``refiner_flip`` -> ``make_predictor(refiner_flip=)``."""
+"""Perception parameter ``refiner_flip`` -> ``SalientOverrides.refiner_flip``."""
 
 
-def refiner_flip_limit(value: int) -> int | None:
-    """Perception parameter ``refiner_flip_max_instances`` ->
-    ``make_predictor(refiner_flip_max_instances=)``: -1 (the model's setting) is ``None``."""
-    return None if value < 0 else value
+def salient_overrides(config: dict[str, ParamValue]) -> SalientOverrides:
+    """The perception parameters ``refiner_flip``, ``refiner_flip_max_instances`` and
+    ``saliency_threshold`` as the model settings they replace (``model`` or a negative
+    number: the model's own, ``None``)."""
+    from vis_node.perception.salient_config import SalientOverrides
+
+    limit = int(config["refiner_flip_max_instances"])
+    threshold = float(config["saliency_threshold"])
+    return SalientOverrides(
+        refiner_flip=REFINER_FLIP_CHOICES[config["refiner_flip"]],
+        refiner_flip_max_instances=None if limit < 0 else limit,
+        saliency_threshold=None if threshold < 0 else threshold,
+    )
 
 
 OPENCV_THREADS = Param(
@@ -258,6 +271,14 @@ PERCEPTION = NodeSpec(
             "this many instances (0: every frame; -1: the model's own setting), so a "
             "crowded frame costs one refiner crop per instance instead of two.",
             low=-1, high=1024,
+        ),
+        Param(
+            "saliency_threshold", -1.0,
+            "Salient models: candidates whose saliency reaches this are reported (-1: the "
+            "model's own, 0.5 for 'real'). Lower reports the objects the model ranks as "
+            "less salient too (spectators, parked cars: up to the model's max_instances), "
+            "higher only the clearest one.",
+            low=-1.0, high=1.0,
         ),
         Param(
             "frames",

@@ -42,7 +42,7 @@ from vis_node.ros.convert import label_map_to_msg
 from vis_node.ros.frame_queue import FrameQueue
 from vis_node.ros.input_guard import decode_image_msg
 from vis_node.ros.instances_msg import instances_to_msg
-from vis_node.ros.params import PERCEPTION, REFINER_FLIP_CHOICES, refiner_flip_limit
+from vis_node.ros.params import PERCEPTION, salient_overrides
 from vis_node.ros.qos import LATCHED
 from vis_node.ros.transport import image_subscription, image_topic
 from vis_node.structures.label_map import LabelMap
@@ -98,10 +98,7 @@ class PerceptionNode(VsisNode):
             runtime=self.config["runtime"],
             device=self.config["device"],
             threads=int(self.config["threads"]),
-            refiner_flip=REFINER_FLIP_CHOICES[self.config["refiner_flip"]],
-            refiner_flip_max_instances=refiner_flip_limit(
-                self.config["refiner_flip_max_instances"]
-            ),
+            overrides=salient_overrides(self.config),
             gt_sequence=self.config["gt_sequence"],
             gt_fps=self.config["gt_fps"],
             gt_seed=self.config["gt_seed"],
