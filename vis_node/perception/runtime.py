@@ -186,7 +186,7 @@ def make_predictor(
     device: str = AUTO_DEVICE,
     precision: str = "fp16",
     engine_cache: Path | None = None,
-    overrides: SalientOverrides = SalientOverrides(),
+    overrides: SalientOverrides | None = None,
 ) -> Predictor:
     """Load a model for a runtime (the builder of ``runtime`` in :data:`RUNTIMES`).
 
@@ -207,7 +207,8 @@ def make_predictor(
         Folder of the TensorRT engine slots (default ``<cache>/engines``).
     overrides:
         Settings of a salient model replaced for this predictor (the mask refiner's
-        mirrored pass, the saliency threshold); other models ignore them.
+        mirrored pass, the saliency threshold; ``None``: the model's own); other models
+        ignore them.
 
     Raises
     ------
@@ -219,6 +220,7 @@ def make_predictor(
     vis_node.perception.engine_cache.EngineCacheError
         A corrupt cached TensorRT engine (the message says what to do).
     """
+    overrides = overrides or SalientOverrides()
     overrides.apply(SalientConfig())  # a bad value fails before the model loads
     build = RUNTIMES.get(runtime)
     if precision not in TENSORRT_PRECISIONS:

@@ -115,10 +115,8 @@ def load_backend(
     from vis_node.perception.checkpoint import model_name
     from vis_node.perception.runtime import make_predictor
 
-    from vis_node.perception.salient_config import SalientOverrides
-
     predictor = make_predictor(
         spec, runtime, device=device, threads=threads, precision=precision,
-        overrides=overrides or SalientOverrides(),
+        overrides=overrides,
     )
     return backend_of(predictor, model_name(spec))
